@@ -1,0 +1,20 @@
+"""ddim_edu — the package behind the DDIM course (Song, Meng & Ermon, ICLR 2021).
+
+    import ddim_edu as de
+    sched = de.NoiseSchedule.linear(T=1000)
+    x0 = de.ddim_sample(model, x_T, sched, steps=50, eta=0.0)
+"""
+from . import env
+from .analytic import ExactEpsModel, GaussianMixture
+from .ode import dpmpp_2m_sample, euler_sample, heun_sample
+from .samplers import Trajectory, ddim_invert, ddim_invert_step, ddim_sample, ddim_sigma, ddim_step, ddpm_sample
+from .schedules import NoiseSchedule
+from .timesteps import make_timesteps
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "env", "NoiseSchedule", "make_timesteps", "ddim_sample", "ddpm_sample", "ddim_invert", "ddim_step",
+    "ddim_sigma", "ddim_invert_step", "Trajectory", "euler_sample", "heun_sample", "dpmpp_2m_sample",
+    "GaussianMixture", "ExactEpsModel",
+]

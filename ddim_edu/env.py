@@ -1,0 +1,98 @@
+"""Where the course runs: device choice, fast mode, offline mode and seeding.
+
+Every notebook starts with the same few lines::
+
+    import ddim_edu as de
+    FAST = de.env.fast_mode()      # DDIM_EDU_FAST=1 (CI sets it) shrinks counts, never skips code
+    device = de.env.device()       # CUDA, then Apple MPS, then CPU
+    de.env.seed_everything(0)
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def fast_mode() -> bool:
+    """True when ``DDIM_EDU_FAST`` is set: notebooks shrink sample counts and steps."""
+    return _flag("DDIM_EDU_FAST")
+
+
+def offline() -> bool:
+    """True when ``DDIM_EDU_OFFLINE`` is set: never try to download a dataset."""
+    return _flag("DDIM_EDU_OFFLINE")
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """The best available device: CUDA, then MPS, then CPU.
+
+    ``prefer`` ("cpu", "cuda", "mps") forces a choice; ``DDIM_EDU_DEVICE`` does the same
+    from the environment.
+    """
+    choice = prefer or os.environ.get("DDIM_EDU_DEVICE") or None
+    if choice is not None:
+        if choice not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"prefer must be 'cpu', 'cuda' or 'mps', got {choice!r}")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU ``torch.Generator`` seeded the same way."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return generator(seed)
+
+
+def generator(seed: int = 0) -> torch.Generator:
+    """A CPU generator: draw noise on the CPU, then move it (same numbers on every device)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def randn(shape, generator: torch.Generator | None = None, *, dtype=torch.float32,
+          device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard normal noise drawn on the generator's device, then moved to ``device``."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    z = torch.randn(tuple(shape), generator=generator, dtype=dtype, device=gen_device)
+    return z.to(device)
+
+
+def describe() -> dict:
+    """Versions and hardware, for notebooks' set-up cell and checkpoint configs."""
+    info = {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "device": str(device()),
+        "fast_mode": fast_mode(),
+        "offline": offline(),
+        "colab": in_colab(),
+        "cpu_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info

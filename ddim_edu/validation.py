@@ -1,0 +1,92 @@
+"""Argument checks shared by the package: each failure names the argument, its value and
+what is allowed, so a student's mistake is caught where it is made."""
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+def _show(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
+    return repr(value)
+
+
+def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    """``value`` must be an int in [lo, hi] (bounds inclusive, None = unbounded)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_show(value)}")
+    value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else lo
+        hi_s = "inf" if hi is None else hi
+        raise ValueError(f"{name} must be in [{lo_s}, {hi_s}], got {value}")
+    return value
+
+
+def check_float(name: str, value, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False) -> float:
+    """``value`` must be a real number in [lo, hi] (or (lo, hi] with ``lo_open``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {_show(value)}")
+    value = float(value)
+    if value != value:
+        raise ValueError(f"{name} must be a number, got nan")
+    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
+    bad_hi = hi is not None and value > hi
+    if bad_lo or bad_hi:
+        left = "(" if lo_open else "["
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}], got {value}")
+    return value
+
+
+def check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def check_tensor(name: str, value, *, floating: bool = False, min_dim: int = 1) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() < min_dim:
+        raise ValueError(f"{name} must have at least {min_dim} dimension(s), got shape {tuple(value.shape)}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {value.dtype}")
+    return value
+
+
+def check_same_shape(name: str, value: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
+    if value.shape != ref.shape:
+        raise ValueError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(value.shape)}")
+
+
+def check_timesteps(name: str, t, batch: int, T: int, device: torch.device | None = None) -> torch.Tensor:
+    """``t`` must be an integer tensor of shape [batch] with values in [0, T)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a LongTensor of shape [{batch}], got {type(t).__name__}")
+    if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"{name} must hold integer timesteps (torch.long), got dtype {t.dtype}")
+    if t.shape != (batch,):
+        raise ValueError(f"{name} must have shape [{batch}] (one timestep per example), got {tuple(t.shape)}")
+    if device is not None and t.device != device:
+        raise ValueError(f"{name} is on {t.device} but the data is on {device}: put both on one device")
+    if batch and (int(t.min()) < 0 or int(t.max()) >= T):
+        raise ValueError(f"{name} must be in [0, {T - 1}], got values from {int(t.min())} to {int(t.max())}")
+    return t.long()
+
+
+def check_generator(name: str, generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def check_model_output(out, x: torch.Tensor) -> torch.Tensor:
+    """The ε-model must return a tensor shaped like its input."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"model must return a tensor (the predicted noise ε), got {type(out).__name__}")
+    if out.shape != x.shape:
+        raise ValueError(f"model must return ε with the shape of x_t {tuple(x.shape)}, got {tuple(out.shape)}")
+    return out.to(x.dtype)

@@ -1,0 +1,49 @@
+"""Timestep sub-sequences: exactly S distinct values in [0, T) for every S (appendix D.2)."""
+import math
+
+import pytest
+import torch
+
+import ddim_edu as de
+
+
+@pytest.mark.parametrize("skip", ["uniform", "quadratic"])
+def test_exactly_s_distinct_increasing_steps_for_every_s(skip):
+    T = 1000
+    for S in range(1, T + 1):
+        ts = de.make_timesteps(T, S, skip)
+        assert ts.dtype == torch.long and ts.shape == (S,), (S, ts.shape)
+        assert int(ts[0]) == 0 and int(ts[-1]) <= T - 1
+        assert bool((ts[1:] > ts[:-1]).all()), S
+
+
+def test_uniform_is_the_official_range_cut_to_s():
+    T = 1000
+    for S in [1, 3, 7, 10, 30, 50, 333, 999, 1000]:
+        official = list(range(0, T, T // S))          # ermongroup/ddim: may have more than S values
+        assert de.make_timesteps(T, S, "uniform").tolist() == official[:S]
+
+
+def test_quadratic_is_floor_c_i_squared_and_reaches_the_end():
+    T, S = 1000, 10
+    c = (T - 1) / (S - 1) ** 2
+    assert de.make_timesteps(T, S, "quadratic").tolist() == [math.floor(c * i * i + 1e-9) for i in range(S)]
+    for S in [2, 20, 100, 500]:
+        assert int(de.make_timesteps(T, S, "quadratic")[-1]) == T - 1
+
+
+def test_single_step_and_all_steps():
+    assert de.make_timesteps(1000, 1).tolist() == [0]
+    assert de.make_timesteps(1000, 1000, "quadratic").tolist() == list(range(1000))
+
+
+@pytest.mark.parametrize("T, steps, skip, exc, message", [
+    (1000, 0, "uniform", ValueError, r"steps must be in \[1, 1000\], got 0"),
+    (1000, 1001, "uniform", ValueError, r"steps must be in \[1, 1000\], got 1001"),
+    (1000, 10.0, "uniform", TypeError, "steps must be an int"),
+    (1000, 10, "cubic", ValueError, "skip must be one of 'uniform', 'quadratic', got 'cubic'"),
+    (0, 1, "uniform", ValueError, "T must be in"),
+])
+def test_bad_arguments(T, steps, skip, exc, message):
+    with pytest.raises(exc, match=message):
+        de.make_timesteps(T, steps, skip)
