@@ -1,0 +1,238 @@
+"""Checkpoints without pickle: safetensors for tensors, JSON for everything else.
+
+A run directory (what ``python -m ddim_edu.train --out DIR`` writes)::
+
+    DIR/model.safetensors   EMA weights: what users load (load_model, load_pretrained)
+    DIR/config.json         model and schedule config, dataset, steps done, the exact
+                            command, wall time, hardware, free-form "results" (FIDs, ...)
+    DIR/state.safetensors   for resuming: raw weights ("model."), EMA weights ("ema."),
+                            AdamW tensors ("optim.<param>.<name>"), RNG states ("rng.") as uint8
+    DIR/state.json          for resuming: step, optimizer param_groups, EMA n_averaged, ...
+
+Every file is written to a temporary name and moved into place with ``os.replace``, so a
+crash never leaves half a file. Each safetensors file carries the SHA-256 of its tensors in
+its metadata; loading checks it, so a tampered or truncated file fails loudly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+
+FORMAT = "ddim_edu/1"
+MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+STATE_FILE, STATE_JSON = "state.safetensors", "state.json"
+
+
+# ----------------------------------------------------------------- atomic low-level I/O
+def _atomic_write(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k]
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` (moved to CPU, made contiguous) to a safetensors file, atomically."""
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise TypeError("tensors must be a dict of str -> torch.Tensor")
+    cpu = {str(k): v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta["format"] = FORMAT
+    meta["sha256"] = _digest(cpu)
+    _atomic_write(Path(path), _st_save(cpu, metadata=meta))
+
+
+def _require(path: Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: expected {what}")
+    return path
+
+
+def load_tensors(path, device="cpu", with_metadata: bool = False):
+    """Read a safetensors file; a truncated, corrupt or tampered file raises ``ValueError``."""
+    path = _require(Path(path), "a safetensors weights file")
+    raw = path.read_bytes()
+    try:
+        tensors = _st_load(raw)
+        n = int.from_bytes(raw[:8], "little")
+        meta = json.loads(raw[8:8 + n]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError, RuntimeError) as e:
+        raise ValueError(f"{path} is corrupt or truncated (not a readable safetensors file): {e}") from None
+    if "sha256" in meta and meta["sha256"] != _digest(tensors):
+        raise ValueError(f"{path} is corrupt: its tensors do not match the checksum stored in the file")
+    tensors = {k: v.to(device) for k, v in tensors.items()}
+    return (tensors, meta) if with_metadata else tensors
+
+
+def write_json(path, obj: dict) -> None:
+    """Write ``obj`` as indented JSON, atomically (refuses NaN and non-JSON types)."""
+    _atomic_write(Path(path), (_dumps(obj) + "\n").encode())
+
+
+def _dumps(obj, indent: str = "") -> str:
+    """Indented JSON, but lists of numbers and small records stay on one line each."""
+    flat = json.dumps(obj, allow_nan=False, default=_json_default)
+    if not isinstance(obj, (dict, list)) or len(flat) + len(indent) <= 100:
+        return flat
+    inner = indent + "  "
+    if isinstance(obj, dict):
+        items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, inner)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    return "[\n" + ",\n".join(inner + _dumps(v, inner) for v in obj) + "\n" + indent + "]"
+
+
+def _json_default(o):
+    if isinstance(o, torch.Tensor) and o.numel() == 1:
+        return o.item()
+    if isinstance(o, (Path, torch.device, torch.dtype)):
+        return str(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def read_json(path, what: str = "a JSON config") -> dict:
+    path = _require(Path(path), what)
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is corrupt (not valid JSON): {e}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} is corrupt: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+# ----------------------------------------------------------------- state dicts
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Raise ``ValueError`` naming the keys where ``state`` does not fit ``model``."""
+    want = model.state_dict()
+    missing = sorted(set(want) - set(state))
+    extra = sorted(set(state) - set(want))
+    shapes = sorted(f"{k}: {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
+                    for k in set(want) & set(state) if state[k].shape != want[k].shape)
+    if missing or extra or shapes:
+        def few(xs):
+            return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
+        parts = [f"missing keys: {few(missing)}" if missing else "",
+                 f"unexpected keys: {few(extra)}" if extra else "",
+                 f"shape mismatches: {few(shapes)}" if shapes else ""]
+        raise ValueError(f"weights in {source} do not match the model built from its config; "
+                         + "; ".join(p for p in parts if p))
+
+
+def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"):
+    check_state_dict(model, state, source)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def prefixed(state: dict, prefix: str) -> dict:
+    """Sub-dict of keys starting with ``prefix``, prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into tensors ("optim.<i>.<name>") and JSON metadata."""
+    tensors, scalars = {}, {}
+    for idx, st in opt_state["state"].items():
+        for name, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim.{idx}.{name}"] = v
+            else:
+                scalars.setdefault(str(idx), {})[name] = v
+    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            idx, name = key[len("optim."):].split(".", 1)
+            state.setdefault(int(idx), {})[name] = v
+    for idx, d in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(d)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+# ----------------------------------------------------------------- run directories
+def save_model_dir(run_dir, weights: dict[str, torch.Tensor], config: dict) -> None:
+    """Write ``model.safetensors`` and ``config.json``; "results" already in config.json
+    (e.g. FIDs added later) are kept unless ``config`` brings its own."""
+    run_dir = Path(run_dir)
+    config = {"format": FORMAT, **config}
+    old = run_dir / CONFIG_FILE
+    if old.is_file():
+        try:
+            prev = json.loads(old.read_text())
+            merged = dict(prev.get("results") or {})
+            merged.update(config.get("results") or {})
+            config["results"] = merged
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            pass
+    config.setdefault("results", {})
+    save_tensors(run_dir / MODEL_FILE, weights, {"step": config.get("step", "")})
+    write_json(run_dir / CONFIG_FILE, config)
+
+
+def load_model(run_dir, device=None, weights: str = "ema"):
+    """Rebuild (model, schedule, config) from a run directory; model in eval mode.
+
+    ``weights="ema"`` reads model.safetensors (the EMA weights everyone should use);
+    ``"raw"`` reads the last optimiser iterate from state.safetensors.
+    """
+    from .models import build_model
+    from .schedules import NoiseSchedule
+    from .validation import check_choice
+
+    check_choice("weights", weights, ("ema", "raw"))
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {run_dir} not found: expected a folder with "
+                                f"{MODEL_FILE} and {CONFIG_FILE} (written by python -m ddim_edu.train)")
+    config = read_json(run_dir / CONFIG_FILE, "the run's config.json (model and schedule config)")
+    for key in ("model", "schedule"):
+        if not isinstance(config.get(key), dict):
+            raise ValueError(f"{run_dir / CONFIG_FILE} is corrupt: it has no '{key}' section")
+    try:
+        model = build_model(config["model"])
+        sched = NoiseSchedule.from_config(config["schedule"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{run_dir / CONFIG_FILE} has an invalid model or schedule config: {e}") from None
+    if weights == "ema":
+        path = _require(run_dir / MODEL_FILE, "the EMA weights model.safetensors")
+        state = load_tensors(path)
+    else:
+        path = _require(run_dir / STATE_FILE, "the resume state state.safetensors")
+        state = prefixed(load_tensors(path), "model.")
+    load_state_checked(model, state, str(path))
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    return model.to(dev).eval(), sched, config
+

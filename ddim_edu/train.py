@@ -1,0 +1,240 @@
+"""Train a noise predictor from the command line; resumable, data-parallel with torchrun.
+
+    python -m ddim_edu.train --dataset mnist --steps 5000 --out checkpoints/mnist
+    python -m ddim_edu.train --resume checkpoints/mnist --steps 10000      # continue the run
+    torchrun --nproc_per_node 4 -m ddim_edu.train --dataset mnist --out runs/m4   # DDP
+
+Writes model.safetensors (EMA weights) + config.json (+ state.* for resuming, samples/*.png)
+into the run directory; see ``ddim_edu.checkpoints``. Needs only torch, safetensors, numpy,
+tqdm and the package; the MNIST subset ships with it, so no network is needed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from . import checkpoints as ck
+from . import env
+
+DATASETS = {
+    "mnist": "the 4,500 MNIST training digits shipped with the package (offline; = mnist-subset)",
+    "mnist-subset": "same as mnist",
+    "mnist-full": "all 60,000 MNIST training digits from torchvision (download, or --data-root)",
+    "fashion-mnist": "Fashion-MNIST training set from torchvision (download, or --data-root)",
+    "cifar10": "CIFAR-10 training set from torchvision, 3x32x32 (download, or --data-root)",
+    "gmm": "2-D Gaussian mixture (toy, --toy-n points)",
+    "moons": "2-D two moons (toy)",
+    "swiss_roll": "2-D swiss roll (toy)",
+}
+TOY = ("gmm", "moons", "swiss_roll")
+# options that may change when a run is resumed; everything else must match the saved run
+RESUMABLE = {"steps", "max_minutes", "ckpt_every", "sample_every", "sample_count", "log_every", "device",
+             "progress", "compile", "data_root", "resume", "out"}
+
+
+def _pos_int(s):
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
+    return v
+
+
+def _nonneg_int(s):
+    v = int(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
+def _widths(s):
+    try:
+        ws = [int(w) for w in s.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers like 32,64,128, got {s!r}") from None
+    if not ws or ws[0] < 1 or any(w % ws[0] for w in ws):
+        raise argparse.ArgumentTypeError(f"every width must be a positive multiple of the first, got {s!r}")
+    return ws
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ds_help = "\n".join(f"  {k:<14} {v}" for k, v in DATASETS.items())
+    p = argparse.ArgumentParser(
+        prog="python -m ddim_edu.train", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train an epsilon-prediction model with the simplified DDPM loss (the training DDIM uses).",
+        epilog=f"datasets:\n{ds_help}\n\nexamples:\n"
+               "  python -m ddim_edu.train --dataset mnist --steps 5000 --out checkpoints/mnist\n"
+               "  python -m ddim_edu.train --dataset gmm --steps 3000 --out checkpoints/toy\n"
+               "  python -m ddim_edu.train --resume checkpoints/mnist --steps 10000\n"
+               "  torchrun --nproc_per_node 2 -m ddim_edu.train --dataset mnist --out runs/ddp")
+    a = p.add_argument
+    a("--dataset", default="mnist", choices=list(DATASETS), help="training data (see below; default mnist = 4,500 shipped digits)")
+    a("--data-root", default=None, help="folder for torchvision datasets")
+    a("--pad", action="store_true", help="pad 28x28 digits to 32x32 with 2 background pixels per side")
+    a("--toy-n", type=_pos_int, default=20000, help="points in a 2-D toy set (default 20000)")
+    a("--model", choices=["unet", "mlp"], default=None, help="default: unet for images, mlp for toy sets")
+    a("--widths", type=_widths, default=[32, 64, 128], help="UNet channel widths per level (default 32,64,128)")
+    a("--num-res-blocks", type=_pos_int, default=2)
+    a("--attention", action="store_true", help="self-attention at the lowest UNet resolution")
+    a("--dropout", type=float, default=0.0)
+    a("--groups", type=_pos_int, default=8, help="GroupNorm groups (must divide every width)")
+    a("--mlp-hidden", type=_pos_int, default=128)
+    a("--mlp-layers", type=_pos_int, default=3)
+    a("--schedule", choices=["linear", "cosine"], default="linear")
+    a("--T", type=_pos_int, default=1000, help="number of diffusion steps (default 1000)")
+    a("--beta-start", type=float, default=1e-4)
+    a("--beta-end", type=float, default=0.02)
+    a("--steps", type=_pos_int, default=5000, help="total optimiser steps (counting resumed ones)")
+    a("--batch-size", type=_pos_int, default=128, help="global batch, split across torchrun processes")
+    a("--lr", type=float, default=5e-4, help="AdamW learning rate (default 5e-4)")
+    a("--weight-decay", type=float, default=0.0)
+    a("--lr-warmup", type=_nonneg_int, default=100, help="linear LR warm-up steps")
+    a("--ema", type=float, default=0.999, help="EMA decay of the weights (default 0.999)")
+    a("--no-ema-warmup", action="store_true", help="use the fixed decay from step 1")
+    a("--grad-clip", type=float, default=1.0, help="max gradient norm; 0 = off")
+    a("--seed", type=_nonneg_int, default=0)
+    a("--out", default=None, help="run directory (e.g. checkpoints/mnist)")
+    a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
+    a("--ckpt-every", type=_nonneg_int, default=1000, help="checkpoint every N steps (and always at the end)")
+    a("--sample-every", type=_nonneg_int, default=1000, help="PNG sample grid every N steps (0 = off)")
+    a("--sample-count", type=_pos_int, default=64)
+    a("--log-every", type=_pos_int, default=100)
+    a("--max-minutes", type=float, default=None, help="stop cleanly with a checkpoint after this many minutes")
+    a("--device", choices=["cpu", "cuda", "mps"], default=None, help="default: CUDA, then MPS, then CPU")
+    a("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    a("--compile", action="store_true", help="torch.compile the model (CUDA; slower start)")
+    return p
+
+
+def _explicit(parser: argparse.ArgumentParser, argv) -> set[str]:
+    """The options actually typed on the command line."""
+    quiet = build_parser()
+    for action in quiet._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(quiet.parse_args(argv)))
+
+
+def load_data(args) -> tuple[torch.Tensor, dict]:
+    """The training tensor and a description of it for config.json."""
+    from . import data as D
+    name = args.dataset
+    if name in TOY:
+        x = D.toy_dataset(name, n=args.toy_n, seed=args.seed)
+        return x.float(), {"name": name, "n": int(x.shape[0]), "seed": args.seed, "shape": list(x.shape[1:])}
+    if name in ("mnist", "mnist-subset"):
+        x, _ = D.load_mnist("train", pad=args.pad)
+        info = {"name": "mnist-subset", "split": "train", "description": DATASETS["mnist"]}
+    else:
+        out = D.load_dataset({"mnist-full": "mnist"}.get(name, name), "train", root=args.data_root, pad=args.pad)
+        x = out[0] if isinstance(out, (tuple, list)) else out
+        if name == "mnist-full" and x.shape[0] < 60000:
+            raise SystemExit("--dataset mnist-full: full MNIST could not be loaded (offline?); "
+                             "use --dataset mnist for the shipped 4,500 digits, or --data-root with the files")
+        info = {"name": name, "split": "train"}
+    return x.float(), {**info, "n": int(x.shape[0]), "pad": args.pad, "shape": list(x.shape[1:])}
+
+
+def build_model(args, data: torch.Tensor):
+    from .models import MLPDenoiser, UNet
+    kind = args.model or ("mlp" if data.dim() == 2 else "unet")
+    if kind == "mlp":
+        if data.dim() != 2:
+            raise SystemExit(f"--model mlp needs vector data; {args.dataset} has shape {tuple(data.shape[1:])}")
+        return MLPDenoiser(dim=data.shape[1], hidden=args.mlp_hidden, num_layers=args.mlp_layers)
+    if data.dim() != 4:
+        raise SystemExit(f"--model unet needs images; {args.dataset} has shape {tuple(data.shape[1:])}")
+    w = args.widths
+    return UNet(in_channels=data.shape[1], base_channels=w[0], channel_mults=[x // w[0] for x in w],
+                num_res_blocks=args.num_res_blocks, attention=args.attention, dropout=args.dropout, groups=args.groups)
+
+
+def main(argv=None) -> int:
+    from .schedules import NoiseSchedule
+    from .training import Trainer, TrainConfig
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    typed = _explicit(parser, argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    prog = f"torchrun --nproc_per_node {world} -m ddim_edu.train" if world > 1 else "python -m ddim_edu.train"
+    command = " ".join([prog] + [shlex.quote(x) for x in argv])
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.out and Path(args.out).resolve() != run_dir.resolve():
+            parser.error(f"--out {args.out} differs from --resume {args.resume}; a resumed run stays in its folder")
+        saved = ck.read_json(run_dir / ck.CONFIG_FILE, "the run's config.json").get("args")
+        if not isinstance(saved, dict):
+            parser.error(f"{run_dir / ck.CONFIG_FILE} has no saved 'args'; was it written by python -m ddim_edu.train?")
+        clash = sorted(k for k in typed - RESUMABLE if k in saved and saved[k] != vars(args)[k])
+        if clash:
+            parser.error(f"--resume keeps the saved run's settings; these differ: {', '.join(clash)} "
+                         f"(only {', '.join(sorted(RESUMABLE - {'resume', 'out'}))} may change)")
+        args = argparse.Namespace(**{**vars(args), **{k: v for k, v in saved.items() if k not in typed}})
+        args.resume, args.out = str(run_dir), str(run_dir)
+    elif not args.out:
+        parser.error("--out RUN_DIR is required (or --resume RUN_DIR)")
+    elif (Path(args.out) / ck.STATE_JSON).exists():
+        parser.error(f"{args.out} already holds a run; use --resume {args.out} to continue it, or another --out")
+
+    device = torch.device(args.device) if args.device else env.device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if world > 1:
+        import torch.distributed as dist
+        if device.type == "cuda":
+            device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        try:
+            cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                              lr_warmup=args.lr_warmup, ema_decay=args.ema, ema_warmup=not args.no_ema_warmup,
+                              grad_clip=args.grad_clip, seed=args.seed, log_every=args.log_every,
+                              ckpt_every=args.ckpt_every, sample_every=args.sample_every, sample_count=args.sample_count,
+                              max_minutes=args.max_minutes, progress=args.progress, compile=args.compile).validate()
+        except (TypeError, ValueError) as e:
+            parser.error(f"{e} (options use dashes: max_minutes is --max-minutes, ema_decay is --ema)")
+        data, dataset_info = load_data(args)
+        torch.manual_seed(args.seed)
+        try:
+            model = build_model(args, data)
+            if args.schedule == "linear":
+                sched = NoiseSchedule.linear(args.T, args.beta_start, args.beta_end)
+            else:
+                sched = NoiseSchedule.cosine(args.T)
+        except (TypeError, ValueError) as e:
+            parser.error(str(e))
+        saved_args = {k: v for k, v in vars(args).items() if k not in ("resume", "out")}
+        tr = Trainer(model, sched, data, cfg, out_dir=args.out, device=device,
+                     run_info={"model": model.config, "dataset": dataset_info, "args": saved_args})
+        if args.resume:
+            tr.restore(args.resume)
+        tr.commands = tr.commands + [command]
+        if rank == 0:
+            n_par = sum(p.numel() for p in model.parameters())
+            print(f"{'resuming at step ' + str(tr.step) if args.resume else 'training'}: {type(model).__name__} "
+                  f"({n_par / 1e6:.2f}M parameters) on {dataset_info['name']} ({dataset_info['n']} examples), "
+                  f"{device}, {world} process(es), to step {args.steps} -> {args.out}", flush=True)
+        tr.fit()
+        if args.sample_every and tr.step % args.sample_every:
+            tr.save_samples()
+        if rank == 0:
+            last = tr.history[-1]["loss"] if tr.history else float("nan")
+            print(f"done: step {tr.step}, loss {last:.4f}, {tr.wall_time() / 60:.1f} min in total -> {args.out}")
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
