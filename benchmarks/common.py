@@ -1,0 +1,90 @@
+"""Shared pieces of the benchmark scripts: loading the shipped model, batched sampling from
+fixed x_T, classifier features, and writing Markdown/JSON results."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import ddim_edu as de  # noqa: E402
+from ddim_edu import checkpoints as ck  # noqa: E402
+from ddim_edu import metrics  # noqa: E402
+
+
+def load(checkpoint: str, device):
+    model, sched, config = ck.load_model(checkpoint, device=device)
+    return model, sched, config
+
+
+def fixed_noise(n: int, shape, seed: int) -> torch.Tensor:
+    """The same x_T for every cell of a table (common random numbers: cells differ only by sampler)."""
+    return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
+
+
+def sample_batched(fn, x_T: torch.Tensor, batch: int, device) -> torch.Tensor:
+    outs = []
+    for i in range(0, len(x_T), batch):
+        outs.append(fn(x_T[i:i + batch].to(device)).float().cpu())
+    return torch.cat(outs)
+
+
+def features(classifier, x: torch.Tensor, device, batch: int = 1000) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([classifier.features(x[i:i + batch].to(device)).double().cpu()
+                          for i in range(0, len(x), batch)])
+
+
+def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
+    mu1, c1 = metrics.feature_statistics(f1)
+    mu2, c2 = metrics.feature_statistics(f2)
+    return float(metrics.frechet_distance(mu1, c1, mu2, c2))
+
+
+def sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+class Timer:
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.t0
+
+
+def markdown_table(header: list, rows: list) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return "—" if math.isnan(v) else (f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}")
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(out: Path, title: str, body: str, data: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(f"# {title}\n\n{body}\n")
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+
+
+def hardware(device) -> str:
+    d = torch.device(device)
+    if d.type == "cuda":
+        return torch.cuda.get_device_name(d)
+    return f"CPU ({torch.get_num_threads()} threads)"

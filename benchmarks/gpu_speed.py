@@ -1,0 +1,98 @@
+"""Speed of the shipped MNIST model: DDIM-50 images per second and training steps per second.
+
+    python benchmarks/gpu_speed.py                 # on CUDA: fp32, bf16 + channels_last, + torch.compile
+    python benchmarks/gpu_speed.py --device cpu --batch 64 --no-compile
+
+Also the sampler's overhead: the wall time of DDIM-S over S bare forward passes of the same
+network on the same batch (goal: within 5%).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+
+import torch
+
+from common import ROOT, Timer, de, hardware, load, markdown_table, write_results
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"))
+    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "results" / "speed_mnist"))
+    return p.parse_args(argv)
+
+
+def autocast(device, bf16: bool):
+    if bf16:
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def best_time(fn, device, repeats):
+    fn()  # warm-up (and compilation)
+    times = []
+    for _ in range(repeats):
+        with Timer(device) as tm:
+            fn()
+        times.append(tm.seconds)
+    return min(times)
+
+
+def main(argv=None):
+    a = parse(argv)
+    device = torch.device(a.device) if a.device else de.env.device()
+    model, sched, _ = load(a.checkpoint, device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    x_T = torch.randn(a.batch, 1, 28, 28).to(device)
+    t = torch.full((a.batch,), 500, dtype=torch.long, device=device)
+    variants = [("fp32", model, False, False)]
+    if cuda:
+        variants.append(("bf16 + channels_last", model.to(memory_format=torch.channels_last), True, True))
+        if not a.no_compile:
+            variants.append(("bf16 + channels_last + torch.compile", torch.compile(model), True, True))
+    rows, data = [], {"device": hardware(device), "batch": a.batch, "steps": a.steps}
+    for name, net, bf16, cl in variants:
+        x = x_T.to(memory_format=torch.channels_last) if cl else x_T
+        with torch.no_grad(), autocast(device, bf16):
+            ddim = best_time(lambda: de.ddim_sample(net, x, sched, steps=a.steps, progress=False), device, a.repeats)
+            bare = best_time(lambda: [net(x, t) for _ in range(a.steps)], device, a.repeats)
+        ips = a.batch / ddim
+        rows.append([name, ips, ddim, bare, ddim / bare])
+        data[name] = {"images_per_s": ips, "ddim_s": ddim, "forward_s": bare, "overhead_ratio": ddim / bare}
+        print(f"{name:40s} DDIM-{a.steps}: {ips:10.1f} img/s   overhead ratio {ddim / bare:.3f}", flush=True)
+    # training steps per second with the shipped recipe's batch size
+    train_model = de.models.build_model(model.config).to(device)
+    opt = torch.optim.AdamW(train_model.parameters(), lr=5e-4)
+    data_x = torch.randn(128, 1, 28, 28, device=device)
+
+    def train_steps(n=20):
+        for _ in range(n):
+            with autocast(device, cuda):
+                loss = de.training.diffusion_loss(train_model, data_x, sched)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    tsec = best_time(train_steps, device, a.repeats) / 20
+    data["train_steps_per_s_batch128"] = 1 / tsec
+    print(f"training: {1 / tsec:.1f} steps/s at batch 128", flush=True)
+    body = (f"{hardware(device)}, batch {a.batch}, DDIM-{a.steps}, best of {a.repeats}.\n\n"
+            + markdown_table(["variant", "images/s", f"DDIM-{a.steps} (s)", f"{a.steps} forwards (s)",
+                              "sampler / bare forwards"], rows)
+            + f"\n\nTraining: {1 / tsec:.1f} steps/s at batch 128 ({'bf16 autocast' if cuda else 'fp32'}).\n")
+    tag = "cuda" if cuda else "cpu"
+    write_results(Path(a.out + "_" + tag), f"Speed on {hardware(device)}", body, data)
+    return data
+
+
+if __name__ == "__main__":
+    main()

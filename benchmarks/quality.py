@@ -1,0 +1,132 @@
+"""Table 1 on MNIST: classifier-FID of DDIM samples for η ∈ {0, 0.2, 0.5, 1, σ̂} × S.
+
+    python benchmarks/quality.py                         # full grid, 2,000 samples a cell
+    python benchmarks/quality.py --quick                 # 200 samples, S ∈ {10, 20}
+    python benchmarks/quality.py --etas 0,1 --steps 10,20,50,100,1000 --n 1000 --record-config
+
+Every cell starts from the same x_T, so cells differ only by the sampler. The reference set
+is the 500 held-out digits; the "real" row is the metric's floor: n training digits against
+the same reference. η = 1 at S = T is DDPM's ancestral sampler (tests prove the two equal).
+With --record-config the numbers are also stored in the checkpoint's config.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from common import ROOT, Timer, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, \
+    sample_batched, write_results
+
+PAPER_CIFAR10 = {  # Table 1, CIFAR-10, S = 10, 20, 50, 100, 1000
+    "0": [13.36, 6.84, 4.67, 4.16, 4.04], "0.2": [14.04, 7.11, 4.77, 4.25, 4.09],
+    "0.5": [16.66, 8.35, 5.25, 4.46, 4.29], "1": [41.07, 18.36, 8.01, 5.78, 4.73],
+    "hat": [367.43, 133.37, 32.72, 9.99, 3.17]}
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"))
+    p.add_argument("--n", type=int, default=2000, help="samples per cell")
+    p.add_argument("--etas", default="0,0.2,0.5,1,hat", help="comma list; 'hat' is the paper's σ̂ row")
+    p.add_argument("--steps", default="10,20,50,100,1000")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--quick", action="store_true", help="200 samples, S ∈ {10, 20}, η ∈ {0, 1}")
+    p.add_argument("--out", default=str(ROOT / "results" / "table1_mnist"))
+    p.add_argument("--record-config", action="store_true", help="store the FIDs in the checkpoint's config.json")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.n, a.etas, a.steps = 200, "0,1", "10,20"
+    a.eta_list = a.etas.split(",")
+    a.step_list = [int(s) for s in a.steps.split(",")]
+    return a
+
+
+def sampler(model, sched, eta: str, S: int, seed: int):
+    if eta == "hat":
+        return lambda x: de.ddim_sample(model, x, sched, steps=S, variance="sigma_hat",
+                                        generator=de.env.generator(seed + 1), progress=False)
+    return lambda x: de.ddim_sample(model, x, sched, steps=S, eta=float(eta),
+                                    generator=de.env.generator(seed + 1), progress=False)
+
+
+def plot(a, fids, floor, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for eta in a.eta_list:
+        name = "σ̂" if eta == "hat" else f"η = {eta}"
+        axes[0].plot(a.step_list, [fids[(eta, S)] for S in a.step_list], "o-", label=name)
+        if eta in PAPER_CIFAR10:
+            axes[1].plot([10, 20, 50, 100, 1000], PAPER_CIFAR10[eta], "o-", label=name)
+    axes[0].axhline(floor, color="gray", ls="--", label="real digits")
+    axes[0].set_title(f"MNIST (ours), classifier-FID, n = {a.n}")
+    axes[1].set_title("CIFAR-10 (paper, Table 1), FID")
+    for ax in axes:
+        ax.set_xscale("log"), ax.set_yscale("log"), ax.set_xlabel("sampling steps S"), ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main(argv=None):
+    a = parse(argv)
+    device = torch.device(a.device) if a.device else de.env.device()
+    model, sched, config = load(a.checkpoint, device)
+    classifier = de.metrics.load_classifier(device=device)
+    batch = a.batch or (1000 if device.type == "cuda" else 250)
+    held_out, _ = de.data.load_mnist("test")
+    train, _ = de.data.load_mnist("train")
+    shape = tuple(held_out.shape[1:])
+    ref = features(classifier, held_out, device)
+    floor = fid_from_features(features(classifier, train[: a.n], device), ref)
+    print(f"real-vs-real floor (n={min(a.n, len(train))}): {floor:.3f}")
+    x_T = fixed_noise(a.n, shape, a.seed)
+    fids, seconds, firsts = {}, {}, []
+    for eta in a.eta_list:
+        for S in a.step_list:
+            with Timer(device) as tm:
+                x0 = sample_batched(sampler(model, sched, eta, S, a.seed), x_T, batch, device)
+            fids[(eta, S)] = fid_from_features(features(classifier, x0.clamp(-1, 1), device), ref)
+            firsts.append(x0[:8].clamp(-1, 1))
+            seconds[(eta, S)] = tm.seconds
+            print(f"eta={eta:>4} S={S:>5}  FID={fids[(eta, S)]:8.3f}  ({tm.seconds:.1f} s)", flush=True)
+    label = {"hat": "σ̂", "0": "0.0 (DDIM)"}
+    header = ["η \\ S"] + [str(S) for S in a.step_list]
+    rows = [[label.get(e, e)] + [fids[(e, S)] for S in a.step_list] for e in a.eta_list]
+    rows.append([f"real digits (floor, n={min(a.n, len(train))})"] + [floor] * len(a.step_list))
+    paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
+    body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
+            f"shipped model `{Path(a.checkpoint).name}` (step {config.get('step')}), {hardware(device)}.\n\n"
+            + markdown_table(header, rows)
+            + "\n\nThe paper's CIFAR-10 FIDs (Table 1, S = 10, 20, 50, 100, 1000) for comparison of shape:\n\n"
+            + markdown_table(["η \\ S", "10", "20", "50", "100", "1000"], paper_rows)
+            + "\n\nSampling time per cell (s): "
+            + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
+    data = {"n": a.n, "device": hardware(device), "checkpoint_step": config.get("step"), "floor": floor,
+            "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
+            "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}
+    write_results(Path(a.out), "Table 1 on MNIST: classifier-FID by η and S", body, data)
+    # the first 8 samples of every cell (rows: η outer, S inner), all from the same x_T
+    de.grids.save_grid((torch.cat(firsts) + 1) / 2, Path(a.out + "_samples.png"), nrow=8)
+    plot(a, fids, floor, Path(a.out + ".png"))
+    if a.record_config:
+        path = Path(a.checkpoint) / "config.json"
+        cfg = json.loads(path.read_text())
+        cfg.setdefault("results", {})["classifier_fid"] = {**data["fid"], "floor": floor, "n": a.n,
+                                                           "device": data["device"]}
+        path.write_text(json.dumps(cfg, indent=1) + "\n")
+        print(f"recorded in {path}")
+    return data
+
+
+if __name__ == "__main__":
+    main()

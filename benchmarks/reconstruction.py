@@ -1,0 +1,58 @@
+"""Table 2 on MNIST: encode the 500 held-out digits with DDIM inversion (x_0 → x_T) and decode
+them back with the same S; report the per-dimension MSE on [0, 1].
+
+    python benchmarks/reconstruction.py                  # S ∈ {10, 20, 50, 100, 200, 500, 1000}
+    python benchmarks/reconstruction.py --quick          # 100 digits, S ∈ {10, 20, 50}
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from common import ROOT, Timer, de, hardware, load, markdown_table, write_results
+
+PAPER_CIFAR10 = {10: 0.014, 20: 0.0065, 50: 0.0023, 100: 0.0009, 200: 0.0004, 500: 0.0001, 1000: 0.0001}
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"))
+    p.add_argument("--steps", default="10,20,50,100,200,500,1000")
+    p.add_argument("--n", type=int, default=500, help="held-out digits to reconstruct (at most 500)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "results" / "table2_mnist"))
+    a = p.parse_args(argv)
+    if a.quick:
+        a.n, a.steps = 100, "10,20,50"
+    a.step_list = [int(s) for s in a.steps.split(",")]
+    return a
+
+
+def main(argv=None):
+    a = parse(argv)
+    device = torch.device(a.device) if a.device else de.env.device()
+    model, sched, config = load(a.checkpoint, device)
+    x0 = de.data.load_mnist("test")[0][: a.n].to(device)
+    mse, seconds = {}, {}
+    for S in a.step_list:
+        with Timer(device) as tm:
+            z = de.ddim_invert(model, x0, sched, steps=S, progress=False)
+            x_rec = de.ddim_sample(model, z, sched, steps=S, progress=False)
+        mse[S] = float(de.metrics.reconstruction_mse(x_rec, x0))
+        seconds[S] = tm.seconds
+        print(f"S={S:>5}  MSE={mse[S]:.6f}  ({tm.seconds:.1f} s)", flush=True)
+    rows = [[S, mse[S], PAPER_CIFAR10.get(S, float("nan"))] for S in a.step_list]
+    body = (f"Per-dimension MSE on [0, 1] after DDIM inversion and decoding with S steps each, "
+            f"{a.n} held-out digits, model step {config.get('step')}, {hardware(device)}.\n\n"
+            + markdown_table(["S", "MSE (MNIST, ours)", "MSE (CIFAR-10, paper Table 2)"], rows) + "\n")
+    data = {"n": a.n, "device": hardware(device), "mse": {str(S): v for S, v in mse.items()},
+            "seconds": {str(S): v for S, v in seconds.items()}}
+    write_results(Path(a.out), "Table 2 on MNIST: reconstruction error by S", body, data)
+    return data
+
+
+if __name__ == "__main__":
+    main()
