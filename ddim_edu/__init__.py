@@ -5,8 +5,8 @@
     model, sched = de.load_pretrained("mnist")
     x0 = de.ddim_sample(model, x_T, sched, steps=50, eta=0.0)
 """
-from . import analytic, checkpoints, classifier, data, env, grids, metrics, models, ode, samplers, schedules, \
-    timesteps, training
+from . import analytic, checkpoints, classifier, data, env, grids, metrics, models, ode, plotting, samplers, \
+    schedules, timesteps, training
 from .analytic import ExactEpsModel, GaussianMixture
 from .models import MLPDenoiser, UNet, build_model, count_parameters
 from .ode import dpmpp_2m_sample, euler_sample, heun_sample

@@ -120,7 +120,7 @@ class NoiseSchedule:
     def _extract(self, values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """values[t] in x's dtype and device, shaped [B, 1, 1, ...] to broadcast over x."""
         t = check_timesteps("t", t, x.shape[0], self.T, device=x.device)
-        out = values.to(x.device)[t].to(x.dtype)
+        out = values.to(x.dtype).to(x.device)[t]   # cast on the CPU first: MPS has no float64
         return out.reshape(-1, *([1] * (x.dim() - 1)))
 
     # ----------------------------------------------------------------- forward process
