@@ -120,7 +120,10 @@ def heun_sample(model, x_T, sched, steps=50, skip="uniform", *, timesteps=None, 
     """Heun's second-order method for eq. (14) in σ (Karras et al. 2022, Algorithm 1).
 
     Each step averages the slope at both ends; the last step (to σ = 0) is an Euler step.
-    NFE = 2S − 1; global error O(1/S²)."""
+    NFE = 2S − 1; global error O(1/S²) once the steps are small. With few steps on the
+    uniform-in-t grid the first step spans σ ≈ 25 → 7 or more, the correction is scaled by
+    Δσ/σ' and a trained network's Heun samples degrade badly (results/solvers.md);
+    DPM-Solver++(2M), which steps in log σ, does not have that problem."""
     return _run(model, x_T, sched, steps, skip, timesteps, progress, callback, return_trajectory,
                 "Heun", _heun_step)
 
