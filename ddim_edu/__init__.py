@@ -5,9 +5,10 @@
     model, sched = de.load_pretrained("mnist")
     x0 = de.ddim_sample(model, x_T, sched, steps=50, eta=0.0)
 """
-from . import analytic, checkpoints, classifier, data, env, grids, metrics, models, ode, plotting, samplers, \
+from . import analytic, checkpoints, classifier, data, editing, env, grids, metrics, models, ode, plotting, samplers, \
     schedules, timesteps, training
 from .analytic import ExactEpsModel, GaussianMixture
+from .editing import interpolate_latents, lerp, sdedit, slerp
 from .models import MLPDenoiser, UNet, build_model, count_parameters
 from .ode import dpmpp_2m_sample, euler_sample, heun_sample
 from .pretrained import available_pretrained, load_pretrained
@@ -21,5 +22,5 @@ __all__ = [
     "env", "NoiseSchedule", "make_timesteps", "ddim_sample", "ddpm_sample", "ddim_invert", "ddim_step",
     "ddim_sigma", "ddim_invert_step", "Trajectory", "euler_sample", "heun_sample", "dpmpp_2m_sample",
     "GaussianMixture", "ExactEpsModel", "UNet", "MLPDenoiser", "build_model", "count_parameters",
-    "load_pretrained", "available_pretrained",
+    "load_pretrained", "available_pretrained", "slerp", "lerp", "interpolate_latents", "sdedit",
 ]
