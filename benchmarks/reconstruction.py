@@ -34,6 +34,9 @@ def parse(argv=None):
 def main(argv=None):
     a = parse(argv)
     device = torch.device(a.device) if a.device else de.env.device()
+    # inversion compounds every rounding error: keep convolutions in full float32 (no TF32) on CUDA
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     model, sched, config = load(a.checkpoint, device)
     x0 = de.data.load_mnist("test")[0][: a.n].to(device)
     mse, seconds = {}, {}
