@@ -25,6 +25,7 @@ def parse(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default=None)
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--train-batch", type=int, default=128, help="batch for the training-speed measurement")
     p.add_argument("--out", default=str(ROOT / "results" / "speed_mnist"))
     return p.parse_args(argv)
 
@@ -73,7 +74,7 @@ def main(argv=None):
     # training steps per second with the shipped recipe's batch size
     train_model = de.models.build_model(model.config).to(device)
     opt = torch.optim.AdamW(train_model.parameters(), lr=5e-4)
-    data_x = torch.randn(128, 1, 28, 28, device=device)
+    data_x = torch.randn(a.train_batch, 1, 28, 28, device=device)
 
     def train_steps(n=20):
         for _ in range(n):
@@ -83,12 +84,12 @@ def main(argv=None):
             loss.backward()
             opt.step()
     tsec = best_time(train_steps, device, a.repeats) / 20
-    data["train_steps_per_s_batch128"] = 1 / tsec
-    print(f"training: {1 / tsec:.1f} steps/s at batch 128", flush=True)
+    data[f"train_steps_per_s_batch{a.train_batch}"] = 1 / tsec
+    print(f"training: {1 / tsec:.1f} steps/s at batch {a.train_batch}", flush=True)
     body = (f"{hardware(device)}, batch {a.batch}, DDIM-{a.steps}, best of {a.repeats}.\n\n"
             + markdown_table(["variant", "images/s", f"DDIM-{a.steps} (s)", f"{a.steps} forwards (s)",
                               "sampler / bare forwards"], rows)
-            + f"\n\nTraining: {1 / tsec:.1f} steps/s at batch 128 ({'bf16 autocast' if cuda else 'fp32'}).\n")
+            + f"\n\nTraining: {1 / tsec:.1f} steps/s at batch {a.train_batch} ({'bf16 autocast' if cuda else 'fp32'}).\n")
     tag = "cuda" if cuda else "cpu"
     write_results(Path(a.out + "_" + tag), f"Speed on {hardware(device)}", body, data)
     return data

@@ -36,7 +36,7 @@ def parse(argv=None):
     p.add_argument("--out", default=str(ROOT / "results" / "solvers"))
     a = p.parse_args(argv)
     if a.quick:
-        a.n = 100
+        a.n = min(a.n, 100)
     return a
 
 

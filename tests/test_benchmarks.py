@@ -1,0 +1,47 @@
+"""Each benchmark script runs end to end on a tiny setting and writes its tables (the real
+numbers come from full runs recorded in results/, never from tests)."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import ddim_edu as de
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+pytestmark = pytest.mark.skipif("mnist" not in de.available_pretrained(), reason="shipped MNIST weights missing")
+
+
+def test_quality_table(tmp_path):
+    import quality
+    data = quality.main(["--n", "6", "--etas", "0,hat", "--steps", "2,3", "--device", "cpu",
+                         "--out", str(tmp_path / "t1")])
+    assert set(data["fid"]) == {"eta=0,S=2", "eta=0,S=3", "eta=hat,S=2", "eta=hat,S=3"}
+    assert (tmp_path / "t1.md").read_text().startswith("# Table 1")
+    assert (tmp_path / "t1_samples.png").stat().st_size > 0
+
+
+def test_reconstruction_table(tmp_path):
+    import reconstruction
+    data = reconstruction.main(["--n", "3", "--steps", "2,4", "--device", "cpu", "--out", str(tmp_path / "t2")])
+    assert set(data["mse"]) == {"2", "4"} and json.loads((tmp_path / "t2.json").read_text())["n"] == 3
+
+
+def test_solvers_study(tmp_path):
+    import solvers
+    solvers.main(["--quick", "--n", "8", "--device", "cpu", "--out", str(tmp_path / "s")])
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["exact"]["DDIM (Euler)"]["order"] == pytest.approx(1.0, abs=0.3)
+
+
+def test_speed_and_vs_diffusers(tmp_path):
+    import gpu_speed
+    data = gpu_speed.main(["--device", "cpu", "--batch", "2", "--steps", "2", "--repeats", "1",
+                           "--train-batch", "2", "--out", str(tmp_path / "speed")])
+    assert data["fp32"]["overhead_ratio"] > 0
+    pytest.importorskip("diffusers")
+    import vs_diffusers
+    vs_diffusers.main(["--quick", "--device", "cpu", "--out", str(tmp_path / "vs")])
+    assert json.loads((tmp_path / "vs_cpu.json").read_text())["max_abs_diff"] < 1e-3
