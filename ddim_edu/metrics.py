@@ -95,17 +95,22 @@ def _check_images(name: str, x) -> torch.Tensor:
 
 
 @torch.no_grad()
-def classifier_features(x: torch.Tensor, classifier=None, batch_size: int = 500) -> torch.Tensor:
-    """Penultimate-layer features [N, 128] (float64, CPU) of images in [-1, 1]."""
+def _batched(method: str, x: torch.Tensor, classifier, batch_size: int) -> torch.Tensor:
+    """Run ``classifier.<method>`` over ``x`` in eval mode, batch by batch; results on the CPU."""
     _check_images("x", x)
     batch_size = check_int("batch_size", batch_size, lo=1)
     classifier, dev = _classifier_and_device(classifier, x)
     was_training = classifier.training
     classifier.eval()
-    out = [classifier.features(x[i:i + batch_size].to(dev, torch.float32)).double().cpu()
-           for i in range(0, x.shape[0], batch_size)]
+    fn = getattr(classifier, method)
+    out = [fn(x[i:i + batch_size].to(dev, torch.float32)).cpu() for i in range(0, x.shape[0], batch_size)]
     classifier.train(was_training)
     return torch.cat(out)
+
+
+def classifier_features(x: torch.Tensor, classifier=None, batch_size: int = 500) -> torch.Tensor:
+    """Penultimate-layer features [N, 128] (float64, CPU) of images in [-1, 1]."""
+    return _batched("features", x, classifier, batch_size).double()
 
 
 def classifier_fid(samples: torch.Tensor, reference, classifier=None, batch_size: int = 500) -> float:
@@ -125,17 +130,9 @@ def classifier_fid(samples: torch.Tensor, reference, classifier=None, batch_size
     return frechet_distance(mu1, cov1, mu2, cov2)
 
 
-@torch.no_grad()
 def predict_labels(x: torch.Tensor, classifier=None, batch_size: int = 500) -> torch.Tensor:
     """Predicted digit classes, LongTensor [N] on the CPU."""
-    _check_images("x", x)
-    batch_size = check_int("batch_size", batch_size, lo=1)
-    classifier, dev = _classifier_and_device(classifier, x)
-    was_training = classifier.training
-    classifier.eval()
-    out = [classifier(x[i:i + batch_size].to(dev, torch.float32)).argmax(1).cpu() for i in range(0, x.shape[0], batch_size)]
-    classifier.train(was_training)
-    return torch.cat(out)
+    return _batched("forward", x, classifier, batch_size).argmax(1)
 
 
 def classifier_accuracy(x: torch.Tensor, labels: torch.Tensor, classifier=None, batch_size: int = 500) -> float:

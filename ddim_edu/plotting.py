@@ -144,6 +144,15 @@ def plot_schedules(scheds: dict, ax=None):
 
 
 # ----------------------------------------------------------------------------- 2-D data
+def _square(ax, lim, title) -> None:
+    """Equal axes, a square view of half-width ``lim`` (None = auto) and an optional title."""
+    ax.set_aspect("equal")
+    if lim is not None:
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
+    if title is not None:
+        ax.set_title(title)
+
+
 def scatter2d(points, ax=None, title: str | None = None, lim: float | None = 3.5, s: float = 3.0,
               alpha: float = 0.5, **kwargs):
     """A 2-D point cloud [N, 2] with equal axes (``lim``: half-width of the square view, None = auto).
@@ -151,11 +160,7 @@ def scatter2d(points, ax=None, title: str | None = None, lim: float | None = 3.5
     p = _points("points", points)
     fig, ax = _axes(ax)
     ax.scatter(p[:, 0].numpy(), p[:, 1].numpy(), s=s, alpha=alpha, **kwargs)
-    ax.set_aspect("equal")
-    if lim is not None:
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
-    if title is not None:
-        ax.set_title(title)
+    _square(ax, lim, title)
     return fig
 
 
@@ -173,11 +178,7 @@ def trajectories2d(xs, ax=None, title: str | None = None, lim: float | None = 3.
     ax.plot(xs[:, :, 0], xs[:, :, 1], color=color, lw=lw, alpha=alpha)
     ax.scatter(xs[0, :, 0], xs[0, :, 1], s=14, facecolors="none", edgecolors="gray", label="start x_T")
     ax.scatter(xs[-1, :, 0], xs[-1, :, 1], s=10, color="k", zorder=3, label="end x_0")
-    ax.set_aspect("equal")
-    if lim is not None:
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim))
-    if title is not None:
-        ax.set_title(title)
+    _square(ax, lim, title)
     return fig
 
 
