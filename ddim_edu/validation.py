@@ -37,7 +37,9 @@ def check_float(name: str, value, lo: float | None = None, hi: float | None = No
     bad_hi = hi is not None and value > hi
     if bad_lo or bad_hi:
         left = "(" if lo_open else "["
-        raise ValueError(f"{name} must be in {left}{lo}, {hi}], got {value}")
+        lo_s = "-inf" if lo is None else lo
+        right = "inf)" if hi is None else f"{hi}]"
+        raise ValueError(f"{name} must be in {left}{lo_s}, {right}, got {value}")
     return value
 
 

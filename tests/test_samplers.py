@@ -221,7 +221,7 @@ def test_eta_one_variance_equals_diffusers(sched):
 @pytest.mark.parametrize("kwargs, exc, message", [
     (dict(steps=0), ValueError, r"steps must be in \[1, 1000\], got 0"),
     (dict(steps=1001), ValueError, r"steps must be in \[1, 1000\], got 1001"),
-    (dict(eta=-0.1), ValueError, r"eta must be in \[0.0, None\], got -0.1"),
+    (dict(eta=-0.1), ValueError, r"eta must be in \[0.0, inf\), got -0.1"),
     (dict(skip="log"), ValueError, "skip must be one of"),
     (dict(variance="big"), ValueError, "variance must be one of 'eta', 'sigma_hat'"),
     (dict(generator=123), TypeError, "generator must be a torch.Generator"),
