@@ -137,7 +137,7 @@ class Trainer:
     """
 
     def __init__(self, model, sched, data: torch.Tensor, cfg: TrainConfig | None = None, *,
-                 out_dir=None, device=None, run_info: dict | None = None):
+                 out_dir=None, device=None, run_info: dict | None = None, val_data: torch.Tensor | None = None):
         self.cfg = (cfg or TrainConfig()).validate()
         check_tensor("data", data, floating=True, min_dim=2)
         if data.shape[0] < 1:
@@ -149,6 +149,9 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         self.sched, self.out_dir, self.run_info = sched, (Path(out_dir) if out_dir else None), dict(run_info or {})
         self.data = data.detach().to(self.device, torch.float32)
+        # held-out examples: every log line then also records the validation loss (metrics.held_out_loss)
+        self.val_data = None if val_data is None else check_tensor("val_data", val_data, floating=True).to(
+            self.device, torch.float32)
         self.mem_format = torch.channels_last if self.cuda and data.dim() == 4 else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.mem_format) if data.dim() == 4 else model.to(self.device)
         self.model.train()
@@ -241,7 +244,11 @@ class Trainer:
         loss = float(total[0] / total[1])
         if not math.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss} at step {self.step}: lower --lr or keep --grad-clip on")
-        self.history.append({"step": self.step, "loss": round(loss, 6), "time_s": round(self.wall_time(), 2)})
+        entry = {"step": self.step, "loss": round(loss, 6), "time_s": round(self.wall_time(), 2)}
+        if self.val_data is not None and self.rank == 0:
+            from .metrics import held_out_loss
+            entry["val_loss"] = round(held_out_loss(self.model, self.val_data, self.sched), 6)
+        self.history.append(entry)
         return loss
 
     def _out_of_time(self) -> bool:
@@ -292,12 +299,15 @@ class Trainer:
         return self
 
 
-def train(model, data: torch.Tensor, sched, steps: int = 1000, *, out_dir=None, device=None, **kwargs) -> Trainer:
+def train(model, data: torch.Tensor, sched, steps: int = 1000, *, out_dir=None, device=None, val_data=None,
+          **kwargs) -> Trainer:
     """Convenience for notebooks: ``trainer = train(model, data, sched, steps=500)``, then
-    sample from ``trainer.ema_model``. Keyword arguments are :class:`TrainConfig` fields."""
+    sample from ``trainer.ema_model``. Keyword arguments are :class:`TrainConfig` fields;
+    ``val_data`` adds a held-out loss to every entry of ``trainer.history``."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     bad = sorted(set(kwargs) - fields)
     if bad:
         raise TypeError(f"unknown training option(s) {bad}; allowed: {sorted(fields)}")
     kwargs.setdefault("ckpt_every", 0)
-    return Trainer(model, sched, data, TrainConfig(steps=steps, **kwargs), out_dir=out_dir, device=device).fit()
+    return Trainer(model, sched, data, TrainConfig(steps=steps, **kwargs), out_dir=out_dir, device=device,
+                   val_data=val_data).fit()

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import ddim_edu as de
 
 from ddim_edu.classifier import MNISTClassifier, load_classifier, random_shift
 from ddim_edu.data import load_mnist
@@ -181,3 +182,26 @@ def test_load_classifier_errors(tmp_path):
     (tmp_path / "c" / "model.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(ValueError, match="corrupt"):
         load_classifier(tmp_path / "c")
+
+
+def test_held_out_loss_is_fixed_draws_of_l_simple():
+    from ddim_edu.training import diffusion_loss
+    sched = de.NoiseSchedule.linear(T=100)
+    model = de.MLPDenoiser(dim=2, hidden=16, num_layers=1)
+    x0 = torch.randn(10, 2)
+    a = de.metrics.held_out_loss(model, x0, sched, seed=3, batch_size=4)
+    assert a == de.metrics.held_out_loss(model, x0, sched, seed=3, batch_size=4)
+    g = torch.Generator().manual_seed(3)
+    by_hand = sum(float(diffusion_loss(model, x0[i:i + 4], sched, g)) * len(x0[i:i + 4]) for i in (0, 4, 8)) / 10
+    assert a == pytest.approx(by_hand, rel=1e-6)
+    model.train()
+    de.metrics.held_out_loss(model, x0, sched)
+    assert model.training
+
+
+def test_trainer_records_validation_loss():
+    sched = de.NoiseSchedule.linear(T=100)
+    data = de.data.toy_dataset("moons", 256, seed=0)
+    tr = de.training.train(de.MLPDenoiser(dim=2, hidden=16, num_layers=1), data, sched, steps=6, log_every=3,
+                           batch_size=32, progress=False, device="cpu", val_data=data[:64])
+    assert [e["step"] for e in tr.history] == [3, 6] and all(e["val_loss"] > 0 for e in tr.history)
