@@ -5,7 +5,7 @@
     model, sched = de.load_pretrained("mnist")
     x0 = de.ddim_sample(model, x_T, sched, steps=50, eta=0.0)
 """
-from . import analytic, checkpoints, classifier, data, editing, env, grids, likelihood, metrics, models, ode, plotting, \
+from . import analytic, checkpoints, checks, classifier, data, editing, env, grids, likelihood, metrics, models, ode, plotting, \
     samplers, schedules, timesteps, training
 from .analytic import ExactEpsModel, GaussianMixture
 from .editing import interpolate_latents, lerp, sdedit, slerp
