@@ -36,9 +36,8 @@ def sample_batched(fn, x_T: torch.Tensor, batch: int, device) -> torch.Tensor:
 
 
 def features(classifier, x: torch.Tensor, device, batch: int = 1000) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([classifier.features(x[i:i + batch].to(device)).double().cpu()
-                          for i in range(0, len(x), batch)])
+    """Classifier features (float64, CPU); the classifier already sits on ``device``."""
+    return metrics.classifier_features(x, classifier, batch_size=batch)
 
 
 def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
