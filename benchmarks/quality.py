@@ -123,7 +123,7 @@ def main(argv=None):
                  for e in a.eta_list]
     paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
     body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
-            f"shipped model `{Path(a.checkpoint).name}` (step {config.get('step')}), {hardware(device)}.\n\n"
+            f"shipped model `{Path(a.checkpoint).name}` (step {config.get('steps_total', config.get('step'))}), {hardware(device)}.\n\n"
             + markdown_table(header, rows)
             + f"\n\nThe same cells scored on each half of their samples (n = {a.n // 2} each; the spread "
               "shows the metric's noise, and halves score higher than the whole because FID's bias grows "
@@ -133,7 +133,7 @@ def main(argv=None):
             + markdown_table(["η \\ S", "10", "20", "50", "100", "1000"], paper_rows)
             + "\n\nSampling time per cell (s): "
             + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
-    data = {"n": a.n, "device": hardware(device), "checkpoint_step": config.get("step"), "floor": floor,
+    data = {"n": a.n, "device": hardware(device), "checkpoint_step": config.get("steps_total", config.get("step")), "floor": floor,
             "floor_sd": floor_sd, "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
             "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
             "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU session (about 10 minutes on one H100/H200, no network needed):
-#   1. train the shipped MNIST model for TRAIN_MIN minutes (the recipe in checkpoints/mnist/config.json),
+#   1. train the MNIST model for TRAIN_MIN more minutes, warm-started from the shipped weights
+#      (INIT=checkpoints/mnist; INIT= trains from scratch) with the recipe in its config.json,
 #   2. record its classifier-FID (1,000 samples: DDIM η=0 at S=10,20,50,100; DDPM at 1,000 steps),
 #   3. run the CUDA-parametrised tests, 4. time the GPU (benchmarks/gpu_speed.py),
 #   5. if time is left: Table 1 with 2,000 samples a cell and Table 2.
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 TRAIN_MIN=${TRAIN_MIN:-5}; BUDGET_S=${BUDGET_S:-570}; N_FID=${N_FID:-1000}; N_TABLE=${N_TABLE:-2000}
 FID_STEPS=${FID_STEPS:-10,20,50,100,1000}
-RUN=${RUN:-runs/mnist_gpu}; EXTRA=${EXTRA:-}
+RUN=${RUN:-runs/mnist_gpu}; EXTRA=${EXTRA:-}; INIT=${INIT-checkpoints/mnist}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg
 t0=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - t0) )); }
@@ -23,7 +24,7 @@ log() { echo "== [$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/log.txt"; }
 nvidia-smi -L 2>/dev/null
 python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 log "1. training for $TRAIN_MIN min"
-python3 -m ddim_edu.train --dataset mnist --steps ${STEPS:-200000} --batch-size 256 --dropout 0.1 --ema 0.9995 \
+python3 -m ddim_edu.train ${INIT:+--init "$INIT"} --dataset mnist --steps ${STEPS:-200000} --batch-size 256 --dropout 0.1 --ema 0.9995 \
   --max-minutes "$TRAIN_MIN" --out "$RUN" --ckpt-every 0 --sample-every 0 --log-every 500 --no-progress $EXTRA \
   2>&1 | tee -a "$OUT/log.txt"
 pack; pack_state

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from . import env
-from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, flatten_optimizer, load_state_checked,
+from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, flatten_optimizer, load_model, load_state_checked,
                           load_tensors, prefixed, read_json, save_model_dir, save_tensors, unflatten_optimizer,
                           write_json)
 
@@ -48,8 +48,10 @@ def save_trainer(tr) -> None:
         write_json(tr.out_dir / STATE_JSON, {
             "format": FORMAT, "step": tr.step, "world_size": tr.world, "optimizer": opt_meta,
             "ema_n_averaged": int(tr.ema.n_averaged), "wall_time_s": round(tr.wall_time(), 2),
-            "history": tr.history, "commands": tr.commands, "training": training})
+            "history": tr.history, "commands": tr.commands, "training": training,
+            "init": tr.run_info.get("init")})
         info = dict(tr.run_info)
+        totals = _totals(tr, info.get("init"))
         config = {
             "model": info.pop("model", None) or getattr(tr.model, "config", None),
             "schedule": tr.sched.to_config(),
@@ -63,12 +65,45 @@ def save_trainer(tr) -> None:
             "wall_time_s": round(tr.wall_time(), 2),
             "hardware": env.describe(),
             "stopped_early": tr.stopped,
+            **totals,
             **info,
             "loss_history": tr.history,
         }
         save_model_dir(tr.out_dir, tr.ema.module.state_dict(), config)
     if tr.world > 1:
         dist.barrier()
+
+
+def _totals(tr, init: dict | None) -> dict:
+    """For a warm-started run: steps and wall time counting the run it started from."""
+    if not init:
+        return {}
+    return {"steps_total": tr.step + int(init.get("steps_total") or 0),
+            "wall_time_total_s": round(tr.wall_time() + float(init.get("wall_time_total_s") or 0.0), 2)}
+
+
+def warm_start_trainer(tr, run_dir) -> None:
+    """Begin a *new* run from a saved model's EMA weights (``python -m ddim_edu.train --init``).
+
+    Unlike :func:`restore_trainer` this is not a resume: only the EMA weights are shipped, so the
+    raw weights and the EMA both start from them, the EMA at its full decay, while the AdamW
+    state, the step count and the LR warm-up start afresh. config.json records where the run
+    began under "init" and the totals under "steps_total" / "wall_time_total_s".
+    """
+    model, sched, config = load_model(run_dir)
+    if sched.to_config() != tr.sched.to_config():
+        raise ValueError(f"--init {run_dir}: its noise schedule {sched.to_config()} differs from this run's "
+                         f"{tr.sched.to_config()}")
+    state = model.state_dict()
+    load_state_checked(tr.model, state, f"--init {run_dir}")
+    load_state_checked(tr.ema.module, state, f"--init {run_dir}")
+    step = int(config.get("step") or 0)
+    tr.ema.n_averaged.fill_(max(step, 1))       # past the EMA's warm-up: keep averaging at full decay
+    tr.run_info["init"] = {
+        "from": str(run_dir), "step": step, "commands": config.get("commands", []),
+        "steps_total": int(config.get("steps_total") or step),
+        "wall_time_total_s": float(config.get("wall_time_total_s") or config.get("wall_time_s") or 0.0),
+        "hardware": config.get("hardware"), "init": config.get("init")}
 
 
 def restore_trainer(tr, run_dir) -> None:
@@ -97,6 +132,8 @@ def restore_trainer(tr, run_dir) -> None:
     tr.history = list(meta_json.get("history", []))
     tr.wall_before = float(meta_json.get("wall_time_s", 0.0))
     tr.commands = list(meta_json.get("commands", []))
+    if meta_json.get("init"):
+        tr.run_info["init"] = meta_json["init"]
     r = tr.rank
     if int(meta_json.get("world_size", 1)) == tr.world and f"rng.{r}.data" in tensors:
         torch.set_rng_state(tensors[f"rng.{r}.torch"])

@@ -2,6 +2,7 @@
 
     python -m ddim_edu.train --dataset mnist --steps 5000 --out checkpoints/mnist
     python -m ddim_edu.train --resume checkpoints/mnist --steps 10000      # continue the run
+    python -m ddim_edu.train --init checkpoints/mnist --steps 5000 --out runs/more   # warm start
     torchrun --nproc_per_node 4 -m ddim_edu.train --dataset mnist --out runs/m4   # DDP
 
 Writes model.safetensors (EMA weights) + config.json (+ state.* for resuming, samples/*.png)
@@ -35,6 +36,8 @@ TOY = ("gmm", "moons", "swiss_roll")
 # options that may change when a run is resumed; everything else must match the saved run
 RESUMABLE = {"steps", "max_minutes", "ckpt_every", "sample_every", "sample_count", "log_every", "device",
              "progress", "compile", "data_root", "resume", "out"}
+# options a warm start (--init) does not take from the model it starts from
+NOT_INHERITED = RESUMABLE | {"init", "seed"}
 
 
 def _pos_int(s):
@@ -70,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m ddim_edu.train --dataset mnist --steps 5000 --out checkpoints/mnist\n"
                "  python -m ddim_edu.train --dataset gmm --steps 3000 --out checkpoints/toy\n"
                "  python -m ddim_edu.train --resume checkpoints/mnist --steps 10000\n"
+               "  python -m ddim_edu.train --init checkpoints/mnist --steps 5000 --out runs/more\n"
                "  torchrun --nproc_per_node 2 -m ddim_edu.train --dataset mnist --out runs/ddp")
     a = p.add_argument
     a("--dataset", default="mnist", choices=list(DATASETS), help="training data (see below; default mnist = 4,500 shipped digits)")
@@ -99,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=_nonneg_int, default=0)
     a("--out", default=None, help="run directory (e.g. checkpoints/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
+    a("--init", default=None, metavar="MODEL_DIR",
+      help="warm start: a new run beginning from the EMA weights in MODEL_DIR (e.g. checkpoints/mnist), "
+           "with its dataset, model and training options unless given here; fresh optimiser and step count")
     a("--ckpt-every", type=_nonneg_int, default=1000, help="checkpoint every N steps (and always at the end)")
     a("--sample-every", type=_nonneg_int, default=1000, help="PNG sample grid every N steps (0 = off)")
     a("--sample-count", type=_pos_int, default=64)
@@ -116,6 +123,20 @@ def _explicit(parser: argparse.ArgumentParser, argv) -> set[str]:
     for action in quiet._actions:
         action.default = argparse.SUPPRESS
     return set(vars(quiet.parse_args(argv)))
+
+
+def _inherit(parser, args, typed: set[str]) -> argparse.Namespace:
+    """--init: untyped options come from the model it starts from (its saved "args"); the seed moves on by one."""
+    try:
+        saved = ck.read_json(Path(args.init) / ck.CONFIG_FILE, "the --init model's config.json").get("args")
+    except (FileNotFoundError, ValueError) as e:
+        parser.error(f"--init {args.init}: {e}")
+    if not isinstance(saved, dict):
+        parser.error(f"--init {args.init}: its config.json has no saved 'args' (not written by python -m ddim_edu.train)")
+    keep = {k: v for k, v in saved.items() if k not in typed and k not in NOT_INHERITED and k in vars(args)}
+    if "seed" not in typed:
+        keep["seed"] = int(saved.get("seed", 0)) + 1      # new batches and noise, not a replay of the first run
+    return argparse.Namespace(**{**vars(args), **keep})
 
 
 def load_data(args) -> tuple[torch.Tensor, dict]:
@@ -182,6 +203,8 @@ def main(argv=None) -> int:
         parser.error("--out RUN_DIR is required (or --resume RUN_DIR)")
     elif (Path(args.out) / ck.STATE_JSON).exists():
         parser.error(f"{args.out} already holds a run; use --resume {args.out} to continue it, or another --out")
+    if args.init and not args.resume:
+        args = _inherit(parser, args, typed)
 
     device = torch.device(args.device) if args.device else env.device()
     if device.type == "cuda":
@@ -216,10 +239,17 @@ def main(argv=None) -> int:
                      run_info={"model": model.config, "dataset": dataset_info, "args": saved_args})
         if args.resume:
             tr.restore(args.resume)
+        elif args.init:
+            try:
+                tr.warm_start(args.init)
+            except (FileNotFoundError, ValueError) as e:
+                parser.error(str(e))
         tr.commands = tr.commands + [command]
         if rank == 0:
             n_par = sum(p.numel() for p in model.parameters())
-            print(f"{'resuming at step ' + str(tr.step) if args.resume else 'training'}: {type(model).__name__} "
+            start = (f"resuming at step {tr.step}" if args.resume else
+                     f"warm start from {args.init} (step {tr.run_info['init']['step']})" if args.init else "training")
+            print(f"{start}: {type(model).__name__} "
                   f"({n_par / 1e6:.2f}M parameters) on {dataset_info['name']} ({dataset_info['n']} examples), "
                   f"{device}, {world} process(es), to step {args.steps} -> {args.out}", flush=True)
         tr.fit()

@@ -298,6 +298,12 @@ class Trainer:
         restore_trainer(self, run_dir)
         return self
 
+    def warm_start(self, run_dir) -> "Trainer":
+        """Start this (new) run from the EMA weights saved in ``run_dir``; see ``resume.warm_start_trainer``."""
+        from .resume import warm_start_trainer
+        warm_start_trainer(self, run_dir)
+        return self
+
 
 def train(model, data: torch.Tensor, sched, steps: int = 1000, *, out_dir=None, device=None, val_data=None,
           **kwargs) -> Trainer:

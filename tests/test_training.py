@@ -256,6 +256,45 @@ def test_cli_toy_and_resume(tmp_path):
     assert r.returncode != 0 and "--resume" in r.stderr
 
 
+def test_warm_start_begins_at_the_saved_ema_and_keeps_full_decay(tmp_path):
+    torch.manual_seed(0)
+    first = trainer(MLPDenoiser(hidden=16), toy_data(), tmp_path / "a", steps=6, ema_decay=0.9).fit()
+    torch.manual_seed(1)
+    tr = trainer(MLPDenoiser(hidden=16), toy_data(), tmp_path / "b", steps=3, ema_decay=0.9).warm_start(tmp_path / "a")
+    assert tr.step == 0 and equal_states(tr.model, first.ema_model) and equal_states(tr.ema_model, first.ema_model)
+    start = {k: v.clone() for k, v in tr.ema_model.state_dict().items()}
+    tr.train_step()
+    raw = tr.model.state_dict()
+    for k, v in tr.ema_model.state_dict().items():     # EMA update at the full decay d = 0.9, no warm-up
+        torch.testing.assert_close(v, 0.9 * start[k] + 0.1 * raw[k])
+    tr.fit()
+    cfg = ck.read_json(tmp_path / "b" / "config.json")
+    assert cfg["step"] == 3 and cfg["steps_total"] == 9 and cfg["init"]["step"] == 6
+    with pytest.raises(ValueError, match="shape"):
+        trainer(MLPDenoiser(hidden=8), toy_data(), steps=1).warm_start(tmp_path / "a")
+
+
+def test_cli_warm_start_inherits_options_and_resumes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    r = cli("--dataset", "moons", "--steps", "10", "--batch-size", "32", "--mlp-hidden", "32", "--toy-n", "500",
+            "--lr", "0.001", "--ema", "0.99", "--out", str(a), "--sample-every", "0", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    r = cli("--init", str(a), "--steps", "4", "--out", str(b), "--sample-every", "0", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    cfg_a, cfg_b = ck.read_json(a / "config.json"), ck.read_json(b / "config.json")
+    assert cfg_b["model"] == cfg_a["model"] and cfg_b["dataset"]["name"] == "moons"
+    assert cfg_b["args"]["lr"] == 0.001 and cfg_b["args"]["ema"] == 0.99 and cfg_b["args"]["seed"] == 1
+    assert cfg_b["step"] == 4 and cfg_b["steps_total"] == 14 and cfg_b["init"]["from"] == str(a)
+    r = cli("--resume", str(b), "--steps", "6", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    cfg_b = ck.read_json(b / "config.json")
+    assert cfg_b["step"] == 6 and cfg_b["steps_total"] == 16 and cfg_b["init"]["step"] == 10
+    r = cli("--init", str(a), "--mlp-hidden", "16", "--out", str(tmp_path / "c"), "--no-progress")
+    assert r.returncode != 0 and "--init" in r.stderr and "shape" in r.stderr
+    r = cli("--init", str(tmp_path / "missing"), "--out", str(tmp_path / "d"))
+    assert r.returncode != 0 and "--init" in r.stderr and "config.json" in r.stderr
+
+
 def test_cli_mnist_subset_tiny_unet(tmp_path):
     out = tmp_path / "mnist"
     r = cli("--dataset", "mnist", "--widths", "8,16", "--num-res-blocks", "1", "--steps", "3", "--batch-size", "8",
