@@ -48,11 +48,11 @@ def parse(argv=None):
 
 
 def sampler(model, sched, eta: str, S: int, seed: int):
-    if eta == "hat":
-        return lambda x: de.ddim_sample(model, x, sched, steps=S, variance="sigma_hat",
-                                        generator=de.env.generator(seed + 1), progress=False)
-    return lambda x: de.ddim_sample(model, x, sched, steps=S, eta=float(eta),
-                                    generator=de.env.generator(seed + 1), progress=False)
+    """The cell's sampler, called once per batch. One noise generator per cell, continued from
+    batch to batch: a generator made afresh for each batch would give every batch the same noise."""
+    gen = de.env.generator(seed + 1)
+    kw = {"variance": "sigma_hat"} if eta == "hat" else {"eta": float(eta)}
+    return lambda x: de.ddim_sample(model, x, sched, steps=S, generator=gen, progress=False, **kw)
 
 
 def real_floor(classifier, train, ref, n: int, device, draws: int = 5) -> tuple[float, float]:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import ddim_edu as de
 
@@ -21,6 +22,17 @@ def test_quality_table(tmp_path):
     assert set(data["fid"]) == {"eta=0,S=2", "eta=0,S=3", "eta=hat,S=2", "eta=hat,S=3"}
     assert (tmp_path / "t1.md").read_text().startswith("# Table 1")
     assert (tmp_path / "t1_samples.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("eta", ["1", "hat"])
+def test_quality_batches_get_fresh_noise(eta):
+    """Sampled in batches of one, two identical x_T must still end apart: each batch draws new noise."""
+    import quality
+    from common import sample_batched
+    zero_eps = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    fn = quality.sampler(zero_eps, de.NoiseSchedule.linear(1000), eta, 10, seed=0)
+    x0 = sample_batched(fn, torch.zeros(2, 1, 4, 4), batch=1, device="cpu")
+    assert not torch.allclose(x0[0], x0[1])
 
 
 def test_reconstruction_table(tmp_path):
