@@ -65,6 +65,20 @@ class Timer:
         self.seconds = time.perf_counter() - self.t0
 
 
+def alternating_times(fns: dict, device, rounds: int) -> tuple[dict, dict]:
+    """Time every function in ``fns`` once per round, after one warm-up call each (which also
+    compiles); the order flips every round so that none always runs on a warmer machine and
+    a busy machine slows all alike. Returns ({name: [seconds]}, {name: last output})."""
+    out = {name: fn() for name, fn in fns.items()}
+    times = {name: [] for name in fns}
+    for r in range(rounds):
+        for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            with Timer(device) as tm:
+                out[name] = fns[name]()
+            times[name].append(tm.seconds)
+    return times, out
+
+
 def markdown_table(header: list, rows: list) -> str:
     def fmt(v):
         if isinstance(v, float):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, Timer, de, hardware, load, markdown_table, write_results
+from common import ROOT, Timer, alternating_times, de, hardware, load, markdown_table, write_results
 
 
 def parse(argv=None):
@@ -46,18 +46,6 @@ def best_time(fn, device, repeats):
     return min(times)
 
 
-def paired_times(fn_a, fn_b, device, repeats):
-    """Time ``fn_a`` and ``fn_b`` alternately (a, b, a, b, …) so that a busy machine slows both alike."""
-    fn_a(), fn_b()  # warm-up (and compilation)
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, out in ((fn_a, ta), (fn_b, tb)):
-            with Timer(device) as tm:
-                fn()
-            out.append(tm.seconds)
-    return ta, tb
-
-
 def overhead(net, sched, x, t, steps, device, repeats):
     """The sampler's cost beyond the network, measured two ways.
 
@@ -66,8 +54,9 @@ def overhead(net, sched, x, t, steps, device, repeats):
     the S bare forward passes: the sampler's own arithmetic, free of the network's timing noise.
     """
     eps = net(x, t)
-    ddim, bare = paired_times(lambda: de.ddim_sample(net, x, sched, steps=steps, progress=False),
-                              lambda: [net(x, t) for _ in range(steps)], device, repeats)
+    times, _ = alternating_times({"ddim": lambda: de.ddim_sample(net, x, sched, steps=steps, progress=False),
+                                  "bare": lambda: [net(x, t) for _ in range(steps)]}, device, repeats)
+    ddim, bare = times["ddim"], times["bare"]
     loop = best_time(lambda: de.ddim_sample(lambda x_t, t_b: eps, x, sched, steps=steps, progress=False),
                      device, repeats)
     ratios = sorted(d / b for d, b in zip(ddim, bare))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, Timer, de, hardware, load, markdown_table, write_results
+from common import ROOT, alternating_times, de, hardware, load, markdown_table, write_results
 
 
 def parse(argv=None):
@@ -44,17 +44,9 @@ def diffusers_loop(model, x_T, sched, steps):
 
 
 def alternate(model, x_T, sched, steps, rounds, device):
-    """Both loops, timed alternately after one warm-up each; the order flips every round
-    (ours first, then theirs first, …) so that neither always runs on a warmer machine."""
-    fns = {"ours": lambda: de.ddim_sample(model, x_T, sched, steps=steps, progress=False),
-           "theirs": lambda: diffusers_loop(model, x_T, sched, steps)}
-    out = {name: fn() for name, fn in fns.items()}  # warm-up
-    times = {"ours": [], "theirs": []}
-    for r in range(rounds):
-        for name in (("ours", "theirs") if r % 2 == 0 else ("theirs", "ours")):
-            with Timer(device) as tm:
-                out[name] = fns[name]()
-            times[name].append(tm.seconds)
+    """Both loops, timed alternately (``common.alternating_times``)."""
+    times, out = alternating_times({"ours": lambda: de.ddim_sample(model, x_T, sched, steps=steps, progress=False),
+                                    "theirs": lambda: diffusers_loop(model, x_T, sched, steps)}, device, rounds)
     return times["ours"], times["theirs"], out["ours"], out["theirs"]
 
 
