@@ -35,6 +35,8 @@ def parse(argv=None):
     p.add_argument("--steps", default="10,20,50,100,1000")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip", default="uniform", choices=["uniform", "quadratic"],
+                   help="the sub-sequence τ (appendix D.2); the paper used quadratic for CIFAR-10")
     p.add_argument("--device", default=None)
     p.add_argument("--quick", action="store_true", help="200 samples, S ∈ {10, 20}, η ∈ {0, 1}")
     p.add_argument("--out", default=str(ROOT / "results" / "table1_mnist"))
@@ -47,12 +49,12 @@ def parse(argv=None):
     return a
 
 
-def sampler(model, sched, eta: str, S: int, seed: int):
+def sampler(model, sched, eta: str, S: int, seed: int, skip: str = "uniform"):
     """The cell's sampler, called once per batch. One noise generator per cell, continued from
     batch to batch: a generator made afresh for each batch would give every batch the same noise."""
     gen = de.env.generator(seed + 1)
     kw = {"variance": "sigma_hat"} if eta == "hat" else {"eta": float(eta)}
-    return lambda x: de.ddim_sample(model, x, sched, steps=S, generator=gen, progress=False, **kw)
+    return lambda x: de.ddim_sample(model, x, sched, steps=S, skip=skip, generator=gen, progress=False, **kw)
 
 
 def real_floor(classifier, train, ref, n: int, device, draws: int = 5) -> tuple[float, float]:
@@ -108,7 +110,7 @@ def main(argv=None):
     for eta in a.eta_list:
         for S in a.step_list:
             with Timer(device) as tm:
-                x0 = sample_batched(sampler(model, sched, eta, S, a.seed), x_T, batch, device)
+                x0 = sample_batched(sampler(model, sched, eta, S, a.seed, a.skip), x_T, batch, device)
             f = features(classifier, x0.clamp(-1, 1), device)
             fids[(eta, S)], split[(eta, S)] = fid_from_features(f, ref), halves(f, ref)
             firsts.append(x0[:8].clamp(-1, 1))
@@ -123,7 +125,8 @@ def main(argv=None):
                  for e in a.eta_list]
     paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
     body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
-            f"shipped model `{Path(a.checkpoint).name}` (step {config.get('steps_total', config.get('step'))}), {hardware(device)}.\n\n"
+            f"shipped model `{Path(a.checkpoint).name}` (step {config.get('steps_total', config.get('step'))}), "
+            f"{a.skip} τ, {hardware(device)}.\n\n"
             + markdown_table(header, rows)
             + f"\n\nThe same cells scored on each half of their samples (n = {a.n // 2} each; the spread "
               "shows the metric's noise, and halves score higher than the whole because FID's bias grows "
@@ -133,7 +136,7 @@ def main(argv=None):
             + markdown_table(["η \\ S", "10", "20", "50", "100", "1000"], paper_rows)
             + "\n\nSampling time per cell (s): "
             + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
-    data = {"n": a.n, "device": hardware(device), "checkpoint_step": config.get("steps_total", config.get("step")), "floor": floor,
+    data = {"n": a.n, "skip": a.skip, "device": hardware(device), "checkpoint_step": config.get("steps_total", config.get("step")), "floor": floor,
             "floor_sd": floor_sd, "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
             "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
             "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}
@@ -144,7 +147,7 @@ def main(argv=None):
     if a.record_config:
         path = Path(a.checkpoint) / "config.json"
         cfg = json.loads(path.read_text())
-        cfg.setdefault("results", {})["classifier_fid"] = {**data["fid"], "floor": floor, "n": a.n,
+        cfg.setdefault("results", {})["classifier_fid"] = {**data["fid"], "floor": floor, "n": a.n, "skip": a.skip,
                                                            "device": data["device"]}
         path.write_text(json.dumps(cfg, indent=1) + "\n")
         print(f"recorded in {path}")
