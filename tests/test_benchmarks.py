@@ -35,6 +35,19 @@ def test_quality_batches_get_fresh_noise(eta):
     assert not torch.allclose(x0[0], x0[1])
 
 
+@pytest.mark.parametrize("skip", ["uniform", "quadratic"])
+def test_quality_sampler_uses_the_chosen_grid(skip):
+    """--skip reaches the sampler: the ε-model is called at exactly the timesteps of that τ."""
+    import quality
+    seen = []
+
+    def recording_eps(x, t):
+        seen.append(int(t[0]))
+        return torch.zeros_like(x)
+    quality.sampler(recording_eps, de.NoiseSchedule.linear(1000), "0", 10, seed=0, skip=skip)(torch.zeros(1, 1, 4, 4))
+    assert sorted(seen) == de.make_timesteps(1000, 10, skip).tolist()
+
+
 def test_reconstruction_table(tmp_path):
     import reconstruction
     data = reconstruction.main(["--n", "3", "--steps", "2,4", "--device", "cpu", "--out", str(tmp_path / "t2")])
