@@ -23,6 +23,11 @@ def load(checkpoint: str, device):
     return model, sched, config
 
 
+def model_step(config: dict) -> int | None:
+    """Training steps behind a checkpoint: the total over warm starts when recorded, else its own."""
+    return config.get("steps_total", config.get("step"))
+
+
 def fixed_noise(n: int, shape, seed: int) -> torch.Tensor:
     """The same x_T for every cell of a table (common random numbers: cells differ only by sampler)."""
     return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))

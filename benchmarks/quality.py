@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from common import ROOT, Timer, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, \
-    sample_batched, write_results
+    model_step, sample_batched, write_results
 
 PAPER_CIFAR10 = {  # Table 1, CIFAR-10, S = 10, 20, 50, 100, 1000
     "0": [13.36, 6.84, 4.67, 4.16, 4.04], "0.2": [14.04, 7.11, 4.77, 4.25, 4.09],
@@ -125,7 +125,7 @@ def main(argv=None):
                  for e in a.eta_list]
     paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
     body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
-            f"shipped model `{Path(a.checkpoint).name}` (step {config.get('steps_total', config.get('step'))}), "
+            f"shipped model `{Path(a.checkpoint).name}` (step {model_step(config)}), "
             f"{a.skip} τ, {hardware(device)}.\n\n"
             + markdown_table(header, rows)
             + f"\n\nThe same cells scored on each half of their samples (n = {a.n // 2} each; the spread "
@@ -136,7 +136,7 @@ def main(argv=None):
             + markdown_table(["η \\ S", "10", "20", "50", "100", "1000"], paper_rows)
             + "\n\nSampling time per cell (s): "
             + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
-    data = {"n": a.n, "skip": a.skip, "device": hardware(device), "checkpoint_step": config.get("steps_total", config.get("step")), "floor": floor,
+    data = {"n": a.n, "skip": a.skip, "device": hardware(device), "checkpoint_step": model_step(config), "floor": floor,
             "floor_sd": floor_sd, "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
             "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
             "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, Timer, de, hardware, load, markdown_table, write_results
+from common import ROOT, Timer, de, hardware, load, markdown_table, model_step, write_results
 
 PAPER_CIFAR10 = {10: 0.014, 20: 0.0065, 50: 0.0023, 100: 0.0009, 200: 0.0004, 500: 0.0001, 1000: 0.0001}
 
@@ -49,7 +49,7 @@ def main(argv=None):
         print(f"S={S:>5}  MSE={mse[S]:.6f}  ({tm.seconds:.1f} s)", flush=True)
     rows = [[S, mse[S], PAPER_CIFAR10.get(S, float("nan"))] for S in a.step_list]
     body = (f"Per-dimension MSE on [0, 1] after DDIM inversion and decoding with S steps each, "
-            f"{a.n} held-out digits, model step {config.get('step')}, {hardware(device)}.\n\n"
+            f"{a.n} held-out digits, model step {model_step(config)}, {hardware(device)}.\n\n"
             + markdown_table(["S", "MSE (MNIST, ours)", "MSE (CIFAR-10, paper Table 2)"], rows) + "\n")
     data = {"n": a.n, "device": hardware(device), "mse": {str(S): v for S, v in mse.items()},
             "seconds": {str(S): v for S, v in seconds.items()}}
