@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from .analytic import ExactEpsModel, GaussianMixture
+from .schedules import NoiseSchedule
+
 TAG = "[ddim_edu.check]"
 VERDICTS = ("pass", "fail", "not-attempted")
 NOT_ATTEMPTED = "not attempted yet: replace the `raise NotImplementedError` line with your code"
@@ -190,3 +193,23 @@ class Exercise:
                     text += f"\n  Likely mistake: {likely}"
                 return self._finish(False, text + f"\n  Hint: {self._hint}")
         return self._finish(True, f"✓ correct — {self.name} ({len(cases)} cases)")
+
+
+# ----------------------------------------------------------------------------- fixtures
+# shared by the check modules (ddim_edu.checks, ddim_edu.checks_ode)
+LIN = NoiseSchedule.linear(T=1000)
+COS = NoiseSchedule.cosine(T=1000)
+
+
+def seeded_randn(*shape, seed=0, dtype=torch.float64):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def mixture_eps_model(sched=LIN):
+    """A 2-D Gaussian mixture's exact ε: a "perfectly trained model" to run samplers on."""
+    return ExactEpsModel(GaussianMixture([[1.0, 0.5], [-1.0, -0.5]], [0.4, 0.6], [0.3, 0.7]), sched)
+
+
+def alpha_bar_by_index(sched, t):
+    """The classic slip, for wrong answers: alpha_bar[-1] is ᾱ_{T−1}, not the 1 of clean data."""
+    return float(sched.alpha_bar[t])
