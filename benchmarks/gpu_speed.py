@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 from pathlib import Path
 
 import torch
@@ -77,11 +78,13 @@ def main(argv=None):
     t = torch.full((a.batch,), 500, dtype=torch.long, device=device)
     variants = [("fp32", model, False, False)]
     if cuda:
-        variants.append(("bf16 + channels_last", model.to(memory_format=torch.channels_last), True, True))
+        # a copy: .to(memory_format=…) works in place and would turn the fp32 row's weights channels_last too
+        cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        variants.append(("bf16 + channels_last", cl_model, True, True))
         if not a.no_compile:
-            variants.append(("bf16 + channels_last + torch.compile", torch.compile(model), True, True))
+            variants.append(("bf16 + channels_last + torch.compile", torch.compile(cl_model), True, True))
             variants.append(("bf16 + channels_last + torch.compile + CUDA graphs",
-                             torch.compile(model, mode="reduce-overhead"), True, True))
+                             torch.compile(cl_model, mode="reduce-overhead"), True, True))
     rows, data = [], {"device": hardware(device), "batch": a.batch, "steps": a.steps}
     for name, net, bf16, cl in variants:
         x = x_T.to(memory_format=torch.channels_last) if cl else x_T

@@ -1,5 +1,6 @@
 """The machinery behind :mod:`ddim_edu.checks`: an :class:`Exercise` runs a student's function
-against a reference on a list of cases and prints a verdict; it never raises.
+against a reference on a list of cases and prints a verdict; it never raises. The fixtures at
+the end (schedules, seeded inputs, an exact-ε model) are shared by the check modules.
 
 Every verdict ends with one machine-readable line that the classroom grader parses::
 
