@@ -2,29 +2,35 @@
 # One prepared GPU session: one command of under 10 minutes on one H100/H200, no network needed.
 #   1. train the MNIST model TRAIN_MIN more minutes, warm-started from the shipped weights
 #      (INIT=checkpoints/mnist; INIT= trains from scratch), while the CUDA-parametrised tests
-#      run beside it;
+#      run beside it, keeping the EMA weights every SNAP steps;
+#   1b. the training curve: classifier-FID and ε-loss of the models in BEFORE, every snapshot and
+#      the final weights (benchmarks/training_curve.py): does more training still help? The
+#      run's best point (early stopping) is measured below and sent back as model.safetensors;
 #   2. Table 1: classifier-FID of N_TABLE samples a cell, η ∈ {0, 0.2, 0.5, 1, σ̂} × S ∈ {10, 20,
-#      50, 100, 1000}, recorded in the run's config.json; then η ∈ {0, 1} on the quadratic τ;
-#   3. speed (benchmarks/gpu_speed.py); 4. Table 2 (reconstruction), while time is left.
+#      50, 100, 1000}, recorded in the run's config.json;
+#   3. Table 2 (reconstruction); 3b. η ∈ {0, 1} on the quadratic τ; 4. speed without torch.compile (benchmarks/gpu_speed.py), while
+#      time is left (STAGES=speed-full: with the compiled variants, into speed_mnist_cuda).
 # Results go to results/ and, with everything needed to ship or resume the run, to $OUT.
 #   OUT=/tmp/gpu TRAIN_MIN=4 bash benchmarks/run_gpu.sh
 #   STAGES="tables speed" RUN=checkpoints/mnist bash benchmarks/run_gpu.sh    # measure only
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
-TRAIN_MIN=${TRAIN_MIN:-3.8}; BUDGET_S=${BUDGET_S:-575}; N_TABLE=${N_TABLE:-2000}; BATCH=${BATCH:-1024}
-RUN=${RUN:-runs/mnist_gpu}; EXTRA=${EXTRA:-}; INIT=${INIT-checkpoints/mnist}
-# a dry run on a CPU shrinks these: TABLE_STEPS=2,3 SPEED_ARGS="--batch 4 --steps 3 --no-compile" RECON_ARGS=--quick
+TRAIN_MIN=${TRAIN_MIN:-4.0}; BUDGET_S=${BUDGET_S:-575}; N_TABLE=${N_TABLE:-2000}; BATCH=${BATCH:-1024}
+RUN=${RUN:-runs/mnist_gpu}; EXTRA=${EXTRA:-}; INIT=${INIT-checkpoints/mnist}; SNAP=${SNAP:-1000}
+BEFORE=${BEFORE-$INIT}; CURVE_ARGS=${CURVE_ARGS:-}
+# a dry run on a CPU shrinks these: TABLE_STEPS=2,3 SPEED_ARGS="--batch 4 --steps 3" RECON_ARGS=--quick
+#   CURVE_ARGS="--n 8 --cells 0:2 --loss-repeats 1"
 TABLE_STEPS=${TABLE_STEPS:-10,20,50,100,1000}; QUAD_STEPS=${QUAD_STEPS:-10,20,50}
 SPEED_ARGS=${SPEED_ARGS:-}; RECON_ARGS=${RECON_ARGS:-}
-STAGES=${STAGES:-train tests tables speed recon}
+STAGES=${STAGES:-train tests curve tables recon speed}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg
 t0=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - t0) )); }
-pack() { tar czf "$OUT/results.tgz" results 2>/dev/null; cp "$RUN/model.safetensors" "$RUN/config.json" "$OUT/" 2>/dev/null; true; }
-# the resume state (raw weights, EMA, AdamW) is larger than one returned file may be: split it
-pack_state() { cp "$RUN/state.json" "$OUT/" 2>/dev/null; split -b 15M "$RUN/state.safetensors" "$OUT/state.part." 2>/dev/null; true; }
+SHIP=$RUN     # the weights measured and sent back: the run's last, or its best snapshot (1b)
+# at most 8 files come back: results.tgz, the shipped weights and config, log.txt, tests.txt
+pack() { tar czf "$OUT/results.tgz" results 2>/dev/null; cp "$SHIP/model.safetensors" "$SHIP/config.json" "$OUT/" 2>/dev/null; true; }
 log() { echo "== [$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/log.txt"; }
 
 nvidia-smi -L 2>/dev/null
@@ -40,31 +46,45 @@ if want train; then
   log "1. training for $TRAIN_MIN min at batch $BATCH"
   python3 -m ddim_edu.train ${INIT:+--init "$INIT"} --dataset mnist --steps ${STEPS:-200000} --batch-size "$BATCH" \
     --dropout 0.1 --ema 0.9995 --max-minutes "$TRAIN_MIN" --out "$RUN" --ckpt-every 0 --sample-every 0 \
-    --log-every 500 --no-progress $EXTRA 2>&1 | tee -a "$OUT/log.txt"
-  pack; pack_state
+    --log-every 500 --snapshot-every "$SNAP" --no-progress $EXTRA 2>&1 | tee -a "$OUT/log.txt"
+  pack
 fi
 if want tests; then
   wait "$tests_pid"; tail -4 "$OUT/tests.txt" | tee -a "$OUT/log.txt"
 fi
-if want tables; then
-  log "2. Table 1 (n=$N_TABLE), recorded in $RUN/config.json"
-  [ "$(left)" -gt 120 ] && timeout $(( $(left) - 20 )) python3 benchmarks/quality.py --checkpoint "$RUN" --n "$N_TABLE" \
-    --steps "$TABLE_STEPS" --record-config --out results/table1_mnist 2>&1 | tee -a "$OUT/log.txt"
-  pack
-  log "2b. η = 0 and 1 on the quadratic τ"
-  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 20 )) python3 benchmarks/quality.py --checkpoint "$RUN" --n "$N_TABLE" \
-    --etas 0,1 --steps "$QUAD_STEPS" --skip quadratic --out results/table1_mnist_quadratic 2>&1 | tee -a "$OUT/log.txt"
+if want curve; then
+  log "1b. training curve: ${BEFORE:-no earlier model}, the snapshots, the last weights"
+  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 20 )) python3 benchmarks/training_curve.py --run "$RUN" \
+    ${BEFORE:+--before $BEFORE} $CURVE_ARGS 2>&1 | tee -a "$OUT/log.txt"
+  # early stopping: of this run's points, the one with the lowest DDIM FID at S = 10 plus S = 20
+  # (the curve samples another x_T than Table 1, so Table 1 stays an independent measurement)
+  SHIP=$(python3 benchmarks/training_curve.py --pick results/training_curve_mnist.json --run "$RUN" || echo "$RUN")
+  log "measuring and shipping $SHIP"
   pack
 fi
-if want speed; then
-  log "3. speed"
-  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 10 )) python3 benchmarks/gpu_speed.py --checkpoint "$RUN" --train-batch 256 $SPEED_ARGS \
-    2>&1 | tee -a "$OUT/log.txt"
+if want tables; then
+  log "2. Table 1 (n=$N_TABLE), recorded in $SHIP/config.json"
+  [ "$(left)" -gt 120 ] && timeout $(( $(left) - 20 )) python3 benchmarks/quality.py --checkpoint "$SHIP" --n "$N_TABLE" \
+    --steps "$TABLE_STEPS" --record-config --out results/table1_mnist 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 if want recon; then
-  log "4. Table 2"
-  [ "$(left)" -gt 40 ] && timeout $(( $(left) - 5 )) python3 benchmarks/reconstruction.py --checkpoint "$RUN" $RECON_ARGS 2>&1 | tee -a "$OUT/log.txt"
+  log "3. Table 2"
+  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 5 )) python3 benchmarks/reconstruction.py --checkpoint "$SHIP" $RECON_ARGS 2>&1 | tee -a "$OUT/log.txt"
+  pack
+fi
+if want tables; then
+  log "3b. η = 0 and 1 on the quadratic τ"
+  [ "$(left)" -gt 40 ] && timeout $(( $(left) - 10 )) python3 benchmarks/quality.py --checkpoint "$SHIP" --n "$N_TABLE" \
+    --etas 0,1 --steps "$QUAD_STEPS" --skip quadratic --out results/table1_mnist_quadratic 2>&1 | tee -a "$OUT/log.txt"
+  pack
+fi
+if want speed || want speed-full; then
+  log "4. speed"
+  # without torch.compile (quick) into speed_mnist_eager_cuda; speed-full: every variant, into speed_mnist_cuda
+  want speed-full && sp_out=results/speed_mnist || { sp_out=results/speed_mnist_eager; SPEED_ARGS="$SPEED_ARGS --no-compile"; }
+  [ "$(left)" -gt 30 ] && timeout $(( $(left) - 5 )) python3 benchmarks/gpu_speed.py --checkpoint "$SHIP" --train-batch 256 \
+    --out "$sp_out" $SPEED_ARGS 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 log "done"

@@ -50,28 +50,43 @@ def save_trainer(tr) -> None:
             "ema_n_averaged": int(tr.ema.n_averaged), "wall_time_s": round(tr.wall_time(), 2),
             "history": tr.history, "commands": tr.commands, "training": training,
             "init": tr.run_info.get("init")})
-        info = dict(tr.run_info)
-        totals = _totals(tr, info.get("init"))
-        config = {
-            "model": info.pop("model", None) or getattr(tr.model, "config", None),
-            "schedule": tr.sched.to_config(),
-            "dataset": info.pop("dataset", None),
-            "step": tr.step,
-            "weights": f"EMA of the weights, decay {tr.cfg.ema_decay}"
-                       + (" with warm-up min(d, (1+n)/(10+n))" if tr.cfg.ema_warmup else ""),
-            "training": training,
-            "command": tr.commands[0] if tr.commands else None,
-            "commands": tr.commands,
-            "wall_time_s": round(tr.wall_time(), 2),
-            "hardware": env.describe(),
-            "stopped_early": tr.stopped,
-            **totals,
-            **info,
-            "loss_history": tr.history,
-        }
-        save_model_dir(tr.out_dir, tr.ema.module.state_dict(), config)
+        save_model_dir(tr.out_dir, tr.ema.module.state_dict(), _model_config(tr, training))
     if tr.world > 1:
         dist.barrier()
+
+
+def _model_config(tr, training: dict) -> dict:
+    """config.json of the EMA weights: model, schedule, data, step, how they were trained."""
+    info = dict(tr.run_info)
+    totals = _totals(tr, info.get("init"))
+    return {
+        "model": info.pop("model", None) or getattr(tr.model, "config", None),
+        "schedule": tr.sched.to_config(),
+        "dataset": info.pop("dataset", None),
+        "step": tr.step,
+        "weights": f"EMA of the weights, decay {tr.cfg.ema_decay}"
+                   + (" with warm-up min(d, (1+n)/(10+n))" if tr.cfg.ema_warmup else ""),
+        "training": training,
+        "command": tr.commands[0] if tr.commands else None,
+        "commands": tr.commands,
+        "wall_time_s": round(tr.wall_time(), 2),
+        "hardware": env.describe(),
+        "stopped_early": tr.stopped,
+        **totals,
+        **info,
+        "loss_history": tr.history,
+    }
+
+
+def save_snapshot(tr) -> Path | None:
+    """The EMA weights as they stand now, in ``out_dir/snapshots/step_NNNNNNN`` (a folder that
+    ``load_model`` reads like any checkpoint): the points of a training curve (rank 0 writes)."""
+    if tr.out_dir is None or tr.rank != 0:
+        return None
+    training = {**dataclasses.asdict(tr.cfg), "world_size": tr.world}
+    folder = tr.out_dir / "snapshots" / f"step_{tr.step:07d}"
+    save_model_dir(folder, tr.ema.module.state_dict(), _model_config(tr, training))
+    return folder
 
 
 def _totals(tr, init: dict | None) -> dict:

@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--ckpt-every", type=_nonneg_int, default=1000, help="checkpoint every N steps (and always at the end)")
     a("--sample-every", type=_nonneg_int, default=1000, help="PNG sample grid every N steps (0 = off)")
     a("--sample-count", type=_pos_int, default=64)
+    a("--snapshot-every", type=_nonneg_int, default=0,
+      help="keep the EMA weights every N steps in RUN_DIR/snapshots/step_N, for a training curve (0 = off)")
     a("--log-every", type=_pos_int, default=100)
     a("--max-minutes", type=float, default=None, help="stop cleanly with a checkpoint after this many minutes")
     a("--device", choices=["cpu", "cuda", "mps"], default=None, help="default: CUDA, then MPS, then CPU")
@@ -221,6 +223,7 @@ def main(argv=None) -> int:
                               lr_warmup=args.lr_warmup, ema_decay=args.ema, ema_warmup=not args.no_ema_warmup,
                               grad_clip=args.grad_clip, seed=args.seed, log_every=args.log_every,
                               ckpt_every=args.ckpt_every, sample_every=args.sample_every, sample_count=args.sample_count,
+                              snapshot_every=args.snapshot_every,
                               max_minutes=args.max_minutes, progress=args.progress, compile=args.compile).validate()
         except (TypeError, ValueError) as e:
             parser.error(f"{e} (options use dashes: max_minutes is --max-minutes, ema_decay is --ema)")

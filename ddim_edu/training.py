@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import env, grids
+from .resume import save_snapshot
 from .validation import (check_float, check_generator, check_int, check_model_output, check_tensor,
                          check_timesteps)
 
@@ -100,6 +101,7 @@ class TrainConfig:
     log_every: int = 100
     ckpt_every: int = 1000         # 0: only at the end
     sample_every: int = 0          # 0: no sample grids during training
+    snapshot_every: int = 0        # N > 0: EMA weights every N steps in out_dir/snapshots (a training curve)
     sample_count: int = 64
     sample_steps: int = 50
     max_minutes: float | None = None
@@ -109,7 +111,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         for name in ("steps", "batch_size"):
             check_int(name, getattr(self, name), lo=1)
-        for name in ("lr_warmup", "seed", "ckpt_every", "sample_every", "sample_count", "sample_steps"):
+        for name in ("lr_warmup", "seed", "ckpt_every", "sample_every", "snapshot_every", "sample_count", "sample_steps"):
             check_int(name, getattr(self, name), lo=0)
         check_int("log_every", self.log_every, lo=1)
         check_float("lr", self.lr, lo=0.0, lo_open=True)
@@ -222,6 +224,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{float(acc) / n_acc:.4f}")
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.save_samples()
+                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
+                    save_snapshot(self)
                 if self._out_of_time():
                     self.stopped = f"time budget of {cfg.max_minutes} min reached at step {self.step}"
                     break

@@ -167,6 +167,22 @@ def test_time_budget_stops_with_checkpoint(tmp_path):
     assert cfg["step"] == tr.step and cfg["stopped_early"]
 
 
+
+def test_snapshots_are_the_ema_weights_of_each_step(tmp_path):
+    """A snapshot at step k holds what a run stopped at step k saves (same seed, CPU)."""
+    torch.manual_seed(0)
+    tr = trainer(MLPDenoiser(hidden=16), toy_data(), tmp_path / "long", steps=6, snapshot_every=2).fit()
+    snaps = sorted(p.name for p in (tmp_path / "long" / "snapshots").iterdir())
+    assert snaps == ["step_0000002", "step_0000004", "step_0000006"]
+    last, _, cfg = ck.load_model(tmp_path / "long" / "snapshots" / "step_0000006")
+    assert equal_states(last, tr.ema_model) and cfg["step"] == 6
+    torch.manual_seed(0)
+    short = trainer(MLPDenoiser(hidden=16), toy_data(), tmp_path / "short", steps=4).fit()
+    mid, _, cfg = ck.load_model(tmp_path / "long" / "snapshots" / "step_0000004")
+    assert equal_states(mid, short.ema_model) and cfg["step"] == 4
+    with pytest.raises(ValueError, match="snapshot_every"):
+        TrainConfig(snapshot_every=-1).validate()
+
 @pytest.fixture()
 def saved_run(tmp_path):
     torch.manual_seed(0)
@@ -240,12 +256,14 @@ def cli(*args, timeout=240):
 def test_cli_toy_and_resume(tmp_path):
     out = tmp_path / "toy"
     r = cli("--dataset", "moons", "--steps", "20", "--batch-size", "32", "--mlp-hidden", "32", "--toy-n", "500",
-            "--out", str(out), "--ckpt-every", "10", "--sample-every", "10", "--log-every", "5", "--no-progress")
+            "--out", str(out), "--ckpt-every", "10", "--sample-every", "10", "--log-every", "5", "--no-progress",
+            "--snapshot-every", "10")
     assert r.returncode == 0, r.stderr
     cfg = ck.read_json(out / "config.json")
     assert cfg["step"] == 20 and cfg["dataset"]["name"] == "moons" and cfg["model"]["type"] == "mlp"
     assert cfg["command"].startswith("python -m ddim_edu.train --dataset moons")
     assert (out / "samples" / "step_0000020.png").is_file()
+    assert ck.read_json(out / "snapshots" / "step_0000010" / "config.json")["step"] == 10
     r = cli("--resume", str(out), "--steps", "25", "--no-progress")
     assert r.returncode == 0, r.stderr
     cfg = ck.read_json(out / "config.json")

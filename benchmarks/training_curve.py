@@ -1,0 +1,151 @@
+"""Does more training still help? Classifier-FID and ε-loss along a training run.
+
+    python -m ddim_edu.train --init checkpoints/mnist ... --snapshot-every 1000 --out runs/more
+    python benchmarks/training_curve.py --run runs/more --before checkpoints/mnist
+    python benchmarks/training_curve.py --quick ...        # 200 samples, DDIM S ∈ {10, 20} only
+    python benchmarks/training_curve.py --run runs/more --pick results/training_curve_mnist.json
+
+Every point is one set of EMA weights: earlier models (--before, e.g. the one the run started
+from), each snapshot
+the run kept (RUN/snapshots/step_N, written by --snapshot-every) and the run's last weights.
+For each it reports the classifier-FID of n samples for the cells in --cells (η:S; all from the
+same x_T, so points differ only by the weights) and L_simple on 500 training and on the 500
+held-out digits with t and ε fixed (each digit --loss-repeats times), so the points are comparable.
+A falling training loss with a flat held-out loss is memorisation, not progress; flat FIDs
+(within the halves' spread) mean training has stopped paying.
+
+--pick prints the run's point (a snapshot or the last weights, never an earlier model) with the
+lowest DDIM FID at S = 10 plus S = 20: early stopping. The curve draws its x_T with another seed
+than Table 1 (benchmarks/quality.py), so that a Table 1 of the picked point is not biased by the pick.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from common import ROOT, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, model_step, \
+    sample_batched, write_results
+from quality import halves, sampler
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a run directory written by python -m ddim_edu.train")
+    p.add_argument("--before", nargs="+", default=[], metavar="DIR",
+                   help="earlier checkpoints, oldest first (e.g. the one the run was warm-started from)")
+    p.add_argument("--n", type=int, default=2000, help="samples per cell")
+    p.add_argument("--cells", default="0:10,0:20,1:10,1:20,0:50", help="comma list of η:S")
+    p.add_argument("--loss-repeats", type=int, default=8, help="fixed (t, ε) draws per digit for the losses")
+    p.add_argument("--seed", type=int, default=1, help="x_T's seed (Table 1 uses 0)")
+    p.add_argument("--pick", default=None, metavar="JSON", help="print the run's best point in a curve's JSON; nothing else")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quick", action="store_true", help="200 samples, cells 0:10,0:20, 2 loss repeats")
+    p.add_argument("--out", default=str(ROOT / "results" / "training_curve_mnist"))
+    a = p.parse_args(argv)
+    if a.quick:
+        a.n, a.cells, a.loss_repeats = 200, "0:10,0:20", 2
+    a.cell_list = [(e, int(S)) for e, S in (c.split(":") for c in a.cells.split(","))]
+    if a.n < 4 or a.loss_repeats < 1:
+        p.error("--n must be at least 4 and --loss-repeats at least 1")
+    return a
+
+
+def checkpoints(run: Path, before: list[str]) -> list[Path]:
+    """The curve's points in training order: earlier models, the snapshots, the run's final weights."""
+    snaps = sorted((run / "snapshots").glob("step_*")) if (run / "snapshots").is_dir() else []
+    points = [Path(b) for b in before] + snaps
+    last = de.checkpoints.read_json(run / "config.json")["step"]
+    if not snaps or int(snaps[-1].name.split("_")[1]) != last:
+        points.append(run)
+    return points
+
+
+def pick(curve: dict, run: Path, key=("eta=0,S=10", "eta=0,S=20")) -> str:
+    """Early stopping: of the run's own points, the one with the lowest sum of the ``key`` FIDs."""
+    own = [p for p in curve["points"] if Path(p["checkpoint"]) == run or Path(p["checkpoint"]).parent == run / "snapshots"]
+    if not own:
+        raise ValueError(f"the curve has no point of the run {run}")
+    return min(own, key=lambda p: sum(p["fid"][k] for k in key))["checkpoint"]
+
+
+def losses(model, sched, train, held_out, repeats: int, device) -> tuple[float, float]:
+    """L_simple on 500 training and the 500 held-out digits, the same (t, ε) draws at every point."""
+    with torch.no_grad():
+        return tuple(de.metrics.held_out_loss(model, x.repeat(repeats, 1, 1, 1).to(device), sched, seed=7,
+                                              batch_size=1000) for x in (train[:len(held_out)], held_out))
+
+
+def plot(points, a, floor, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    steps = [p["step"] for p in points]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for eta, S in a.cell_list:
+        key = f"eta={eta},S={S}"
+        axes[0].plot(steps, [p["fid"][key] for p in points], "o-", label=f"η = {eta}, S = {S}")
+    axes[0].axhline(floor, color="gray", ls="--", label="real digits")
+    axes[0].set_yscale("log"), axes[0].set_title(f"classifier-FID, n = {a.n}")
+    axes[1].plot(steps, [p["train_loss"] for p in points], "o-", label="training digits")
+    axes[1].plot(steps, [p["held_out_loss"] for p in points], "o-", label="held-out digits")
+    axes[1].set_title("L_simple, fixed (t, ε)")
+    for ax in axes:
+        ax.set_xlabel("training steps"), ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main(argv=None):
+    a = parse(argv)
+    if a.pick:
+        print(pick(json.loads(Path(a.pick).read_text()), Path(a.run)))
+        return None
+    device = torch.device(a.device) if a.device else de.env.device()
+    classifier = de.metrics.load_classifier(device=device)
+    held_out, _ = de.data.load_mnist("test")
+    train, _ = de.data.load_mnist("train")
+    ref = features(classifier, held_out, device)
+    floor = fid_from_features(features(classifier, train[torch.randperm(len(train),
+                              generator=torch.Generator().manual_seed(1234))[:a.n]], device), ref)
+    x_T = fixed_noise(a.n, tuple(held_out.shape[1:]), a.seed)
+    batch = 1000 if device.type == "cuda" else 250
+    points = []
+    for path in checkpoints(Path(a.run), a.before):
+        model, sched, config = load(str(path), device)
+        point = {"checkpoint": str(path), "step": model_step(config), "fid": {}, "halves": {}}
+        point["train_loss"], point["held_out_loss"] = losses(model, sched, train, held_out, a.loss_repeats, device)
+        for eta, S in a.cell_list:
+            x0 = sample_batched(sampler(model, sched, eta, S, a.seed), x_T, batch, device).clamp(-1, 1)
+            f = features(classifier, x0, device)
+            point["fid"][f"eta={eta},S={S}"], point["halves"][f"eta={eta},S={S}"] = fid_from_features(f, ref), halves(f, ref)
+        points.append(point)
+        print(f"step {point['step']:>6}  loss train {point['train_loss']:.5f} held-out {point['held_out_loss']:.5f}  "
+              + "  ".join(f"{k} {v:.3f}" for k, v in point["fid"].items()), flush=True)
+    keys = [f"eta={e},S={S}" for e, S in a.cell_list]
+    header = ["steps", "L train", "L held-out"] + [f"η={e} S={S}" for e, S in a.cell_list]
+    rows = [[p["step"], p["train_loss"], p["held_out_loss"]] + [p["fid"][k] for k in keys] for p in points]
+    best = [min(points, key=lambda p: p["fid"][k])["step"] for k in keys]
+    body = (f"Classifier-FID of {a.n} samples a cell (the same x_T at every point) against the 500 held-out "
+            f"digits, and L_simple with fixed (t, ε) on 500 training / the 500 held-out digits "
+            f"({a.loss_repeats} draws each), {hardware(device)}. Real digits score {floor:.3f}.\n\n"
+            + markdown_table(header, rows)
+            + "\n\nLowest FID at step: " + ", ".join(f"{h}: {s}" for h, s in zip(header[3:], best))
+            + "\n\nEach cell's halves (n = " + str(a.n // 2) + " each), the metric's noise:\n\n"
+            + markdown_table(["steps"] + header[3:], [[p["step"]] + [" / ".join(f"{v:.3g}" for v in p["halves"][k])
+                                                                      for k in keys] for p in points]) + "\n")
+    data = {"n": a.n, "cells": keys, "device": hardware(device), "floor": floor, "loss_repeats": a.loss_repeats,
+            "points": points}
+    write_results(Path(a.out), "Training curve on MNIST: quality against training steps", body, data)
+    plot(points, a, floor, Path(a.out + ".png"))
+    return data
+
+
+if __name__ == "__main__":
+    main()
