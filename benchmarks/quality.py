@@ -125,7 +125,7 @@ def main(argv=None):
                  for e in a.eta_list]
     paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
     body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
-            f"shipped model `{Path(a.checkpoint).name}` (step {model_step(config)}), "
+            f"model `{a.checkpoint}` (step {model_step(config)}), "
             f"{a.skip} τ, {hardware(device)}.\n\n"
             + markdown_table(header, rows)
             + f"\n\nThe same cells scored on each half of their samples (n = {a.n // 2} each; the spread "

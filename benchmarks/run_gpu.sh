@@ -10,7 +10,7 @@
 #      50, 100, 1000}, recorded in the run's config.json;
 #   3. Table 2 (reconstruction); 3b. η ∈ {0, 1} on the quadratic τ; 4. speed without torch.compile (benchmarks/gpu_speed.py), while
 #      time is left (STAGES=speed-full: with the compiled variants, into speed_mnist_cuda).
-# Results go to results/ and, with everything needed to ship or resume the run, to $OUT.
+# Results go to results/ and, with the measured weights and their config.json (ready to ship), to $OUT.
 #   OUT=/tmp/gpu TRAIN_MIN=4 bash benchmarks/run_gpu.sh
 #   STAGES="tables speed" RUN=checkpoints/mnist bash benchmarks/run_gpu.sh    # measure only
 set -u
@@ -59,7 +59,7 @@ if want curve; then
   # early stopping: of this run's points, the one with the lowest DDIM FID at S = 10 plus S = 20
   # (the curve samples another x_T than Table 1, so Table 1 stays an independent measurement)
   SHIP=$(python3 benchmarks/training_curve.py --pick results/training_curve_mnist.json --run "$RUN" || echo "$RUN")
-  log "measuring and shipping $SHIP"
+  log "measuring $SHIP (sent back as model.safetensors, to ship if it beats the weights it started from)"
   pack
 fi
 if want tables; then
