@@ -51,7 +51,8 @@ def main(argv=None):
     body = (f"Per-dimension MSE on [0, 1] after DDIM inversion and decoding with S steps each, "
             f"{a.n} held-out digits, model step {model_step(config)}, {hardware(device)}.\n\n"
             + markdown_table(["S", "MSE (MNIST, ours)", "MSE (CIFAR-10, paper Table 2)"], rows) + "\n")
-    data = {"n": a.n, "device": hardware(device), "mse": {str(S): v for S, v in mse.items()},
+    data = {"n": a.n, "device": hardware(device), "checkpoint_step": model_step(config),
+            "mse": {str(S): v for S, v in mse.items()},
             "seconds": {str(S): v for S, v in seconds.items()}}
     write_results(Path(a.out), "Table 2 on MNIST: reconstruction error by S", body, data)
     return data
