@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import env, grids
+from .ema import ema_multi_avg_fn, make_ema  # noqa: F401  (de.training.make_ema, as notebook 02 uses it)
 from .resume import save_snapshot
 from .validation import (check_float, check_generator, check_int, check_model_output, check_tensor,
                          check_timesteps)
@@ -55,35 +55,6 @@ def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | 
     eps = check_model_output(model(x_t, t), x_t)
     per = (eps.float() - noise.float()).pow(2).flatten(1).mean(1)
     return (per, t) if per_example else per.mean()
-
-
-def ema_multi_avg_fn(decay: float, warmup: bool = True):
-    """EMA update for ``AveragedModel``: θ̄ ← d θ̄ + (1 − d) θ with d = decay, or with warmup
-    d_n = min(decay, (1 + n)/(10 + n)) after n averages, so early EMA isn't stuck at init."""
-    if not warmup:
-        return get_ema_multi_avg_fn(decay)
-
-    @torch.no_grad()
-    def update(ema_params, params, num_averaged):
-        n = int(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
-        if ema_params and (ema_params[0].is_floating_point() or ema_params[0].is_complex()):
-            torch._foreach_lerp_(ema_params, params, 1.0 - d)
-        else:
-            for e, p in zip(ema_params, params):
-                e.copy_(p)
-    return update
-
-
-def make_ema(model: torch.nn.Module, decay: float = 0.999, warmup: bool = True) -> AveragedModel:
-    """An EMA copy of ``model`` (buffers averaged too), initialised to its current weights
-    (n_averaged = 1), so after one more update θ̄ = d·θ_0 + (1 − d)·θ_1."""
-    ema = AveragedModel(model, multi_avg_fn=ema_multi_avg_fn(decay, warmup), use_buffers=True)
-    ema.update_parameters(model)
-    ema.module.eval()
-    for p in ema.parameters():
-        p.requires_grad_(False)
-    return ema
 
 
 @dataclasses.dataclass
