@@ -6,8 +6,8 @@
     python benchmarks/training_curve.py --run runs/more --pick results/training_curve_mnist.json
 
 Every point is one set of EMA weights: earlier models (--before, e.g. the one the run started
-from), each snapshot
-the run kept (RUN/snapshots/step_N, written by --snapshot-every) and the run's last weights.
+from), each snapshot the run kept (RUN/snapshots/step_N, written by --snapshot-every) and the
+run's last weights.
 For each it reports the classifier-FID of n samples for the cells in --cells (η:S; all from the
 same x_T, so points differ only by the weights) and L_simple on 500 training and on the 500
 held-out digits with t and ε fixed (each digit --loss-repeats times), so the points are comparable.
@@ -28,7 +28,7 @@ import torch
 
 from common import ROOT, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, model_step, \
     sample_batched, write_results
-from quality import halves, sampler
+from quality import halves, real_floor, sampler
 
 
 def parse(argv=None):
@@ -112,8 +112,7 @@ def main(argv=None):
     held_out, _ = de.data.load_mnist("test")
     train, _ = de.data.load_mnist("train")
     ref = features(classifier, held_out, device)
-    floor = fid_from_features(features(classifier, train[torch.randperm(len(train),
-                              generator=torch.Generator().manual_seed(1234))[:a.n]], device), ref)
+    floor, _ = real_floor(classifier, train, ref, a.n, device)
     x_T = fixed_noise(a.n, tuple(held_out.shape[1:]), a.seed)
     batch = 1000 if device.type == "cuda" else 250
     points = []

@@ -43,19 +43,23 @@ def save_trainer(tr) -> None:
         tensors.update(opt_tensors)
         for r, states in enumerate(every):
             tensors.update({f"rng.{r}.{k}": v for k, v in states.items()})
-        training = {**dataclasses.asdict(tr.cfg), "world_size": tr.world}
+        training = _training(tr)
         save_tensors(tr.out_dir / STATE_FILE, tensors, {"step": tr.step})
         write_json(tr.out_dir / STATE_JSON, {
             "format": FORMAT, "step": tr.step, "world_size": tr.world, "optimizer": opt_meta,
             "ema_n_averaged": int(tr.ema.n_averaged), "wall_time_s": round(tr.wall_time(), 2),
             "history": tr.history, "commands": tr.commands, "training": training,
             "init": tr.run_info.get("init")})
-        save_model_dir(tr.out_dir, tr.ema.module.state_dict(), _model_config(tr, training))
+        save_model_dir(tr.out_dir, tr.ema.module.state_dict(), _model_config(tr))
     if tr.world > 1:
         dist.barrier()
 
 
-def _model_config(tr, training: dict) -> dict:
+def _training(tr) -> dict:
+    return {**dataclasses.asdict(tr.cfg), "world_size": tr.world}
+
+
+def _model_config(tr) -> dict:
     """config.json of the EMA weights: model, schedule, data, step, how they were trained."""
     info = dict(tr.run_info)
     totals = _totals(tr, info.get("init"))
@@ -66,7 +70,7 @@ def _model_config(tr, training: dict) -> dict:
         "step": tr.step,
         "weights": f"EMA of the weights, decay {tr.cfg.ema_decay}"
                    + (" with warm-up min(d, (1+n)/(10+n))" if tr.cfg.ema_warmup else ""),
-        "training": training,
+        "training": _training(tr),
         "command": tr.commands[0] if tr.commands else None,
         "commands": tr.commands,
         "wall_time_s": round(tr.wall_time(), 2),
@@ -83,9 +87,8 @@ def save_snapshot(tr) -> Path | None:
     ``load_model`` reads like any checkpoint): the points of a training curve (rank 0 writes)."""
     if tr.out_dir is None or tr.rank != 0:
         return None
-    training = {**dataclasses.asdict(tr.cfg), "world_size": tr.world}
     folder = tr.out_dir / "snapshots" / f"step_{tr.step:07d}"
-    save_model_dir(folder, tr.ema.module.state_dict(), _model_config(tr, training))
+    save_model_dir(folder, tr.ema.module.state_dict(), _model_config(tr))
     return folder
 
 
