@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import ddim_edu as de  # noqa: E402
-from ddim_edu import checkpoints as ck  # noqa: E402
-from ddim_edu import metrics  # noqa: E402
+from ddim_edu.train import checkpoints as ck  # noqa: E402
+from ddim_edu.evaluation import metrics  # noqa: E402
 
 
 def load(checkpoint: str, device):

@@ -100,14 +100,14 @@ def main(argv=None):
         print(f"{name:40s} DDIM-{a.steps}: {ips:10.1f} img/s   overhead ratio {m['overhead_ratio']:.3f}"
               f"   loop alone {100 * m['loop_only_fraction']:.2f}% of the forwards", flush=True)
     # training steps per second with the shipped recipe's batch size
-    train_model = de.models.build_model(model.config).to(device)
+    train_model = de.nets.build_model(model.config).to(device)
     opt = torch.optim.AdamW(train_model.parameters(), lr=5e-4)
     data_x = torch.randn(a.train_batch, 1, 28, 28, device=device)
 
     def train_steps(n=20):
         for _ in range(n):
             with autocast(device, cuda):
-                loss = de.training.diffusion_loss(train_model, data_x, sched)
+                loss = de.train.diffusion_loss(train_model, data_x, sched)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -97,7 +97,7 @@ def main(argv=None):
     a = parse(argv)
     device = torch.device(a.device) if a.device else de.env.device()
     model, sched, config = load(a.checkpoint, device)
-    classifier = de.metrics.load_classifier(device=device)
+    classifier = de.evaluation.load_classifier(device=device)
     batch = a.batch or (1000 if device.type == "cuda" else 250)
     held_out, _ = de.data.load_mnist("test")
     train, _ = de.data.load_mnist("train")
@@ -142,7 +142,7 @@ def main(argv=None):
             "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}
     write_results(Path(a.out), "Table 1 on MNIST: classifier-FID by η and S", body, data)
     # the first 8 samples of every cell (rows: η outer, S inner), all from the same x_T
-    de.grids.save_grid((torch.cat(firsts) + 1) / 2, Path(a.out + "_samples.png"), nrow=8)
+    de.viz.grids.save_grid((torch.cat(firsts) + 1) / 2, Path(a.out + "_samples.png"), nrow=8)
     plot(a, fids, floor, Path(a.out + ".png"))
     if a.record_config:
         path = Path(a.checkpoint) / "config.json"

@@ -44,7 +44,7 @@ def main(argv=None):
         with Timer(device) as tm:
             z = de.ddim_invert(model, x0, sched, steps=S, progress=False)
             x_rec = de.ddim_sample(model, z, sched, steps=S, progress=False)
-        mse[S] = float(de.metrics.reconstruction_mse(x_rec, x0))
+        mse[S] = float(de.evaluation.reconstruction_mse(x_rec, x0))
         seconds[S] = tm.seconds
         print(f"S={S:>5}  MSE={mse[S]:.6f}  ({tm.seconds:.1f} s)", flush=True)
     rows = [[S, mse[S], PAPER_CIFAR10.get(S, float("nan"))] for S in a.step_list]

@@ -44,7 +44,7 @@ def exact_study(quick: bool):
     sched = de.NoiseSchedule.linear()
     mixture = de.GaussianMixture([[1.0, 0.5], [-1.0, -0.5]], [0.4, 0.6], [0.3, 0.7])
     x_T = torch.randn(64 if quick else 256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    exact = pf_ode_rk4(mixture, x_T, de.ode.sigma_from_alpha_bar(sched.alpha_bar_at(999)), n_steps=1000)
+    exact = pf_ode_rk4(mixture, x_T, de.diffusion.sigma_from_alpha_bar(sched.alpha_bar_at(999)), n_steps=1000)
     steps = [5, 10, 20, 40, 80] if quick else [5, 10, 20, 40, 80, 160]  # finer grids hit the floor of the final Euler step
     out = {}
     for name, (fn, nfe) in SOLVERS.items():
@@ -60,8 +60,8 @@ def exact_study(quick: bool):
 
 
 def mnist_fid(a, device):
-    model, sched, config = de.checkpoints.load_model(a.checkpoint, device=device)
-    classifier = de.metrics.load_classifier(device=device)
+    model, sched, config = de.train.checkpoints.load_model(a.checkpoint, device=device)
+    classifier = de.evaluation.load_classifier(device=device)
     ref = features(classifier, de.data.load_mnist("test")[0], device)
     x_T = fixed_noise(a.n, (1, 28, 28), 0)
     batch = 1000 if device.type == "cuda" else 250

@@ -57,7 +57,7 @@ def checkpoints(run: Path, before: list[str]) -> list[Path]:
     """The curve's points in training order: earlier models, the snapshots, the run's final weights."""
     snaps = sorted((run / "snapshots").glob("step_*")) if (run / "snapshots").is_dir() else []
     points = [Path(b) for b in before] + snaps
-    last = de.checkpoints.read_json(run / "config.json")["step"]
+    last = de.train.checkpoints.read_json(run / "config.json")["step"]
     if not snaps or int(snaps[-1].name.split("_")[1]) != last:
         points.append(run)
     return points
@@ -74,7 +74,7 @@ def pick(curve: dict, run: Path, key=("eta=0,S=10", "eta=0,S=20")) -> str:
 def losses(model, sched, train, held_out, repeats: int, device) -> tuple[float, float]:
     """L_simple on 500 training and the 500 held-out digits, the same (t, ε) draws at every point."""
     with torch.no_grad():
-        return tuple(de.metrics.held_out_loss(model, x.repeat(repeats, 1, 1, 1).to(device), sched, seed=7,
+        return tuple(de.train.held_out_loss(model, x.repeat(repeats, 1, 1, 1).to(device), sched, seed=7,
                                               batch_size=1000) for x in (train[:len(held_out)], held_out))
 
 
@@ -108,7 +108,7 @@ def main(argv=None):
         print(pick(json.loads(Path(a.pick).read_text()), Path(a.run)))
         return None
     device = torch.device(a.device) if a.device else de.env.device()
-    classifier = de.metrics.load_classifier(device=device)
+    classifier = de.evaluation.load_classifier(device=device)
     held_out, _ = de.data.load_mnist("test")
     train, _ = de.data.load_mnist("train")
     ref = features(classifier, held_out, device)

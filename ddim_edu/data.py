@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from . import env
-from .analytic import GaussianMixture
+from .diffusion.analytic import GaussianMixture
 from .validation import check_choice, check_int, check_tensor
 
 __all__ = ["MNIST_SUBSET_PATH", "DATASETS", "TOY_DATASETS", "mnist_arrays", "load_mnist", "load_dataset",

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import ddim_edu as de  # noqa: E402
 import ddim_edu.data  # noqa: E402,F401
-from ddim_edu import likelihood as lk  # noqa: E402
+from ddim_edu.diffusion import likelihood as lk  # noqa: E402
 
 PAPER = [  # Ho et al. 2020 (arXiv:2006.11239), Table 1, CIFAR-10 NLL test (train), bits/dim
     ("DDPM, trained on L_simple (fixed isotropic Σ)", "≤ 3.75 (3.72)"),

@@ -76,12 +76,12 @@ def test_training_curve(tmp_path):
     """Points in training order (earlier model, snapshots, the run's last weights); the shipped
     model scores far better than a UNet trained three steps, on the FID and on both losses."""
     import training_curve
-    from ddim_edu.training import Trainer, TrainConfig
+    from ddim_edu.train.trainer import Trainer, TrainConfig
     digits, _ = de.data.load_mnist("train")
-    net = de.models.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
     cfg = TrainConfig(steps=3, batch_size=4, snapshot_every=2, ckpt_every=0, progress=False)
     Trainer(net, de.NoiseSchedule.linear(1000), digits[:16], cfg, out_dir=tmp_path / "run", device="cpu").fit()
-    data = training_curve.main(["--run", str(tmp_path / "run"), "--before", str(de.pretrained.checkpoints_dir() / "mnist"),
+    data = training_curve.main(["--run", str(tmp_path / "run"), "--before", str(de.train.pretrained.checkpoints_dir() / "mnist"),
                                 "--n", "8", "--cells", "0:3", "--loss-repeats", "1", "--device", "cpu",
                                 "--out", str(tmp_path / "curve")])
     shipped, snap, last = data["points"]

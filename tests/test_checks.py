@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import ddim_edu as de
-from ddim_edu import solutions as sol
-from ddim_edu.checks import ALL
+from ddim_edu.course import solutions as sol
+from ddim_edu.course.checks import ALL
 
 SOLUTIONS = {
     "ex01.alpha_bar": sol.alpha_bar, "ex01.q_sample": sol.q_sample, "ex01.posterior_variance": sol.posterior_variance,
@@ -83,7 +83,7 @@ def test_crashes_and_odd_input_give_a_failure_not_an_exception(name):
 
 
 def test_examples_from_the_brief(capsys):
-    ex03, ex01, ex05, ex06 = de.checks.ex03, de.checks.ex01, de.checks.ex05, de.checks.ex06
+    ex03, ex01, ex05, ex06 = de.course.ex03, de.course.ex01, de.course.ex05, de.course.ex06
     import math
     r = ex03.sigma.check(lambda a, ap, eta: eta * (1 - ap) / (1 - a) * math.sqrt(1 - a / ap))
     assert not r and "square root" in r.message and "expected" in r.message and "got" in r.message
@@ -99,9 +99,9 @@ def test_examples_from_the_brief(capsys):
 
 
 def test_hint_and_solution_print(capsys):
-    de.checks.ex03.ddim_step.hint()
-    de.checks.ex03.ddim_step.solution()
-    de.checks.ex04.xbar.solution()
+    de.course.ex03.ddim_step.hint()
+    de.course.ex03.ddim_step.solution()
+    de.course.ex04.xbar.solution()
     out = capsys.readouterr().out
     assert "Hint (ex03.ddim_step)" in out and "def ddim_step(" in out and "def sigma(" in out
     assert "def x_to_xbar(" in out and "def xbar_to_x(" in out

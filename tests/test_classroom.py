@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ddim_edu import classroom
+from ddim_edu.course import classroom
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EX01 = ["ex01.alpha_bar", "ex01.q_sample", "ex01.posterior_variance"]

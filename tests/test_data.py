@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ddim_edu import data
-from ddim_edu.analytic import GaussianMixture
+from ddim_edu.diffusion.analytic import GaussianMixture
 
 
 # ----------------------------------------------------------------------------- MNIST subset

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import ddim_edu as de
-import ddim_edu.editing as ed
+import ddim_edu.diffusion.editing as ed
 
 
 def _gauss(*shape, seed=0):

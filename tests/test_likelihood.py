@@ -1,11 +1,11 @@
-"""The DDPM variational bound (ddim_edu.likelihood) against Monte-Carlo estimates and closed forms."""
+"""The DDPM variational bound (ddim_edu.diffusion.likelihood) against Monte-Carlo estimates and closed forms."""
 import math
 
 import pytest
 import torch
 
 import ddim_edu as de
-from ddim_edu import likelihood as lk
+from ddim_edu.diffusion import likelihood as lk
 
 
 def _mc_kl(m1, v1, m2, v2, n=200_000, seed=0):

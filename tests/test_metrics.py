@@ -9,11 +9,11 @@ import pytest
 import torch
 import ddim_edu as de
 
-from ddim_edu.classifier import MNISTClassifier, load_classifier, random_shift
+from ddim_edu.evaluation.classifier import MNISTClassifier, load_classifier, random_shift
 from ddim_edu.data import load_mnist
-from ddim_edu.metrics import (classifier_accuracy, classifier_features, classifier_fid, feature_statistics,
+from ddim_edu.evaluation.metrics import (classifier_accuracy, classifier_features, classifier_fid, feature_statistics,
                               frechet_distance, predict_labels, reconstruction_mse)
-from ddim_edu.pretrained import checkpoints_dir
+from ddim_edu.train.pretrained import checkpoints_dir
 
 
 def _random_cov(d, seed):
@@ -160,7 +160,7 @@ def test_reconstruction_mse_bad_input():
 SHIPPED = checkpoints_dir() / "mnist_classifier"
 needs_classifier = pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(),
                                       reason=f"shipped classifier not trained yet ({SHIPPED}); "
-                                             "run python -m ddim_edu.classifier --out checkpoints/mnist_classifier")
+                                             "run python -m ddim_edu.evaluation.classifier --out checkpoints/mnist_classifier")
 
 
 @needs_classifier
@@ -174,9 +174,9 @@ def test_shipped_classifier_accuracy_and_default():
 
 
 def test_load_classifier_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m ddim_edu.classifier"):
+    with pytest.raises(FileNotFoundError, match="python -m ddim_edu.evaluation.classifier"):
         load_classifier(tmp_path / "nope")
-    from ddim_edu.classifier import save_classifier
+    from ddim_edu.evaluation.classifier import save_classifier
     save_classifier(MNISTClassifier(), tmp_path / "c", {"held_out_accuracy": 0.0})
     assert isinstance(load_classifier(tmp_path / "c"), MNISTClassifier)
     (tmp_path / "c" / "model.safetensors").write_bytes(b"\x00" * 20)
@@ -185,24 +185,24 @@ def test_load_classifier_errors(tmp_path):
 
 
 def test_held_out_loss_is_fixed_draws_of_l_simple():
-    from ddim_edu.training import diffusion_loss
+    from ddim_edu.train.trainer import diffusion_loss
     sched = de.NoiseSchedule.linear(T=100)
     model = de.MLPDenoiser(dim=2, hidden=16, num_layers=1)
     x0 = torch.randn(10, 2)
-    a = de.metrics.held_out_loss(model, x0, sched, seed=3, batch_size=4)
-    assert a == de.metrics.held_out_loss(model, x0, sched, seed=3, batch_size=4)
+    a = de.train.held_out_loss(model, x0, sched, seed=3, batch_size=4)
+    assert a == de.train.held_out_loss(model, x0, sched, seed=3, batch_size=4)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         by_hand = sum(float(diffusion_loss(model, x0[i:i + 4], sched, g)) * len(x0[i:i + 4]) for i in (0, 4, 8)) / 10
     assert a == pytest.approx(by_hand, rel=1e-6)
     model.train()
-    de.metrics.held_out_loss(model, x0, sched)
+    de.train.held_out_loss(model, x0, sched)
     assert model.training
 
 
 def test_trainer_records_validation_loss():
     sched = de.NoiseSchedule.linear(T=100)
     data = de.data.toy_dataset("moons", 256, seed=0)
-    tr = de.training.train(de.MLPDenoiser(dim=2, hidden=16, num_layers=1), data, sched, steps=6, log_every=3,
+    tr = de.train.train(de.MLPDenoiser(dim=2, hidden=16, num_layers=1), data, sched, steps=6, log_every=3,
                            batch_size=32, progress=False, device="cpu", val_data=data[:64])
     assert [e["step"] for e in tr.history] == [3, 6] and all(e["val_loss"] > 0 for e in tr.history)

@@ -1,4 +1,4 @@
-"""Tests for ddim_edu.models: the time-conditioned UNet and the 2-D MLP ε-models."""
+"""Tests for ddim_edu.nets.models: the time-conditioned UNet and the 2-D MLP ε-models."""
 import json
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddim_edu.models import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
+from ddim_edu.nets.models import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
 
 
 def _unet(**kw):

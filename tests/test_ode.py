@@ -14,7 +14,7 @@ STEPS = [10, 20, 40, 80, 160]
 @pytest.fixture(scope="module")
 def problem(sched, mixture):
     x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    sigma_max = de.ode.sigma_from_alpha_bar(sched.alpha_bar_at(999))
+    sigma_max = de.diffusion.sigma_from_alpha_bar(sched.alpha_bar_at(999))
     exact = pf_ode_rk4(mixture, x_T, sigma_max, n_steps=1000)
     assert (exact - pf_ode_rk4(mixture, x_T, sigma_max, n_steps=500)).abs().max() < 1e-7  # reference converged
     return mixture.eps_model(sched), x_T, exact
@@ -32,11 +32,11 @@ def _errors(solver, problem, sched):
 
 def test_change_of_variables(sched):
     ab = sched.alpha_bar_at(300)
-    sigma = de.ode.sigma_from_alpha_bar(ab)
-    assert de.ode.alpha_bar_from_sigma(sigma) == pytest.approx(ab)
+    sigma = de.diffusion.sigma_from_alpha_bar(ab)
+    assert de.diffusion.alpha_bar_from_sigma(sigma) == pytest.approx(ab)
     x = torch.randn(3, 2, dtype=torch.float64)
-    assert torch.allclose(de.ode.from_xbar(de.ode.to_xbar(x, ab), ab), x)
-    assert torch.allclose(de.ode.to_xbar(x, ab) / math.sqrt(sigma ** 2 + 1), x)
+    assert torch.allclose(de.diffusion.from_xbar(de.diffusion.to_xbar(x, ab), ab), x)
+    assert torch.allclose(de.diffusion.to_xbar(x, ab) / math.sqrt(sigma ** 2 + 1), x)
 
 
 @pytest.mark.parametrize("skip", ["uniform", "quadratic"])

@@ -10,7 +10,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import ddim_edu as de  # noqa: E402
-from ddim_edu import plotting, widgets  # noqa: E402
+from ddim_edu.viz import plotting
+from ddim_edu.viz import widgets  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ def test_mnist_ddim20_digits_are_recognised():
     x_T = torch.randn(16, 1, 28, 28, generator=de.env.generator(0))
     x0 = de.ddim_sample(model, x_T, sched, steps=20, progress=False)
     assert x0.shape == (16, 1, 28, 28) and torch.isfinite(x0).all()
-    classifier = de.metrics.load_classifier()
+    classifier = de.evaluation.load_classifier()
     with torch.no_grad():
         probs = classifier(x0.clamp(-1, 1)).softmax(1)
     # the classifier is trained with label smoothing: 84% of real held-out digits get p > 0.9

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddim_edu import checkpoints as ck
-from ddim_edu.models import MLPDenoiser, UNet
-from ddim_edu.pretrained import PRETRAINED, available_pretrained, checkpoints_dir, load_pretrained
-from ddim_edu.schedules import NoiseSchedule
-from ddim_edu.training import Trainer, TrainConfig, diffusion_loss, make_ema, train
+from ddim_edu.train import checkpoints as ck
+from ddim_edu.nets.models import MLPDenoiser, UNet
+from ddim_edu.train.pretrained import PRETRAINED, available_pretrained, checkpoints_dir, load_pretrained
+from ddim_edu.diffusion.schedule import NoiseSchedule
+from ddim_edu.train.trainer import Trainer, TrainConfig, diffusion_loss, make_ema, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHED = NoiseSchedule.linear(1000)
@@ -334,10 +334,10 @@ def test_cli_help_names_the_mnist_subset():
 # ----------------------------------------------------------------- data-parallel (gloo, 2 CPU processes)
 DDP_SCRIPT = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
-    from ddim_edu.models import MLPDenoiser
-    from ddim_edu.schedules import NoiseSchedule
-    from ddim_edu.training import Trainer, TrainConfig
-    from ddim_edu.checkpoints import save_tensors
+    from ddim_edu.nets.models import MLPDenoiser
+    from ddim_edu.diffusion.schedule import NoiseSchedule
+    from ddim_edu.train.trainer import Trainer, TrainConfig
+    from ddim_edu.train.checkpoints import save_tensors
     dist.init_process_group("gloo")
     rank = dist.get_rank()
     torch.manual_seed(rank)                       # different init on purpose: DDP broadcasts rank 0's
@@ -396,7 +396,7 @@ def test_shipped_pretrained_weights(name, monkeypatch):
 
 
 def test_png_writer_without_torchvision(tmp_path):
-    from ddim_edu.grids import density_image, make_grid, write_png
+    from ddim_edu.viz.grids import density_image, make_grid, write_png
     x = torch.rand(5, 1, 6, 7)
     grid = make_grid(x, nrow=3, padding=1)
     assert grid.shape == (1, 2 * 7 + 1, 3 * 8 + 1)

@@ -1,15 +1,15 @@
 """Self-checks for the notebook exercises (in the style of Kaggle's learntools)::
 
-    from ddim_edu.checks import ex03
+    from ddim_edu.course.checks import ex03
     ex03.sigma.check(my_sigma)     # prints "✓ correct" or the failing case, expected vs got, a hint
     ex03.sigma.hint()
-    ex03.sigma.solution()          # prints the reference implementation (ddim_edu.solutions)
+    ex03.sigma.solution()          # prints the reference implementation (ddim_edu.course.solutions)
 
 A check runs your function against the tested package on random inputs and edge cases
 (t = 0, the last step t_prev = −1, η = 0 and 1, float64, a batch of one). It never raises:
 a stub that still raises ``NotImplementedError`` is "not attempted", a crash is a failure.
 Each verdict also prints ``[ddim_edu.check] exNN.name: pass|fail|not-attempted`` for the grader.
-The exercises of notebooks 01–03 are defined here, those of 04–06 in :mod:`ddim_edu.checks_ode`.
+The exercises of notebooks 01–03 are defined here, those of 04–06 in :mod:`ddim_edu.course.checks_ode`.
 """
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from types import SimpleNamespace
 import torch
 
 from . import solutions as sol
-from .checking import COS, LIN, Case, CheckResult, Exercise
-from .checking import alpha_bar_by_index as _ab
-from .checking import seeded_randn as _randn
+from .engine import COS, LIN, Case, CheckResult, Exercise
+from .engine import alpha_bar_by_index as _ab
+from .engine import seeded_randn as _randn
 from .checks_ode import ex04, ex05, ex06
-from .models import timestep_embedding
-from .samplers import ddim_sigma, ddim_step
-from .schedules import NoiseSchedule
-from .training import diffusion_loss
+from ..nets.models import timestep_embedding
+from ..diffusion.samplers import ddim_sigma, ddim_step
+from ..diffusion.schedule import NoiseSchedule
+from ..train.trainer import diffusion_loss
 
 __all__ = ["ex01", "ex02", "ex03", "ex04", "ex05", "ex06", "ALL", "Exercise", "CheckResult"]
 

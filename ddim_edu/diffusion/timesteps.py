@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from .validation import check_choice, check_int, check_tensor
+from ..validation import check_choice, check_int, check_tensor
 
 SKIPS = ("uniform", "quadratic")
 

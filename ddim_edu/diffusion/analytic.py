@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .validation import check_int, check_tensor, check_timesteps
+from ..validation import check_int, check_tensor, check_timesteps
 
 
 class GaussianMixture:

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from .grids import make_grid
-from .validation import check_int, check_tensor
+from ..validation import check_int, check_tensor
 
 __all__ = ["grid_array", "image_grid", "show_row", "plot_schedules", "scatter2d", "trajectories2d",
            "loglog_slope", "loglog_errors", "save_figure", "saving_figures", "FIGURES_DIR"]
 
-FIGURES_DIR = Path(__file__).resolve().parents[1] / "docs" / "figures"
+FIGURES_DIR = Path(__file__).resolve().parents[2] / "docs" / "figures"
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -117,7 +117,7 @@ def show_row(images, titles=None, nrow: int = 8, panel_size: float = 2.0, suptit
 def plot_schedules(scheds: dict, ax=None):
     """ᾱ_t (left) and log SNR(t) = log(ᾱ_t/(1 − ᾱ_t)) (right) against t, one line per schedule.
     ``scheds``: {label: NoiseSchedule}; ``ax``: None or a pair of Axes."""
-    from .schedules import NoiseSchedule
+    from ..diffusion.schedule import NoiseSchedule
 
     if not isinstance(scheds, dict) or not scheds:
         raise TypeError(f"scheds must be a non-empty dict {{label: NoiseSchedule}}, got {type(scheds).__name__}")

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from . import env
-from .schedules import NoiseSchedule
+from .. import env
+from .schedule import NoiseSchedule
 from .timesteps import resolve_timesteps
-from .validation import check_choice, check_float, check_generator, check_int, check_model_output, check_tensor
+from ..validation import check_choice, check_float, check_generator, check_int, check_model_output, check_tensor
 
 VARIANCES = ("eta", "sigma_hat")
 

@@ -208,9 +208,9 @@ def load_model(run_dir, device=None, weights: str = "ema"):
     ``weights="ema"`` reads model.safetensors (the EMA weights everyone should use);
     ``"raw"`` reads the last optimiser iterate from state.safetensors.
     """
-    from .models import build_model
-    from .schedules import NoiseSchedule
-    from .validation import check_choice
+    from ..nets.models import build_model
+    from ..diffusion.schedule import NoiseSchedule
+    from ..validation import check_choice
 
     check_choice("weights", weights, ("ema", "raw"))
     run_dir = Path(run_dir)

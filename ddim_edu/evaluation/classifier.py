@@ -3,10 +3,10 @@
 FID (Heusel et al. 2017) compares Inception-v3 features of real and generated images.
 Inception knows nothing about 28×28 digits, so the course uses a CNN trained on the
 4,500 shipped training digits instead: its 128-d penultimate layer (ReLU after global
-average pooling, like Inception's pool3) gives :func:`ddim_edu.metrics.classifier_fid`.
+average pooling, like Inception's pool3) gives :func:`ddim_edu.evaluation.metrics.classifier_fid`.
 Numbers are comparable within the course only, never with published FIDs.
 
-    python -m ddim_edu.classifier --out checkpoints/mnist_classifier
+    python -m ddim_edu.evaluation.classifier --out checkpoints/mnist_classifier
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checkpoints as ck
-from . import env
-from .validation import check_int, check_tensor
+from ..train import checkpoints as ck
+from .. import env
+from ..validation import check_int, check_tensor
 
 DEFAULT_NAME = "mnist_classifier"
 
@@ -88,7 +88,7 @@ def train_classifier(epochs: int = 20, batch_size: int = 64, lr: float = 2e-3, s
     LR); returns (model in eval mode, {"held_out_accuracy", "train_accuracy", ...})."""
     from tqdm.auto import tqdm
 
-    from .data import load_mnist
+    from ..data import load_mnist
     epochs = check_int("epochs", epochs, lo=1)
     batch_size = check_int("batch_size", batch_size, lo=1)
     dev = torch.device(device) if device is not None else env.device()
@@ -130,7 +130,7 @@ def save_classifier(model: MNISTClassifier, out_dir, info: dict, command: str | 
 
 
 def _checkpoint_root() -> Path:
-    from .pretrained import checkpoints_dir
+    from ..train.pretrained import checkpoints_dir
     return checkpoints_dir()
 
 
@@ -139,7 +139,7 @@ def load_classifier(path=None, device=None) -> MNISTClassifier:
     path = Path(path) if path is not None else _checkpoint_root() / DEFAULT_NAME
     if not path.is_dir():
         raise FileNotFoundError(f"classifier checkpoint {path} not found: expected a folder with model.safetensors "
-                                f"and config.json; train it with python -m ddim_edu.classifier --out {path}")
+                                f"and config.json; train it with python -m ddim_edu.evaluation.classifier --out {path}")
     config = ck.read_json(path / ck.CONFIG_FILE, "the classifier's config.json")
     mcfg = dict(config.get("model") or {})
     if mcfg.pop("type", None) != "mnist_classifier":
@@ -155,7 +155,7 @@ def load_classifier(path=None, device=None) -> MNISTClassifier:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m ddim_edu.classifier",
+    p = argparse.ArgumentParser(prog="python -m ddim_edu.evaluation.classifier",
                                 description="Train the small MNIST classifier used for classifier FID "
                                             "(4,500 shipped training digits; accuracy on the 500 held out).")
     p.add_argument("--out", default=f"checkpoints/{DEFAULT_NAME}", help="output folder")
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     args = p.parse_args(argv)
     model, info = train_classifier(args.epochs, args.batch_size, args.lr, args.seed, args.device, args.progress)
-    command = " ".join(["python -m ddim_edu.classifier"] + [shlex.quote(a) for a in argv])
+    command = " ".join(["python -m ddim_edu.evaluation.classifier"] + [shlex.quote(a) for a in argv])
     save_classifier(model.cpu(), args.out, info, command)
     print(f"held-out accuracy {info['held_out_accuracy']:.4f} (train {info['train_accuracy']:.4f}), "
           f"{info['parameters']} parameters, {info['train_time_s']:.0f} s -> {os.fspath(args.out)}")

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from . import env
+from .. import env
 from .samplers import ddim_sample
-from .schedules import NoiseSchedule
-from .validation import check_float, check_generator, check_int, check_same_shape, check_tensor
+from .schedule import NoiseSchedule
+from ..validation import check_float, check_generator, check_int, check_same_shape, check_tensor
 
 __all__ = ["lerp", "slerp", "interpolate_latents", "sdedit_timesteps", "sdedit"]
 

@@ -6,7 +6,7 @@
     torchrun --nproc_per_node 4 -m ddim_edu.train --dataset mnist --out runs/m4   # DDP
 
 Writes model.safetensors (EMA weights) + config.json (+ state.* for resuming, samples/*.png)
-into the run directory; see ``ddim_edu.checkpoints``. Needs only torch, safetensors, numpy,
+into the run directory; see ``ddim_edu.train.checkpoints``. Needs only torch, safetensors, numpy,
 tqdm and the package; the MNIST subset ships with it, so no network is needed.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoints as ck
-from . import env
+from .. import env
 
 DATASETS = {
     "mnist": "the 4,500 MNIST training digits shipped with the package (offline; = mnist-subset)",
@@ -143,7 +143,7 @@ def _inherit(parser, args, typed: set[str]) -> argparse.Namespace:
 
 def load_data(args) -> tuple[torch.Tensor, dict]:
     """The training tensor and a description of it for config.json."""
-    from . import data as D
+    from .. import data as D
     name = args.dataset
     if name in TOY:
         x = D.toy_dataset(name, n=args.toy_n, seed=args.seed)
@@ -162,7 +162,7 @@ def load_data(args) -> tuple[torch.Tensor, dict]:
 
 
 def build_model(args, data: torch.Tensor):
-    from .models import MLPDenoiser, UNet
+    from ..nets.models import MLPDenoiser, UNet
     kind = args.model or ("mlp" if data.dim() == 2 else "unet")
     if kind == "mlp":
         if data.dim() != 2:
@@ -176,8 +176,8 @@ def build_model(args, data: torch.Tensor):
 
 
 def main(argv=None) -> int:
-    from .schedules import NoiseSchedule
-    from .training import Trainer, TrainConfig
+    from ..diffusion.schedule import NoiseSchedule
+    from .trainer import Trainer, TrainConfig
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

@@ -1,7 +1,7 @@
 """Self-checks for the exercises of notebooks 04–06: the ODE view, interpolation and inversion.
 
-Used through :mod:`ddim_edu.checks` (``from ddim_edu.checks import ex04``), which also documents
-how a check behaves; the machinery and the shared fixtures live in :mod:`ddim_edu.checking`.
+Used through :mod:`ddim_edu.course.checks` (``from ddim_edu.course.checks import ex04``), which also documents
+how a check behaves; the machinery and the shared fixtures live in :mod:`ddim_edu.course.engine`.
 """
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import torch
 
 from . import solutions as sol
-from .checking import COS, LIN, Case, Exercise
-from .checking import alpha_bar_by_index as _ab
-from .checking import mixture_eps_model as _mixture_model
-from .checking import seeded_randn as _randn
-from .editing import lerp, slerp
-from .ode import _heun_step, sigma_from_alpha_bar
-from .samplers import ddim_invert, ddim_invert_step, ddim_step
+from .engine import COS, LIN, Case, Exercise
+from .engine import alpha_bar_by_index as _ab
+from .engine import mixture_eps_model as _mixture_model
+from .engine import seeded_randn as _randn
+from ..diffusion.editing import lerp, slerp
+from ..diffusion.ode import _heun_step, sigma_from_alpha_bar
+from ..diffusion.samplers import ddim_invert, ddim_invert_step, ddim_step
 
 __all__ = ["ex04", "ex05", "ex06"]
 
@@ -114,7 +114,7 @@ ex05 = SimpleNamespace(
 # ============================================================================= notebook 06
 def _invert_wrong_t(model, x0, sched, steps, offset):
     """Inversion with the model told the wrong timestep (the next one, or the loop index)."""
-    from .timesteps import make_timesteps
+    from ..diffusion.timesteps import make_timesteps
     x, t_from = x0, -1
     for i, t_to in enumerate(make_timesteps(sched.T, steps).tolist()):
         t_model = t_to if offset == "next" else i

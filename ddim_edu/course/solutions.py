@@ -1,6 +1,6 @@
 """Reference solutions of the notebook exercises, written out for teaching.
 
-``ddim_edu.checks`` prints these with ``.solution()``; its tests assert that each one agrees
+``ddim_edu.course.checks`` prints these with ``.solution()``; its tests assert that each one agrees
 with the tested package function it re-derives (schedules, samplers, ode, editing, training).
 """
 from __future__ import annotations
@@ -134,7 +134,7 @@ def invert_step(x, eps, t_from, t_to, sched):
 
 def invert(model, x0, sched, steps):
     """The DDIM encoder: walk τ_0 < τ_1 < … upwards, ε at the *current* point and timestep."""
-    from .timesteps import make_timesteps
+    from ..diffusion.timesteps import make_timesteps
     x, t_from = x0, -1
     for t_to in make_timesteps(sched.T, steps).tolist():
         eps = model(x, torch.full((x.shape[0],), max(t_from, 0)))
@@ -145,7 +145,7 @@ def invert(model, x0, sched, steps):
 
 def roundtrip_errors(model, x0, sched, steps_list):
     """{S: mean ‖decode(encode(x0)) − x0‖} with the same S both ways, η = 0."""
-    from .samplers import ddim_invert, ddim_sample
+    from ..diffusion.samplers import ddim_invert, ddim_sample
     errors = {}
     for s in steps_list:
         z = ddim_invert(model, x0, sched, steps=s, progress=False)

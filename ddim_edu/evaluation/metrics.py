@@ -4,7 +4,7 @@ r"""Sample-quality and reconstruction metrics.
   d² = ‖μ₁ − μ₂‖² + tr C₁ + tr C₂ − 2 tr (C₁^{1/2} C₂ C₁^{1/2})^{1/2}, in float64, with
   matrix square roots from symmetric eigen-decompositions (no scipy).
 * Classifier FID: the same distance between the statistics of a small MNIST classifier's
-  128-d penultimate features (``ddim_edu.classifier``) — a course-internal stand-in for
+  128-d penultimate features (``ddim_edu.evaluation.classifier``) — a course-internal stand-in for
   Inception FID, comparable only between runs of this course.
 * Reconstruction error as DDIM Table 2 reports it: per-dimension MSE on [0, 1].
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .classifier import load_classifier
-from .validation import check_int, check_same_shape, check_tensor
+from ..validation import check_int, check_same_shape, check_tensor
 
 __all__ = ["frechet_distance", "feature_statistics", "classifier_features", "classifier_fid",
            "predict_labels", "classifier_accuracy", "reconstruction_mse", "load_classifier"]
@@ -156,24 +156,3 @@ def reconstruction_mse(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
     if reduction == "none":
         return d.reshape(d.shape[0], -1).mean(1).cpu() if d.dim() > 1 else d.cpu()
     return float(d.mean())
-
-
-@torch.no_grad()
-def held_out_loss(model, x0: torch.Tensor, sched, seed: int = 0, batch_size: int = 256) -> float:
-    """L_simple (DDPM eq. 14) on held-out data with t and ε fixed by ``seed``: the same draws at
-    every call, so values from different steps of a run are comparable (a validation curve).
-    The model is evaluated in eval mode (no dropout) and its mode restored."""
-    from .training import diffusion_loss
-    check_tensor("x0", x0, floating=True, min_dim=2)
-    batch_size = check_int("batch_size", batch_size, lo=1)
-    gen = torch.Generator().manual_seed(seed)
-    was_training = getattr(model, "training", False)
-    if was_training:
-        model.eval()
-    total = 0.0
-    for i in range(0, x0.shape[0], batch_size):
-        xb = x0[i:i + batch_size]
-        total += float(diffusion_loss(model, xb, sched, gen)) * xb.shape[0]
-    if was_training:
-        model.train()
-    return total / x0.shape[0]

@@ -1,7 +1,7 @@
 """Classroom mode: student versions of the notebooks, and a grader for submissions.
 
-    python -m ddim_edu.classroom student notebooks/ OUT/
-    python -m ddim_edu.classroom grade SUBMISSIONS/ --out grades.csv [--timeout 600]
+    python -m ddim_edu.course.classroom student notebooks/ OUT/
+    python -m ddim_edu.course.classroom grade SUBMISSIONS/ --out grades.csv [--timeout 600]
 
 ``student``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes
 ``raise NotImplementedError  # your code here``; cells tagged ``instructor`` (cell metadata
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from .checking import TAG
+from .engine import TAG
 
 SOLUTION_RE = re.compile(r"^([ \t]*)# BEGIN SOLUTION[^\n]*\n.*?^[ \t]*# END SOLUTION[^\n]*(\n|$)", re.S | re.M)
 PLACEHOLDER = "raise NotImplementedError  # your code here"
@@ -100,7 +100,7 @@ def grade_notebook(path: str | Path, timeout: int = 600) -> dict:
     except Exception as exc:
         return {"status": f"unreadable: {type(exc).__name__}: {exc}"[:200], "verdicts": {}}
     env_keys = {"DDIM_EDU_FAST": "1", "DDIM_EDU_OFFLINE": "1", "MPLBACKEND": "Agg"}
-    repo_root = str(Path(__file__).resolve().parent.parent)
+    repo_root = str(Path(__file__).resolve().parents[2])
     old = {k: os.environ.get(k) for k in [*env_keys, "PYTHONPATH"]}
     os.environ.update(env_keys)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [repo_root, old["PYTHONPATH"]] if p)
@@ -156,7 +156,7 @@ def grade(submissions: str | Path, out_csv: str | Path, timeout: int = 600) -> l
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ddim_edu.classroom", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ddim_edu.course.classroom", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("student", help="write student versions of the notebooks")
     s.add_argument("src"), s.add_argument("out")

@@ -27,7 +27,7 @@ import math
 import torch
 
 from .samplers import Trajectory, _check_common, _progress, call_model
-from .schedules import NoiseSchedule
+from .schedule import NoiseSchedule
 from .timesteps import resolve_timesteps
 
 

@@ -21,7 +21,7 @@ import math
 
 import torch
 
-from .validation import check_choice, check_float, check_int, check_same_shape, check_tensor, check_timesteps
+from ..validation import check_choice, check_float, check_int, check_same_shape, check_tensor, check_timesteps
 
 
 class NoiseSchedule:

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import env
-from .schedules import NoiseSchedule
-from .validation import check_choice, check_generator, check_int, check_model_output, check_same_shape, \
+from .. import env
+from .schedule import NoiseSchedule
+from ..validation import check_choice, check_generator, check_int, check_model_output, check_same_shape, \
     check_tensor, check_timesteps
 
 VARIANCES = ("beta_tilde", "beta")

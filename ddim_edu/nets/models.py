@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .validation import check_choice, check_float, check_int, check_tensor
+from ..validation import check_choice, check_float, check_int, check_tensor
 
 __all__ = ["timestep_embedding", "UNet", "MLPDenoiser", "build_model", "count_parameters"]
 

@@ -1,4 +1,4 @@
-"""Save and restore a :class:`~ddim_edu.training.Trainer`'s whole state, so that an
+"""Save and restore a :class:`~ddim_edu.train.trainer.Trainer`'s whole state, so that an
 interrupted run continues exactly as if it had never stopped (bit-for-bit on CPU).
 
 What is saved (see ``checkpoints`` for the file layout): raw and EMA weights, the AdamW
@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import env
+from .. import env
 from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, flatten_optimizer, load_model, load_state_checked,
                           load_tensors, prefixed, read_json, save_model_dir, save_tensors, unflatten_optimizer,
                           write_json)
@@ -27,7 +27,7 @@ def _rng_tensors(tr) -> dict[str, torch.Tensor]:
 
 
 def save_trainer(tr) -> None:
-    """Write a :class:`~ddim_edu.training.Trainer`'s run directory (rank 0 writes; RNG states
+    """Write a :class:`~ddim_edu.train.trainer.Trainer`'s run directory (rank 0 writes; RNG states
     of every rank are gathered). Order: state.safetensors, state.json, model, config."""
     if tr.out_dir is None:
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoints as ck
-from .validation import check_choice
+from ..validation import check_choice
 
 PRETRAINED = {
     "mnist": ("UNet ε-model for 28×28 MNIST digits (EMA weights)",
@@ -24,7 +24,7 @@ PRETRAINED = {
 def checkpoints_dir() -> Path:
     """``$DDIM_EDU_CHECKPOINTS`` if set, else ``checkpoints/`` at the repository root."""
     env = os.environ.get("DDIM_EDU_CHECKPOINTS")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "checkpoints"
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 def available_pretrained() -> list[str]:

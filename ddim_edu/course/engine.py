@@ -1,4 +1,4 @@
-"""The machinery behind :mod:`ddim_edu.checks`: an :class:`Exercise` runs a student's function
+"""The machinery behind :mod:`ddim_edu.course.checks`: an :class:`Exercise` runs a student's function
 against a reference on a list of cases and prints a verdict; it never raises. The fixtures at
 the end (schedules, seeded inputs, an exact-ε model) are shared by the check modules.
 
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .analytic import ExactEpsModel, GaussianMixture
-from .schedules import NoiseSchedule
+from ..diffusion.analytic import ExactEpsModel, GaussianMixture
+from ..diffusion.schedule import NoiseSchedule
 
 TAG = "[ddim_edu.check]"
 VERDICTS = ("pass", "fail", "not-attempted")
@@ -197,7 +197,7 @@ class Exercise:
 
 
 # ----------------------------------------------------------------------------- fixtures
-# shared by the check modules (ddim_edu.checks, ddim_edu.checks_ode)
+# shared by the check modules (ddim_edu.course.checks, ddim_edu.course.checks_ode)
 LIN = NoiseSchedule.linear(T=1000)
 COS = NoiseSchedule.cosine(T=1000)
 

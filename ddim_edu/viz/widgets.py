@@ -4,8 +4,8 @@ Each builder draws its figure once straight away, so the cell produces a figure 
 error surfaces as an ordinary exception) even with no widget frontend, as under nbval in CI.
 Moving a slider redraws inside the widget. Only core ipywidgets (7.x and 8.x) are used::
 
-    de.widgets.noise_slider(x0, sched)                 # one image noised by q(x_t | x_0)
-    de.widgets.slider(draw, t=(0, 999, 10), eta=(0.0, 1.0, 0.1))
+    de.viz.noise_slider(x0, sched)                 # one image noised by q(x_t | x_0)
+    de.viz.slider(draw, t=(0, 999, 10), eta=(0.0, 1.0, 0.1))
 
 The returned box has ``.controls`` ({name: slider}) and ``.update()`` (redraw with the
 sliders' current values, returning what the drawing function returned).
@@ -18,10 +18,10 @@ import ipywidgets as W
 import torch
 from IPython.display import clear_output
 
-from . import env
+from .. import env
 from .plotting import _images, show_row
-from .schedules import NoiseSchedule
-from .validation import check_int
+from ..diffusion.schedule import NoiseSchedule
+from ..validation import check_int
 
 __all__ = ["slider", "noise_slider", "noise_figure"]
 

@@ -21,40 +21,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from . import env, grids
-from .ema import ema_multi_avg_fn, make_ema  # noqa: F401  (de.training.make_ema, as notebook 02 uses it)
-from .resume import save_snapshot
-from .validation import (check_float, check_generator, check_int, check_model_output, check_tensor,
+from .. import env
+from ..viz import grids
+from .loss import diffusion_loss, held_out_loss
+from .ema import make_ema
+from .state import save_snapshot
+from ..validation import (check_float, check_generator, check_int, check_model_output, check_tensor,
                          check_timesteps)
-
-
-def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | None = None, *,
-                   t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                   per_example: bool = False):
-    """L_simple (Ho et al. 2020 eq. 14 = DDIM eq. 5 with γ_t = 1), a Monte-Carlo estimate.
-
-    Draws t ~ U{0, …, T−1} then ε ~ N(0, I) from ``generator`` (unless given), forms
-    x_t = q_sample(x0, t, ε) and returns mean ‖ε_θ(x_t, t) − ε‖² over all dimensions.
-    With ``per_example=True`` returns ``(losses [B], t [B])`` for "loss per t" plots.
-    """
-    if not callable(model):
-        raise TypeError(f"model must be a callable ε-model model(x_t, t), got {type(model).__name__}")
-    if not hasattr(sched, "q_sample"):
-        raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
-    check_tensor("x0", x0, floating=True, min_dim=2)
-    check_generator("generator", generator)
-    B = x0.shape[0]
-    gen_dev = generator.device if generator is not None else torch.device("cpu")
-    if t is None:
-        t = torch.randint(0, sched.T, (B,), generator=generator, device=gen_dev).to(x0.device)
-    else:
-        t = check_timesteps("t", t, B, sched.T, device=x0.device)
-    if noise is None:
-        noise = env.randn(x0.shape, generator, dtype=torch.float32, device=x0.device).to(x0.dtype)
-    x_t = sched.q_sample(x0, t, noise)
-    eps = check_model_output(model(x_t, t), x_t)
-    per = (eps.float() - noise.float()).pow(2).flatten(1).mean(1)
-    return (per, t) if per_example else per.mean()
 
 
 @dataclasses.dataclass
@@ -221,7 +194,6 @@ class Trainer:
             raise FloatingPointError(f"training loss became {loss} at step {self.step}: lower --lr or keep --grad-clip on")
         entry = {"step": self.step, "loss": round(loss, 6), "time_s": round(self.wall_time(), 2)}
         if self.val_data is not None and self.rank == 0:
-            from .metrics import held_out_loss
             entry["val_loss"] = round(held_out_loss(self.model, self.val_data, self.sched), 6)
         self.history.append(entry)
         return loss
@@ -247,7 +219,7 @@ class Trainer:
         for 2-D data a density image: data (left) beside samples (right)."""
         if self.rank != 0 or (self.out_dir is None and path is None):
             return None
-        from .samplers import ddim_sample
+        from ..diffusion.samplers import ddim_sample
         n = self.cfg.sample_count or 64
         shape = (n, *self.data.shape[1:]) if self.data.dim() > 2 else (max(n, 2000), self.data.shape[1])
         gen = env.generator(self.cfg.seed + 12345)
@@ -264,18 +236,18 @@ class Trainer:
 
     def save(self) -> None:
         """Checkpoint: state for resuming first, then EMA weights + config (rank 0 writes)."""
-        from .resume import save_trainer
+        from .state import save_trainer
         save_trainer(self)
 
     def restore(self, run_dir) -> "Trainer":
         """Continue a run saved by :meth:`save` exactly where it stopped."""
-        from .resume import restore_trainer
+        from .state import restore_trainer
         restore_trainer(self, run_dir)
         return self
 
     def warm_start(self, run_dir) -> "Trainer":
         """Start this (new) run from the EMA weights saved in ``run_dir``; see ``resume.warm_start_trainer``."""
-        from .resume import warm_start_trainer
+        from .state import warm_start_trainer
         warm_start_trainer(self, run_dir)
         return self
 

@@ -1,0 +1,61 @@
+r"""The training objective: L_simple (Ho et al. 2020, eq. 14), DDIM's L_γ (eq. 5) with all
+γ_t = 1 — DDIM keeps the DDPM training and changes only sampling:
+
+    L_simple(θ) = E_{t ~ U{0..T-1}, x_0, ε ~ N(0, I)} ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²,
+
+and the same loss on held-out data with fixed draws (a validation curve)."""
+from __future__ import annotations
+
+import torch
+
+from .. import env
+from ..validation import check_generator, check_int, check_model_output, check_tensor, check_timesteps
+
+
+def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | None = None, *,
+                   t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
+                   per_example: bool = False):
+    """L_simple (Ho et al. 2020 eq. 14 = DDIM eq. 5 with γ_t = 1), a Monte-Carlo estimate.
+
+    Draws t ~ U{0, …, T−1} then ε ~ N(0, I) from ``generator`` (unless given), forms
+    x_t = q_sample(x0, t, ε) and returns mean ‖ε_θ(x_t, t) − ε‖² over all dimensions.
+    With ``per_example=True`` returns ``(losses [B], t [B])`` for "loss per t" plots.
+    """
+    if not callable(model):
+        raise TypeError(f"model must be a callable ε-model model(x_t, t), got {type(model).__name__}")
+    if not hasattr(sched, "q_sample"):
+        raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
+    check_tensor("x0", x0, floating=True, min_dim=2)
+    check_generator("generator", generator)
+    B = x0.shape[0]
+    gen_dev = generator.device if generator is not None else torch.device("cpu")
+    if t is None:
+        t = torch.randint(0, sched.T, (B,), generator=generator, device=gen_dev).to(x0.device)
+    else:
+        t = check_timesteps("t", t, B, sched.T, device=x0.device)
+    if noise is None:
+        noise = env.randn(x0.shape, generator, dtype=torch.float32, device=x0.device).to(x0.dtype)
+    x_t = sched.q_sample(x0, t, noise)
+    eps = check_model_output(model(x_t, t), x_t)
+    per = (eps.float() - noise.float()).pow(2).flatten(1).mean(1)
+    return (per, t) if per_example else per.mean()
+
+
+@torch.no_grad()
+def held_out_loss(model, x0: torch.Tensor, sched, seed: int = 0, batch_size: int = 256) -> float:
+    """L_simple (DDPM eq. 14) on held-out data with t and ε fixed by ``seed``: the same draws at
+    every call, so values from different steps of a run are comparable (a validation curve).
+    The model is evaluated in eval mode (no dropout) and its mode restored."""
+    check_tensor("x0", x0, floating=True, min_dim=2)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    gen = torch.Generator().manual_seed(seed)
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    total = 0.0
+    for i in range(0, x0.shape[0], batch_size):
+        xb = x0[i:i + batch_size]
+        total += float(diffusion_loss(model, xb, sched, gen)) * xb.shape[0]
+    if was_training:
+        model.train()
+    return total / x0.shape[0]

@@ -1,0 +1,9 @@
+"""Pictures: figures the notebooks share (matplotlib), sliders (ipywidgets), and PNG sample
+grids written during training (no matplotlib). Each module loads on first use."""
+from .._lazy import lazy_attributes
+
+_PLOTS = ("image_grid", "show_row", "plot_schedules", "scatter2d", "trajectories2d", "loglog_slope",
+          "loglog_errors", "save_figure", "grid_array", "saving_figures")
+__getattr__, __dir__ = lazy_attributes(__name__, {
+    **{name: ".plotting" for name in _PLOTS}, "slider": ".widgets", "noise_slider": ".widgets",
+    "plotting": ".plotting", "widgets": ".widgets", "grids": ".grids"})
