@@ -82,6 +82,20 @@ def randn(shape, generator: torch.Generator | None = None, *, dtype=torch.float3
     return z.to(device)
 
 
+def show_progress(progress: bool | None = None) -> bool:
+    """The course's progress-bar policy: ``progress=None`` shows bars except in fast mode
+    (CI); True or False decides outright."""
+    return (not fast_mode()) if progress is None else bool(progress)
+
+
+def progress_bar(iterable=None, progress: bool | None = None, desc: str | None = None, **tqdm_kwargs):
+    """A ``tqdm.auto`` bar over ``iterable`` that :func:`show_progress` switches on or off;
+    transient (``leave=False``) unless told otherwise. Long work in the package goes through here."""
+    from tqdm.auto import tqdm
+    tqdm_kwargs.setdefault("leave", False)
+    return tqdm(iterable, desc=desc, disable=not show_progress(progress), **tqdm_kwargs)
+
+
 def describe() -> dict:
     """Versions and hardware, for notebooks' set-up cell and checkpoint configs."""
     info = {

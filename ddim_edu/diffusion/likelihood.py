@@ -156,7 +156,7 @@ def vlb_terms(model, x0: torch.Tensor, sched: NoiseSchedule, variance: str = "be
     ts = _timesteps(t, sched.T)
     B = x0.shape[0]
     rows = []
-    for s in _progress(ts.tolist(), progress, "L_vlb terms"):
+    for s in env.progress_bar(ts.tolist(), progress, "L_vlb terms"):
         tb = torch.full((B,), s, dtype=torch.long, device=x0.device)
         rows.append(term_at(model, x0, tb, sched, variance, decoder, noise, generator))
     return torch.stack(rows)
@@ -171,12 +171,6 @@ def _timesteps(t, T: int) -> torch.Tensor:
     if ts.dim() != 1 or ts.numel() == 0:
         raise ValueError(f"t must be None, an int or a non-empty 1-D sequence of timesteps, got {t!r}")
     return check_timesteps("t", ts.cpu(), ts.numel(), T)
-
-
-def _progress(it, progress, desc):
-    from tqdm.auto import tqdm
-    show = (not env.fast_mode()) if progress is None else bool(progress)
-    return tqdm(it, desc=desc, disable=not show, leave=False)
 
 
 # ----------------------------------------------------------------------------- bits per dimension
@@ -232,7 +226,7 @@ def bits_per_dim(model, x0: torch.Tensor, sched: NoiseSchedule, variance: str = 
     dec = torch.empty(B, dtype=torch.float64)
     chunks = [(a, min(a + batch_size, B)) for a in range(0, B, batch_size)]
     jobs = [(a, b, j) for a, b in chunks for j in range(-1, len(lo))]   # j = −1: the decoder at t = 0
-    for a, b, j in _progress(jobs, progress, "bits/dim"):
+    for a, b, j in env.progress_bar(jobs, progress, "bits/dim"):
         if j < 0:
             z = torch.zeros(b - a, dtype=torch.long, device=x0.device)
             dec[a:b] = term_at(model, x0[a:b], z, sched, variance, decoder, generator=generator).cpu()

@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from .. import env
 from .schedule import NoiseSchedule
@@ -108,8 +107,7 @@ def _check_common(model, x, sched, generator) -> None:
 
 
 def _progress(iterable, progress, desc):
-    show = (not env.fast_mode()) if progress is None else bool(progress)
-    return tqdm(iterable, desc=desc, disable=not show, leave=False)
+    return env.progress_bar(iterable, progress, desc)
 
 
 def call_model(model, x: torch.Tensor, t: int) -> torch.Tensor:

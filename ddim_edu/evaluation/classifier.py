@@ -86,8 +86,6 @@ def train_classifier(epochs: int = 20, batch_size: int = 64, lr: float = 2e-3, s
                      device=None, progress: bool | None = None) -> tuple[MNISTClassifier, dict]:
     """Train on the 4,500 shipped training digits with random ±2-pixel shifts (AdamW, one-cycle
     LR); returns (model in eval mode, {"held_out_accuracy", "train_accuracy", ...})."""
-    from tqdm.auto import tqdm
-
     from ..data import load_mnist
     epochs = check_int("epochs", epochs, lo=1)
     batch_size = check_int("batch_size", batch_size, lo=1)
@@ -100,9 +98,8 @@ def train_classifier(epochs: int = 20, batch_size: int = 64, lr: float = 2e-3, s
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     per_epoch = (len(xtr) + batch_size - 1) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch)
-    show = (not env.fast_mode()) if progress is None else progress
     t0 = time.perf_counter()
-    for epoch in tqdm(range(epochs), desc="classifier", disable=not show):
+    for epoch in env.progress_bar(range(epochs), progress, "classifier", leave=True):
         model.train()
         perm = torch.randperm(len(xtr), generator=g)
         for i in range(0, len(xtr), batch_size):

@@ -147,10 +147,9 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> "Trainer":
         """Train until ``cfg.steps`` (total, counting resumed steps) or ``cfg.max_minutes``."""
-        from tqdm.auto import tqdm
         cfg, main = self.cfg, self.rank == 0
-        show = (not env.fast_mode()) if cfg.progress is None else bool(cfg.progress)
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (show and main), desc="train", dynamic_ncols=True)
+        bar = env.progress_bar(None, cfg.progress if main else False, "train", total=cfg.steps, initial=self.step,
+                               dynamic_ncols=True, leave=True)
         self._t0 = time.perf_counter()
         acc, n_acc = torch.zeros((), device=self.device), 0
         self.stopped = None

@@ -9,7 +9,7 @@ import pytest
 
 from ddim_edu.course import classroom
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 EX01 = ["ex01.alpha_bar", "ex01.q_sample", "ex01.posterior_variance"]
 
 

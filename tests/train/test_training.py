@@ -18,7 +18,7 @@ from ddim_edu.train.pretrained import PRETRAINED, available_pretrained, checkpoi
 from ddim_edu.diffusion.schedule import NoiseSchedule
 from ddim_edu.train.trainer import Trainer, TrainConfig, diffusion_loss, make_ema, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHED = NoiseSchedule.linear(1000)
 SUB_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "DDIM_EDU_OFFLINE": "1"}
 
