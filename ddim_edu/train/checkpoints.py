@@ -208,7 +208,7 @@ def load_model(run_dir, device=None, weights: str = "ema"):
     ``weights="ema"`` reads model.safetensors (the EMA weights everyone should use);
     ``"raw"`` reads the last optimiser iterate from state.safetensors.
     """
-    from ..nets.models import build_model
+    from ..nets import build_model
     from ..diffusion.schedule import NoiseSchedule
     from ..validation import check_choice
 

@@ -5,13 +5,17 @@
     python -m ddim_edu.train --init checkpoints/mnist --steps 5000 --out runs/more   # warm start
     torchrun --nproc_per_node 4 -m ddim_edu.train --dataset mnist --out runs/m4   # DDP
 
-Writes model.safetensors (EMA weights) + config.json (+ state.* for resuming, samples/*.png)
-into the run directory; see ``ddim_edu.train.checkpoints``. Needs only torch, safetensors, numpy,
-tqdm and the package; the MNIST subset ships with it, so no network is needed.
+The training options (--steps, --lr, --ema, ...) are generated from
+:class:`~ddim_edu.train.config.TrainConfig`, which holds their defaults and help; the data,
+model and schedule options are written here. Writes model.safetensors (EMA weights) +
+config.json (+ state.* for resuming, samples/*.png) into the run directory; see
+:mod:`ddim_edu.train.state`. Needs only torch, safetensors, numpy, tqdm and the package; the
+MNIST subset ships with it, so no network is needed.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -21,6 +25,7 @@ import torch
 
 from . import checkpoints as ck
 from .. import env
+from .config import TrainConfig, cli_dest, cli_flag, cli_negated, field_type
 
 DATASETS = {
     "mnist": "the 4,500 MNIST training digits shipped with the package (offline; = mnist-subset)",
@@ -33,25 +38,25 @@ DATASETS = {
     "swiss_roll": "2-D swiss roll (toy)",
 }
 TOY = ("gmm", "moons", "swiss_roll")
-# options that may change when a run is resumed; everything else must match the saved run
-RESUMABLE = {"steps", "max_minutes", "ckpt_every", "sample_every", "sample_count", "log_every", "device",
-             "progress", "compile", "data_root", "resume", "out"}
+
+
+# options that may change when a run is resumed (the TrainConfig fields marked resumable, and
+# these); everything else must match the saved run
+RESUMABLE = {"device", "data_root", "resume", "out"} | {
+    cli_dest(f) for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"]}
 # options a warm start (--init) does not take from the model it starts from
 NOT_INHERITED = RESUMABLE | {"init", "seed"}
 
 
-def _pos_int(s):
-    v = int(s)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
+def _int_at_least(lo: int):
+    def parse(s):
+        if int(s) < lo:
+            raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}" if lo == 1 else f"must be >= {lo}, got {s}")
+        return int(s)
+    return parse
 
 
-def _nonneg_int(s):
-    v = int(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
-    return v
+_pos_int = _int_at_least(1)
 
 
 def _widths(s):
@@ -64,7 +69,36 @@ def _widths(s):
     return ws
 
 
+def add_config_options(parser) -> None:
+    """One option per :class:`~ddim_edu.train.config.TrainConfig` field, with its default and help
+    (``parser`` is an ``argparse.ArgumentParser`` or argument group)."""
+    for f in dataclasses.fields(TrainConfig):
+        m, kind, flag, dest = f.metadata, field_type(f), cli_flag(f), cli_dest(f)
+        if kind is bool:
+            negated = cli_negated(f)                # stored as no_<name>: True turns the option off
+            store_true = negated or not flag.startswith("--no-")
+            parser.add_argument(flag, dest=dest, action="store_true" if store_true else "store_false",
+                                default=(not f.default) if negated else f.default,
+                                help=f"{m['help']}; {flag} turns it off" if flag.startswith("--no-") else m["help"])
+            continue
+        parse = _int_at_least(m["lo"]) if kind is int and m["lo"] is not None else kind
+        parser.add_argument(flag, dest=dest, type=parse, default=f.default, metavar="N" if kind is int else "X",
+                            help=m["help"] + ("" if f.default is None else f" (default {f.default})"))
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The validated :class:`~ddim_edu.train.config.TrainConfig` that parsed ``args`` describe
+    (``TypeError``/``ValueError`` naming the field for a value out of range)."""
+    values = {}
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(args, cli_dest(f))
+        values[f.name] = (not v) if cli_negated(f) else v
+    return TrainConfig(**values).validate()
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m ddim_edu.train`` parser: data, model and schedule options written here,
+    the training options generated from :class:`~ddim_edu.train.config.TrainConfig`."""
     ds_help = "\n".join(f"  {k:<14} {v}" for k, v in DATASETS.items())
     p = argparse.ArgumentParser(
         prog="python -m ddim_edu.train", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -75,47 +109,33 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m ddim_edu.train --resume checkpoints/mnist --steps 10000\n"
                "  python -m ddim_edu.train --init checkpoints/mnist --steps 5000 --out runs/more\n"
                "  torchrun --nproc_per_node 2 -m ddim_edu.train --dataset mnist --out runs/ddp")
-    a = p.add_argument
+    a = p.add_argument_group("data").add_argument
     a("--dataset", default="mnist", choices=list(DATASETS), help="training data (see below; default mnist = 4,500 shipped digits)")
     a("--data-root", default=None, help="folder for torchvision datasets")
     a("--pad", action="store_true", help="pad 28x28 digits to 32x32 with 2 background pixels per side")
     a("--toy-n", type=_pos_int, default=20000, help="points in a 2-D toy set (default 20000)")
+    a = p.add_argument_group("model").add_argument
     a("--model", choices=["unet", "mlp"], default=None, help="default: unet for images, mlp for toy sets")
     a("--widths", type=_widths, default=[32, 64, 128], help="UNet channel widths per level (default 32,64,128)")
-    a("--num-res-blocks", type=_pos_int, default=2)
+    a("--num-res-blocks", type=_pos_int, default=2, help="residual blocks per UNet level (default 2)")
     a("--attention", action="store_true", help="self-attention at the lowest UNet resolution")
-    a("--dropout", type=float, default=0.0)
-    a("--groups", type=_pos_int, default=8, help="GroupNorm groups (must divide every width)")
-    a("--mlp-hidden", type=_pos_int, default=128)
-    a("--mlp-layers", type=_pos_int, default=3)
+    a("--dropout", type=float, default=0.0, help="dropout in the residual blocks (default 0)")
+    a("--groups", type=_pos_int, default=8, help="GroupNorm groups (must divide every width; default 8)")
+    a("--mlp-hidden", type=_pos_int, default=128, help="hidden width of the MLP (default 128)")
+    a("--mlp-layers", type=_pos_int, default=3, help="residual layers of the MLP (default 3)")
+    a = p.add_argument_group("noise schedule").add_argument
     a("--schedule", choices=["linear", "cosine"], default="linear")
     a("--T", type=_pos_int, default=1000, help="number of diffusion steps (default 1000)")
-    a("--beta-start", type=float, default=1e-4)
-    a("--beta-end", type=float, default=0.02)
-    a("--steps", type=_pos_int, default=5000, help="total optimiser steps (counting resumed ones)")
-    a("--batch-size", type=_pos_int, default=128, help="global batch, split across torchrun processes")
-    a("--lr", type=float, default=5e-4, help="AdamW learning rate (default 5e-4)")
-    a("--weight-decay", type=float, default=0.0)
-    a("--lr-warmup", type=_nonneg_int, default=100, help="linear LR warm-up steps")
-    a("--ema", type=float, default=0.999, help="EMA decay of the weights (default 0.999)")
-    a("--no-ema-warmup", action="store_true", help="use the fixed decay from step 1")
-    a("--grad-clip", type=float, default=1.0, help="max gradient norm; 0 = off")
-    a("--seed", type=_nonneg_int, default=0)
+    a("--beta-start", type=float, default=1e-4, help="linear schedule: beta_1 (default 1e-4)")
+    a("--beta-end", type=float, default=0.02, help="linear schedule: beta_T (default 0.02)")
+    add_config_options(p.add_argument_group("training (ddim_edu.train.TrainConfig)"))
+    a = p.add_argument_group("run").add_argument
     a("--out", default=None, help="run directory (e.g. checkpoints/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     a("--init", default=None, metavar="MODEL_DIR",
       help="warm start: a new run beginning from the EMA weights in MODEL_DIR (e.g. checkpoints/mnist), "
            "with its dataset, model and training options unless given here; fresh optimiser and step count")
-    a("--ckpt-every", type=_nonneg_int, default=1000, help="checkpoint every N steps (and always at the end)")
-    a("--sample-every", type=_nonneg_int, default=1000, help="PNG sample grid every N steps (0 = off)")
-    a("--sample-count", type=_pos_int, default=64)
-    a("--snapshot-every", type=_nonneg_int, default=0,
-      help="keep the EMA weights every N steps in RUN_DIR/snapshots/step_N, for a training curve (0 = off)")
-    a("--log-every", type=_pos_int, default=100)
-    a("--max-minutes", type=float, default=None, help="stop cleanly with a checkpoint after this many minutes")
     a("--device", choices=["cpu", "cuda", "mps"], default=None, help="default: CUDA, then MPS, then CPU")
-    a("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    a("--compile", action="store_true", help="torch.compile the model (CUDA; slower start)")
     return p
 
 
@@ -161,8 +181,9 @@ def load_data(args) -> tuple[torch.Tensor, dict]:
     return x.float(), {**info, "n": int(x.shape[0]), "pad": args.pad, "shape": list(x.shape[1:])}
 
 
-def build_model(args, data: torch.Tensor):
-    from ..nets.models import MLPDenoiser, UNet
+def model_from_args(args, data: torch.Tensor):
+    """The network the options describe for ``data`` [N, C, H, W] (a UNet) or [N, D] (an MLP)."""
+    from ..nets import MLPDenoiser, UNet
     kind = args.model or ("mlp" if data.dim() == 2 else "unet")
     if kind == "mlp":
         if data.dim() != 2:
@@ -176,8 +197,10 @@ def build_model(args, data: torch.Tensor):
 
 
 def main(argv=None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns 0, or exits with status 2
+    and a message naming the option for bad options."""
     from ..diffusion.schedule import NoiseSchedule
-    from .trainer import Trainer, TrainConfig
+    from .trainer import Trainer
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -219,22 +242,16 @@ def main(argv=None) -> int:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         try:
-            cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                              lr_warmup=args.lr_warmup, ema_decay=args.ema, ema_warmup=not args.no_ema_warmup,
-                              grad_clip=args.grad_clip, seed=args.seed, log_every=args.log_every,
-                              ckpt_every=args.ckpt_every, sample_every=args.sample_every, sample_count=args.sample_count,
-                              snapshot_every=args.snapshot_every,
-                              max_minutes=args.max_minutes, progress=args.progress, compile=args.compile).validate()
+            cfg = config_from_args(args)
         except (TypeError, ValueError) as e:
-            parser.error(f"{e} (options use dashes: max_minutes is --max-minutes, ema_decay is --ema)")
+            bad = {f.name: cli_flag(f) for f in dataclasses.fields(TrainConfig)}.get(str(e).split()[0])
+            parser.error(f"{bad}: {e}" if bad else str(e))
         data, dataset_info = load_data(args)
         torch.manual_seed(args.seed)
         try:
-            model = build_model(args, data)
-            if args.schedule == "linear":
-                sched = NoiseSchedule.linear(args.T, args.beta_start, args.beta_end)
-            else:
-                sched = NoiseSchedule.cosine(args.T)
+            model = model_from_args(args, data)
+            sched = (NoiseSchedule.linear(args.T, args.beta_start, args.beta_end) if args.schedule == "linear"
+                     else NoiseSchedule.cosine(args.T))
         except (TypeError, ValueError) as e:
             parser.error(str(e))
         saved_args = {k: v for k, v in vars(args).items() if k not in ("resume", "out")}

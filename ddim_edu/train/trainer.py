@@ -1,16 +1,9 @@
-r"""Training a noise predictor ε_θ: the loss, EMA of the weights, and a resumable loop.
-
-The objective is DDPM's simplified loss (Ho et al. 2020, eq. 14), which is DDIM's
-J_γ (eq. 5) with all γ_t = 1 — DDIM keeps the DDPM training and changes only sampling:
-
-    L_simple(θ) = E_{t ~ U{0..T-1}, x_0, ε ~ N(0, I)} ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖².
-
-:class:`Trainer` runs AdamW with gradient clipping, keeps an exponential moving average
-(EMA) of the weights with ``torch.optim.swa_utils.AveragedModel`` (samples and shipped
-weights use the EMA), writes checkpoints that resume bit-for-bit (see ``checkpoints``),
-and stops cleanly at a step count or a time budget. On CUDA it uses bf16 autocast and
-channels_last; on CPU it runs in float32. Data-parallel runs go through ``train.py``.
-"""
+r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq. 14 = DDIM eq. 5
+with γ_t = 1; :mod:`~ddim_edu.train.loss`), AdamW, gradient clipping and an EMA of the weights,
+and owns its state (:meth:`Trainer.state_dict` / :meth:`Trainer.load_state_dict`), so a run
+stopped at any step — by a step count or a time budget — resumes bit-for-bit. On CUDA it uses
+bf16 autocast and channels_last, on CPU float32; ``torchrun ... -m ddim_edu.train`` runs it
+data-parallel (:mod:`~ddim_edu.train.cli`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -22,64 +15,26 @@ import torch
 import torch.distributed as dist
 
 from .. import env
-from ..viz import grids
-from .loss import diffusion_loss, held_out_loss
+from ..validation import check_tensor
+from . import state as files
+from .checkpoints import load_state_checked
+from .config import TrainConfig
 from .ema import make_ema
-from .state import save_snapshot
-from ..validation import (check_float, check_generator, check_int, check_model_output, check_tensor,
-                         check_timesteps)
+from .loss import diffusion_loss, held_out_loss
+from .samples import save_sample_grid
+from .state import TrainerState
 
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Hyper-parameters of a run (saved in config.json under "training")."""
-    steps: int = 5000
-    batch_size: int = 128          # global batch; each of K data-parallel ranks takes batch_size / K
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    lr_warmup: int = 100           # linear learning-rate warm-up over the first steps
-    ema_decay: float = 0.999
-    ema_warmup: bool = True
-    grad_clip: float = 1.0         # max global gradient norm; 0 turns clipping off
-    seed: int = 0
-    log_every: int = 100
-    ckpt_every: int = 1000         # 0: only at the end
-    sample_every: int = 0          # 0: no sample grids during training
-    snapshot_every: int = 0        # N > 0: EMA weights every N steps in out_dir/snapshots (a training curve)
-    sample_count: int = 64
-    sample_steps: int = 50
-    max_minutes: float | None = None
-    progress: bool | None = None   # None: on unless fast mode
-    compile: bool = False
-
-    def validate(self) -> "TrainConfig":
-        for name in ("steps", "batch_size"):
-            check_int(name, getattr(self, name), lo=1)
-        for name in ("lr_warmup", "seed", "ckpt_every", "sample_every", "snapshot_every", "sample_count", "sample_steps"):
-            check_int(name, getattr(self, name), lo=0)
-        check_int("log_every", self.log_every, lo=1)
-        check_float("lr", self.lr, lo=0.0, lo_open=True)
-        check_float("weight_decay", self.weight_decay, lo=0.0)
-        check_float("ema_decay", self.ema_decay, lo=0.0, hi=1.0)
-        check_float("grad_clip", self.grad_clip, lo=0.0)
-        if self.max_minutes is not None:
-            check_float("max_minutes", self.max_minutes, lo=0.0, lo_open=True)
-        return self
-
-
-def _rank_world():
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+__all__ = ["Trainer", "TrainConfig", "TrainerState", "train", "diffusion_loss", "held_out_loss", "make_ema"]
 
 
 class Trainer:
-    """Train ``model`` (an ε-predictor) on ``data`` (a float tensor [N, ...] in memory).
+    """Train ``model`` (an ε-predictor) on ``data`` (a float tensor [N, ...] in memory, kept in float32).
 
     Batches are ``data[randint(N, (B,), generator=data_gen)]``; t and ε come from a second
     CPU generator (seeded from ``seed`` and the rank), so a run is a pure function of its
     seed and resumes exactly. ``run_info`` (model config, dataset, command, …) goes into
-    config.json. Call :meth:`fit`; use :attr:`ema_model` afterwards.
+    config.json. Call :meth:`fit`; use :attr:`ema_model` afterwards. ``TypeError``/``ValueError``
+    for non-float or empty data, a config out of range, or a batch the processes cannot share.
     """
 
     def __init__(self, model, sched, data: torch.Tensor, cfg: TrainConfig | None = None, *,
@@ -88,12 +43,15 @@ class Trainer:
         check_tensor("data", data, floating=True, min_dim=2)
         if data.shape[0] < 1:
             raise ValueError("data must hold at least one example, got 0")
-        self.rank, self.world = _rank_world()
+        ddp = dist.is_available() and dist.is_initialized()
+        self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
         if self.cfg.batch_size % self.world:
             raise ValueError(f"batch_size ({self.cfg.batch_size}) must divide by the number of processes ({self.world})")
         self.device = torch.device(device) if device is not None else env.device()
         self.cuda = self.device.type == "cuda"
         self.sched, self.out_dir, self.run_info = sched, (Path(out_dir) if out_dir else None), dict(run_info or {})
+        if not self.run_info.get("model"):
+            self.run_info["model"] = getattr(model, "config", None)
         self.data = data.detach().to(self.device, torch.float32)
         # held-out examples: every log line then also records the validation loss (metrics.held_out_loss)
         self.val_data = None if val_data is None else check_tensor("val_data", val_data, floating=True).to(
@@ -168,7 +126,7 @@ class Trainer:
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.save_samples()
                 if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
-                    save_snapshot(self)
+                    self.save_snapshot()
                 if self._out_of_time():
                     self.stopped = f"time budget of {cfg.max_minutes} min reached at step {self.step}"
                     break
@@ -211,51 +169,124 @@ class Trainer:
         t0 = getattr(self, "_t0", None)
         return self.wall_before + (time.perf_counter() - t0 if t0 is not None else 0.0)
 
-    # ------------------------------------------------------------------ samples and checkpoints
-    @torch.no_grad()
-    def save_samples(self, path=None):
-        """A PNG grid of EMA samples (DDIM, η = 0, from a fixed x_T) in ``out_dir/samples``;
-        for 2-D data a density image: data (left) beside samples (right)."""
-        if self.rank != 0 or (self.out_dir is None and path is None):
-            return None
-        from ..diffusion.samplers import ddim_sample
-        n = self.cfg.sample_count or 64
-        shape = (n, *self.data.shape[1:]) if self.data.dim() > 2 else (max(n, 2000), self.data.shape[1])
-        gen = env.generator(self.cfg.seed + 12345)
-        x_T = env.randn(shape, gen, device=self.device)
-        steps = min(self.cfg.sample_steps or 50, self.sched.T)
-        x0 = ddim_sample(self.ema_model, x_T, self.sched, steps=steps, eta=0.0, generator=gen,
-                         progress=False).float().cpu()
-        path = Path(path) if path else self.out_dir / "samples" / f"step_{self.step:07d}.png"
-        if x0.dim() == 4:
-            return grids.save_grid((x0.clamp(-1, 1) + 1) / 2, path, nrow=max(1, int(math.sqrt(n))))
-        lim = float(self.data[:, :2].abs().max()) * 1.15
-        imgs = [grids.density_image(d, lim) for d in (self.data.cpu(), x0)]
-        return grids.save_grid(torch.stack(imgs), path, nrow=2, padding=4, pad_value=0.5)
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> TrainerState:
+        """The whole state of the run now, as a :class:`~ddim_edu.train.state.TrainerState`
+        (tensors are references, not copies). With several processes every rank must call it:
+        it gathers each rank's RNG states (uint8: "torch", "data", "noise", on CUDA "cuda")."""
+        rng = {"torch": torch.get_rng_state(), "data": self.data_gen.get_state(), "noise": self.noise_gen.get_state()}
+        if self.cuda:
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        every = [rng]
+        if self.world > 1:
+            every = [None] * self.world
+            dist.all_gather_object(every, {k: v.cpu() for k, v in rng.items()})
+        return TrainerState(
+            step=self.step, model=self.model.state_dict(), ema=self.ema.module.state_dict(),
+            optimizer=self.opt.state_dict(), ema_n_averaged=int(self.ema.n_averaged), rng=every,
+            history=list(self.history), wall_time_s=self.wall_time(), commands=list(self.commands),
+            init=self.run_info.get("init"))
+
+    def load_state_dict(self, state: TrainerState, source: str = "the trainer state") -> "Trainer":
+        """Continue from ``state`` (a :class:`~ddim_edu.train.state.TrainerState`): weights,
+        EMA, AdamW, step, history, wall time, commands and this rank's RNG states. A state
+        saved by another number of processes re-seeds the data and noise streams from the
+        step (the run continues, but not bit-identically). ``ValueError`` (naming ``source``)
+        if the weights or the optimizer state do not fit this trainer's model."""
+        load_state_checked(self.model, state.model, source)
+        load_state_checked(self.ema.module, state.ema, source)
+        try:
+            self.opt.load_state_dict(state.optimizer)
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"the optimizer state in {source} does not fit this model: {e}") from None
+        self.ema.n_averaged.fill_(int(state.ema_n_averaged))
+        self.step, self.history = int(state.step), list(state.history)
+        self.wall_before, self.commands = float(state.wall_time_s), list(state.commands)
+        if state.init:
+            self.run_info["init"] = state.init
+        rng = state.rng[self.rank] if state.world_size == self.world else {}
+        if "data" in rng:
+            torch.set_rng_state(rng["torch"])
+            self.data_gen.set_state(rng["data"])
+            self.noise_gen.set_state(rng["noise"])
+            if self.cuda and "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        else:  # another number of processes: continue with fresh, step-dependent streams
+            base = (self.cfg.seed * 1000 + 2 * self.rank) * 1_000_003 + self.step
+            self.data_gen.manual_seed(base)
+            self.noise_gen.manual_seed(base + 1)
+            if self.rank == 0:
+                print(f"note: no RNG states for {self.world} process(es) (saved by {state.world_size}); the data and "
+                      "noise streams are re-seeded, so the run is not bit-identical to an uninterrupted one")
+        return self
+
+    def start_from(self, weights: dict[str, torch.Tensor], step: int, init: dict | None = None,
+                   source: str = "the initial weights") -> "Trainer":
+        """Warm start: raw weights and EMA both become ``weights`` (a state dict of this model;
+        ``ValueError`` naming ``source`` if it does not fit), the EMA at its full decay as if past
+        ``step`` updates; the optimizer, step count and LR warm-up start afresh. ``init`` (where
+        the weights came from) goes into config.json."""
+        for module in (self.model, self.ema.module):
+            load_state_checked(module, weights, source)
+        self.ema.n_averaged.fill_(max(int(step), 1))     # past the EMA's warm-up: keep averaging at full decay
+        if init is not None:
+            self.run_info["init"] = init
+        return self
+
+    # ------------------------------------------------------------------ files
+    def _model_config(self, state: TrainerState) -> dict:
+        return files.model_config(state, training={**dataclasses.asdict(self.cfg), "world_size": self.world},
+                                  schedule=self.sched.to_config(), run_info=self.run_info, stopped=self.stopped)
 
     def save(self) -> None:
-        """Checkpoint: state for resuming first, then EMA weights + config (rank 0 writes)."""
-        from .state import save_trainer
-        save_trainer(self)
+        """Checkpoint into ``out_dir`` (nothing without one): the resume state, then the EMA
+        weights + config.json. Rank 0 writes; with several processes every rank must call it."""
+        if self.out_dir is None:
+            return
+        state = self.state_dict()
+        if self.rank == 0:
+            files.save_run(self.out_dir, state, self._model_config(state))
+        if self.world > 1:
+            dist.barrier()
+
+    def save_snapshot(self) -> Path | None:
+        """The EMA weights as they stand now in ``out_dir/snapshots/step_NNNNNNN`` (rank 0 writes;
+        every rank must call it). Returns the folder, or None (no out_dir, or rank > 0)."""
+        if self.out_dir is None:
+            return None
+        state = self.state_dict()
+        return files.save_snapshot(self.out_dir, state, self._model_config(state)) if self.rank == 0 else None
 
     def restore(self, run_dir) -> "Trainer":
-        """Continue a run saved by :meth:`save` exactly where it stopped."""
-        from .state import restore_trainer
-        restore_trainer(self, run_dir)
-        return self
+        """Continue the run saved in ``run_dir`` by :meth:`save` exactly where it stopped
+        (``FileNotFoundError``/``ValueError`` for a missing, corrupt or mismatched state)."""
+        return self.load_state_dict(files.load_state(run_dir), str(Path(run_dir) / files.STATE_FILE))
 
     def warm_start(self, run_dir) -> "Trainer":
-        """Start this (new) run from the EMA weights saved in ``run_dir``; see ``resume.warm_start_trainer``."""
-        from .state import warm_start_trainer
-        warm_start_trainer(self, run_dir)
-        return self
+        """Start this (new) run from the EMA weights saved in ``run_dir`` (``--init``), see
+        :meth:`start_from`; ``ValueError`` if its noise schedule or model differ from this run's."""
+        weights, init = files.load_init(run_dir, self.sched.to_config())
+        return self.start_from(weights, init["step"], init, source=f"--init {run_dir}")
+
+    def save_samples(self, path=None):
+        """A PNG of the EMA model's samples now (see :func:`~ddim_edu.train.samples.save_sample_grid`;
+        ``sample_count`` of them, DDIM with ``sample_steps`` steps from a fixed x_T) at ``path`` or
+        ``out_dir/samples/step_NNNNNNN.png``. Returns the path, or None (no out_dir, or rank > 0)."""
+        if self.rank != 0 or (self.out_dir is None and path is None):
+            return None
+        path = Path(path) if path else self.out_dir / "samples" / f"step_{self.step:07d}.png"
+        return save_sample_grid(self.ema_model, self.sched, self.data, path, count=self.cfg.sample_count,
+                                steps=self.cfg.sample_steps, seed=self.cfg.seed + 12345)
 
 
 def train(model, data: torch.Tensor, sched, steps: int = 1000, *, out_dir=None, device=None, val_data=None,
           **kwargs) -> Trainer:
     """Convenience for notebooks: ``trainer = train(model, data, sched, steps=500)``, then
-    sample from ``trainer.ema_model``. Keyword arguments are :class:`TrainConfig` fields;
-    ``val_data`` adds a held-out loss to every entry of ``trainer.history``."""
+    sample from ``trainer.ema_model``. ``data`` is a float tensor [N, ...] (images [N, C, H, W]
+    in [-1, 1], or points [N, D]); keyword arguments are :class:`TrainConfig` fields, with the
+    same defaults except ``ckpt_every=0`` (sample grids and checkpoints need an ``out_dir``);
+    ``val_data`` adds a held-out loss to every entry of ``trainer.history``. ``TypeError`` for
+    an unknown option, ``ValueError`` for a value out of range."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     bad = sorted(set(kwargs) - fields)
     if bad:

@@ -1,6 +1,5 @@
 """The shipped weights do what the course promises: legible digits in seconds on a CPU, and a
 2-D model that has learned the toy mixture (checked against the mixture itself)."""
-import math
 
 import pytest
 import torch
