@@ -126,11 +126,11 @@ def term_at(model, x0: torch.Tensor, t: torch.Tensor, sched: NoiseSchedule, vari
         eps = check_model_output(model(x_t, t), x_t)
     x64, xt64, eps64 = x0.to(torch.float64), x_t.to(torch.float64), eps.to(torch.float64)
     mean = sched.posterior_mean(sched.predict_x0(xt64, t, eps64), xt64, t)        # DDPM eq. 11
-    var = sched._extract(reverse_variance(sched, variance), t, xt64)
+    var = sched._gather(reverse_variance(sched, variance), t, xt64)
     # t ≥ 1: KL( N(μ̃_t(x_t, x_0), β̃_t) ‖ N(μ_θ, σ_t²) )
     safe_t = t.clamp(min=1)
     true_mean = sched.posterior_mean(x64, xt64, safe_t)
-    true_var = sched._extract(sched.posterior_variance, safe_t, xt64)
+    true_var = sched._gather(sched.posterior_variance, safe_t, xt64)
     kl = gaussian_kl(true_mean, true_var, mean, var).flatten(1).sum(1)
     # t = 0: −log p_θ(x_0 | x_t)
     if decoder == "discrete":

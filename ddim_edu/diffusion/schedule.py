@@ -13,7 +13,12 @@ this course / DDPM     DDIM paper (Song et al.)    meaning
 The paper writes α_t for what DDPM calls ᾱ_t. Timesteps are integers t ∈ {0, …, T−1}
 (DDPM's t = 1 … T shifted by one), and ᾱ at "t = −1", the step after the last, is 1.
 
-Everything here is float64; values are cast to the data's dtype only when applied.
+The dtype policy, once for the whole package: the schedule is float64; every coefficient
+(√ᾱ_t, √(1 − ᾱ_t), the posterior's weights, …) is gathered and combined in float64 and only
+the result is cast to the data's dtype. In float16, ᾱ_0 = 0.9999 rounds to 1, so √(1 − ᾱ_0)
+computed after the cast would be 0 (no noise at t = 0, a division by zero in the posterior;
+CORRECTNESS.md pitfall 11). Samplers run in x_T's dtype and cast the model's output to it;
+networks run in their parameters' dtype (see ``ddim_edu.nets``).
 """
 from __future__ import annotations
 
@@ -117,11 +122,12 @@ class NoiseSchedule:
             t = t[None]
         return check_timesteps("t", t.cpu(), t.shape[0], self.T)
 
-    def _extract(self, values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """values[t] in x's dtype and device, shaped [B, 1, 1, ...] to broadcast over x."""
+    def _gather(self, values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """values[t] in float64 on x's device (float32 on Apple MPS, which has no float64),
+        shaped [B, 1, 1, ...] to broadcast over x. Combine these, then cast the result."""
         t = check_timesteps("t", t, x.shape[0], self.T, device=x.device)
-        out = values.to(x.dtype).to(x.device)[t]   # cast on the CPU first: MPS has no float64
-        return out.reshape(-1, *([1] * (x.dim() - 1)))
+        wide = torch.float32 if x.device.type == "mps" else torch.float64
+        return values.to(wide).to(x.device)[t].reshape(-1, *([1] * (x.dim() - 1)))
 
     # ----------------------------------------------------------------- forward process
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -130,30 +136,32 @@ class NoiseSchedule:
         check_tensor("x0", x0, floating=True)
         check_tensor("noise", noise, floating=True)
         check_same_shape("noise", noise, "x0", x0)
-        ab = self._extract(self.alpha_bar, t, x0)
-        return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise.to(x0.dtype)
+        ab = self._gather(self.alpha_bar, t, x0)
+        return ab.sqrt().to(x0.dtype) * x0 + (1.0 - ab).sqrt().to(x0.dtype) * noise.to(x0.dtype)
 
     def q_step(self, x_prev: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """One step of the Markov chain q(x_t | x_{t−1}) = N(√(1 − β_t) x_{t−1}, β_t I) (DDPM eq. 2)."""
         check_tensor("x_prev", x_prev, floating=True)
         check_same_shape("noise", noise, "x_prev", x_prev)
-        beta = self._extract(self.betas, t, x_prev)
-        return (1.0 - beta).sqrt() * x_prev + beta.sqrt() * noise.to(x_prev.dtype)
+        beta = self._gather(self.betas, t, x_prev)
+        return (1.0 - beta).sqrt().to(x_prev.dtype) * x_prev + beta.sqrt().to(x_prev.dtype) * noise.to(x_prev.dtype)
 
     # ----------------------------------------------------------------- reverse-process pieces
     def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """x̂_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t, the "predicted x_0" of DDIM eq. (9)/(12)."""
         check_tensor("x_t", x_t, floating=True)
         check_same_shape("eps", eps, "x_t", x_t)
-        ab = self._extract(self.alpha_bar, t, x_t)
-        return (x_t - (1.0 - ab).sqrt() * eps.to(x_t.dtype)) / ab.sqrt()
+        ab = self._gather(self.alpha_bar, t, x_t)
+        a, b = ab.rsqrt().to(x_t.dtype), ((1.0 - ab) / ab).sqrt().to(x_t.dtype)    # 1/√ᾱ, √(1−ᾱ)/√ᾱ
+        return a * x_t - b * eps.to(x_t.dtype)
 
     def predict_eps(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """ε = (x_t − √ᾱ_t x_0) / √(1 − ᾱ_t), the inverse of :meth:`predict_x0`."""
         check_tensor("x_t", x_t, floating=True)
         check_same_shape("x0", x0, "x_t", x_t)
-        ab = self._extract(self.alpha_bar, t, x_t)
-        return (x_t - ab.sqrt() * x0.to(x_t.dtype)) / (1.0 - ab).sqrt()
+        ab = self._gather(self.alpha_bar, t, x_t)
+        a, b = (1.0 - ab).rsqrt().to(x_t.dtype), (ab / (1.0 - ab)).sqrt().to(x_t.dtype)   # 1/√(1−ᾱ), √ᾱ/√(1−ᾱ)
+        return a * x_t - b * x0.to(x_t.dtype)
 
     @property
     def posterior_variance(self) -> torch.Tensor:
@@ -164,9 +172,9 @@ class NoiseSchedule:
         """μ̃_t(x_t, x_0) = √ᾱ_{t−1} β_t/(1 − ᾱ_t) · x_0 + √α_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) · x_t (DDPM eq. 7)."""
         check_tensor("x_t", x_t, floating=True)
         check_same_shape("x0", x0, "x_t", x_t)
-        ab = self._extract(self.alpha_bar, t, x_t)
-        ab_prev = self._extract(self.alpha_bar_prev, t, x_t)
-        beta = self._extract(self.betas, t, x_t)
-        coef_x0 = ab_prev.sqrt() * beta / (1.0 - ab)
-        coef_xt = (1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab)
+        ab = self._gather(self.alpha_bar, t, x_t)
+        ab_prev = self._gather(self.alpha_bar_prev, t, x_t)
+        beta = self._gather(self.betas, t, x_t)
+        coef_x0 = (ab_prev.sqrt() * beta / (1.0 - ab)).to(x_t.dtype)
+        coef_xt = ((1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab)).to(x_t.dtype)
         return coef_x0 * x0.to(x_t.dtype) + coef_xt * x_t

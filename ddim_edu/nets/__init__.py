@@ -1,3 +1,8 @@
 """The networks ε_θ(x_t, t): a time-conditioned UNet for images, an MLP for 2-D toy data, the
-sinusoidal timestep embedding, and ``build_model`` from a saved config."""
-from .models import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
+sinusoidal timestep embedding they share, and ``build_model`` from a saved config."""
+from .build import build_model, count_parameters
+from .embedding import timestep_embedding
+from .mlp import MLPDenoiser
+from .unet import UNet
+
+__all__ = ["UNet", "MLPDenoiser", "timestep_embedding", "build_model", "count_parameters"]

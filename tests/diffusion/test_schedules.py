@@ -128,3 +128,41 @@ def test_integer_data_rejected(sched):
 def test_unknown_config_name():
     with pytest.raises(ValueError, match="config\\['name'\\] must be one of"):
         de.NoiseSchedule.from_config({"name": "sigmoid"})
+
+
+UNIT_ROUNDOFF = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8, torch.float32: 2.0 ** -24}
+
+
+@pytest.mark.parametrize("dtype", list(UNIT_ROUNDOFF))
+def test_coefficients_are_combined_in_float64_then_cast(sched, dtype):
+    """CORRECTNESS.md pitfall 11: in float16 ᾱ_0 = 0.9999 rounds to 1, so a schedule cast before
+    the arithmetic adds no noise at t = 0 and divides by zero in the posterior. Each method is a
+    sum of two terms c·u; in a low dtype it must be as accurate as rounding allows: within a few
+    unit roundoffs of the sum of |c·u| (what float64 gives on the same rounded inputs)."""
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(6, 4, generator=g, dtype=torch.float64) * 2 - 1
+    eps = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    t = torch.tensor([0, 1, 3, 10, 500, 999])
+    x_t = sched.q_sample(x0, t, eps)
+    cases = {   # name: (function of (x0, x_t, ε), signs that make every term positive)
+        "q_sample": (lambda a, b, e: sched.q_sample(a, t, e), (1, 1, 1)),
+        "q_step": (lambda a, b, e: sched.q_step(a, t, e), (1, 1, 1)),
+        "predict_x0": (lambda a, b, e: sched.predict_x0(b, t, e), (1, 1, -1)),
+        "predict_eps": (lambda a, b, e: sched.predict_eps(b, t, a), (-1, 1, 1)),
+        "posterior_mean": (lambda a, b, e: sched.posterior_mean(a, b, t), (1, 1, 1)),
+    }
+    u = UNIT_ROUNDOFF[dtype]
+    for name, (fn, signs) in cases.items():
+        low = [v.to(dtype) for v in (x0, x_t, eps)]
+        got = fn(*low)
+        assert got.dtype == dtype and torch.isfinite(got).all(), name
+        want = fn(*[v.double() for v in low])
+        size = fn(*[s * v.double().abs() for s, v in zip(signs, low)])
+        assert ((got.double() - want).abs() <= 4 * u * size + 1e-12).all(), name
+
+
+def test_half_precision_noise_at_t0(sched):
+    """The reproduction from the issue: 0.0100 everywhere, not 0."""
+    out = sched.q_sample(torch.zeros(1, 4).half(), torch.zeros(1, dtype=torch.long), torch.ones(1, 4).half())
+    assert torch.allclose(out.double(), torch.full((1, 4), (1 - sched.alpha_bar[0].item()) ** 0.5, dtype=torch.float64),
+                          rtol=1e-3)

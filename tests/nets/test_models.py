@@ -1,4 +1,5 @@
-"""Tests for ddim_edu.nets.models: the time-conditioned UNet and the 2-D MLP ε-models."""
+"""Tests for ddim_edu.nets: the time-conditioned UNet and the 2-D MLP ε-models."""
+import copy
 import json
 import math
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddim_edu.nets.models import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
+from ddim_edu.nets import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
 
 
 def _unet(**kw):
@@ -120,7 +121,10 @@ def test_unet_autocast_bfloat16():
     x = torch.randn(2, 1, 28, 28)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x, torch.tensor([3, 300]))
-    assert out.shape == x.shape and out.dtype == torch.bfloat16
+    full = model(x, torch.tensor([3, 300]))
+    # computed in bfloat16 (so not equal to the float32 answer), answered in x's dtype
+    assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
+    assert 0 < (out - full).abs().max() < 0.1 * full.abs().max()
 
 
 def test_unet_parameter_count():
@@ -251,9 +255,11 @@ def test_mlp_build_model_round_trip():
 
 
 def test_mlp_autocast_bfloat16():
+    model, x, t = MLPDenoiser(), torch.randn(4, 2), torch.tensor([1, 2, 3, 4])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = MLPDenoiser()(torch.randn(4, 2), torch.tensor([1, 2, 3, 4]))
-    assert out.dtype == torch.bfloat16
+        out = model(x, t)
+    full = model(x, t)
+    assert out.dtype == x.dtype and 0 < (out - full).abs().max() < 0.1 * full.abs().max()
 
 
 def test_mlp_rejects_wrong_dim():
@@ -269,3 +275,23 @@ def test_mlp_rejects_t_wrong_length():
 def test_mlp_rejects_bad_num_layers():
     with pytest.raises(ValueError, match=r"num_layers must be in \[1, inf\], got 0"):
         MLPDenoiser(num_layers=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("kind", ["unet", "mlp"])
+def test_models_run_in_their_parameters_dtype(kind, dtype):
+    """``model.to(dtype)`` works (the timestep embedding follows the parameters), and a model
+    answers in the dtype of its input whatever its own: float64 x into a float32 model is what
+    ``torch.from_numpy(np.random.randn(...))`` gives."""
+    torch.manual_seed(0)
+    model = _wake(_unet(base_channels=16)) if kind == "unet" else MLPDenoiser()
+    x = torch.randn(3, 1, 28, 28) if kind == "unet" else torch.randn(3, 2)
+    t = torch.tensor([0, 400, 999])
+    ref = model.double()(x.double(), t)
+    low = copy.deepcopy(model).to(dtype)
+    out = low(x.to(dtype), t)
+    tol = {torch.float16: 2e-2, torch.bfloat16: 1e-1, torch.float64: 1e-12}[dtype]
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    assert (out.double() - ref).abs().max() <= tol * ref.abs().max()
+    mixed = copy.deepcopy(model).float()(x.double(), t)          # float32 weights, float64 data
+    assert mixed.dtype == torch.float64 and (mixed - ref).abs().max() <= 1e-5 * ref.abs().max()
