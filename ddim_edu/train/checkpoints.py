@@ -76,8 +76,10 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def load_tensors(path, device="cpu", with_metadata: bool = False):
-    """Read a safetensors file; a truncated, corrupt or tampered file raises ``ValueError``."""
+def load_tensors(path, device="cpu", with_metadata: bool = False, require_checksum: bool = True):
+    """Read a safetensors file written by :func:`save_tensors`, checking the sha256 of its tensors
+    stored in its metadata. A truncated, corrupt or altered file raises ``ValueError``, and so does
+    a file without a checksum (not written by ddim_edu) unless ``require_checksum=False``."""
     path = _require(Path(path), "a safetensors weights file")
     raw = path.read_bytes()
     try:
@@ -86,6 +88,9 @@ def load_tensors(path, device="cpu", with_metadata: bool = False):
         meta = json.loads(raw[8:8 + n]).get("__metadata__") or {}
     except (SafetensorError, ValueError, UnicodeDecodeError, RuntimeError) as e:
         raise ValueError(f"{path} is corrupt or truncated (not a readable safetensors file): {e}") from None
+    if "sha256" not in meta and require_checksum:
+        raise ValueError(f"{path} has no sha256 checksum in its metadata (not written by ddim_edu, or altered), "
+                         "so its integrity cannot be checked; load it with require_checksum=False if you trust it")
     if "sha256" in meta and meta["sha256"] != _digest(tensors):
         raise ValueError(f"{path} is corrupt: its tensors do not match the checksum stored in the file")
     tensors = {k: v.to(device) for k, v in tensors.items()}

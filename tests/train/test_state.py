@@ -92,6 +92,17 @@ def test_corrupt_weights_fail_clearly(saved_run, damage):
         ck.load_model(saved_run)
 
 
+def test_weights_without_checksum_are_refused_unless_asked(saved_run, tmp_path):
+    """A safetensors file from elsewhere (no sha256 in its metadata) is not loaded unchecked."""
+    from safetensors.torch import save_file
+    tensors = ck.load_tensors(saved_run / "model.safetensors")
+    save_file(tensors, str(saved_run / "model.safetensors"))          # plain safetensors, no metadata
+    with pytest.raises(ValueError, match="no sha256 checksum.*require_checksum=False"):
+        ck.load_model(saved_run)
+    again = ck.load_tensors(saved_run / "model.safetensors", require_checksum=False)
+    assert all(torch.equal(again[k], tensors[k]) for k in tensors)
+
+
 def test_corrupt_json_and_mismatched_weights(saved_run):
     cfg_path = saved_run / "config.json"
     good = cfg_path.read_text()
