@@ -5,14 +5,13 @@ versus the number of network calls (NFE), and classifier-FID at 10 and 20 NFE on
     python benchmarks/solvers.py --quick    # fewer points and samples
 
 The exact model is the Gaussian mixture whose optimal ε is known in closed form; its ODE is
-solved to 1e-9 by RK4 (tests/reference.py). Every run starts at t = T − 1 and walks
-timesteps round(linspace(0, T−1, S)).
+solved to 1e-9 by RK4 (``GaussianMixture.ode_solution``). Every run starts at t = T − 1 and walks
+timesteps round(linspace(0, T−1, S)). The solvers are the registry's
+(``de.diffusion.ode_solvers()``), so a new registered solver appears here by itself.
 """
 from __future__ import annotations
 
 import argparse
-import math
-import sys
 from pathlib import Path
 
 import torch
@@ -20,11 +19,7 @@ import torch
 from common import ROOT, Timer, de, features, fid_from_features, fixed_noise, hardware, markdown_table, \
     sample_batched, write_results
 
-sys.path.insert(0, str(ROOT / "tests"))
-from reference import fit_slope, pf_ode_rk4  # noqa: E402
-
-SOLVERS = {"DDIM (Euler)": (de.ddim_sample, lambda S: S), "Heun": (de.heun_sample, lambda S: 2 * S - 1),
-           "DPM-Solver++(2M)": (de.dpmpp_2m_sample, lambda S: S)}
+SOLVERS = {info.label: info for info in de.diffusion.ode_solvers().values()}   # label → SamplerInfo
 
 
 def parse(argv=None):
@@ -44,17 +39,17 @@ def exact_study(quick: bool):
     sched = de.NoiseSchedule.linear()
     mixture = de.GaussianMixture([[1.0, 0.5], [-1.0, -0.5]], [0.4, 0.6], [0.3, 0.7])
     x_T = torch.randn(64 if quick else 256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    exact = pf_ode_rk4(mixture, x_T, de.diffusion.sigma_from_alpha_bar(sched.alpha_bar_at(999)), n_steps=1000)
+    exact = mixture.ode_solution(x_T, de.diffusion.sigma_from_alpha_bar(sched.alpha_bar_at(999)), n_steps=1000)
     steps = [5, 10, 20, 40, 80] if quick else [5, 10, 20, 40, 80, 160]  # finer grids hit the floor of the final Euler step
     out = {}
-    for name, (fn, nfe) in SOLVERS.items():
+    for name, info in SOLVERS.items():
         errs = []
         for S in steps:
             grid = torch.round(torch.linspace(0, 999, S)).long()
-            x = fn(mixture.eps_model(sched), x_T, sched, timesteps=grid, progress=False)
+            x = info(mixture.eps_model(sched), x_T, sched, timesteps=grid, progress=False)
             errs.append((x - exact).norm(dim=1).mean().item())
-        out[name] = {"steps": steps, "nfe": [nfe(S) for S in steps], "error": errs,
-                     "order": -fit_slope(steps[-3:], errs[-3:])}
+        out[name] = {"steps": steps, "nfe": [info.nfe(S) for S in steps], "error": errs,
+                     "order": -de.viz.loglog_slope(steps[-3:], errs[-3:])}
         print(f"{name:18s} order {out[name]['order']:.2f}  errors {['%.2e' % e for e in errs]}", flush=True)
     return out
 
@@ -66,11 +61,11 @@ def mnist_fid(a, device):
     x_T = fixed_noise(a.n, (1, 28, 28), 0)
     batch = 1000 if device.type == "cuda" else 250
     out = {}
-    for name, (fn, _) in SOLVERS.items():
+    for name, info in SOLVERS.items():
         for nfe in (10, 20):
-            S = (nfe + 1) // 2 if name == "Heun" else nfe
+            S = info.steps_for_nfe(nfe)
             with Timer(device) as tm:
-                x0 = sample_batched(lambda x: fn(model, x, sched, steps=S, progress=False), x_T, batch, device)
+                x0 = sample_batched(lambda x: info(model, x, sched, steps=S, progress=False), x_T, batch, device)
             out[f"{name}, NFE≈{nfe}"] = fid_from_features(features(classifier, x0.clamp(-1, 1), device), ref)
             print(f"{name:18s} NFE≈{nfe}: FID {out[f'{name}, NFE≈{nfe}']:.3f} ({tm.seconds:.0f} s)", flush=True)
     return out

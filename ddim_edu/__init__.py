@@ -22,7 +22,8 @@ attribute access (``de.viz``, ``de.course``, …).
 from . import diffusion, env, nets
 from ._lazy import lazy_attributes
 from .diffusion import (SAMPLERS, ExactEpsModel, GaussianMixture, NoiseSchedule, ddim_invert, ddim_invert_step,
-                        ddim_sample, ddim_sigma, ddim_step, ddpm_sample, dpmpp_2m_sample, euler_sample, heun_sample,
+                        ddim_sample, ddim_sigma, ddim_step, ddpm_sample, dpmpp_2m_sample, dpmpp_3m_sample, euler_sample,
+                        heun_sample,
                         interpolate_latents, lerp, make_timesteps, sdedit, slerp)
 from .nets import MLPDenoiser, UNet, build_model, count_parameters
 from .train.pretrained import available_pretrained, load_pretrained
@@ -35,7 +36,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, {
 __all__ = [
     "env", "diffusion", "nets", "data", "train", "evaluation", "viz", "course",
     "NoiseSchedule", "make_timesteps", "SAMPLERS", "ddim_sample", "ddpm_sample", "ddim_invert", "ddim_step",
-    "ddim_sigma", "ddim_invert_step", "euler_sample", "heun_sample", "dpmpp_2m_sample",
+    "ddim_sigma", "ddim_invert_step", "euler_sample", "heun_sample", "dpmpp_2m_sample", "dpmpp_3m_sample",
     "GaussianMixture", "ExactEpsModel", "UNet", "MLPDenoiser", "build_model", "count_parameters",
     "load_pretrained", "available_pretrained", "slerp", "lerp", "interpolate_latents", "sdedit",
 ]

@@ -32,3 +32,14 @@ def mixture():
 def ring():
     """Eight well-separated modes: the classic toy set, for the sample statistics."""
     return de.GaussianMixture.ring(k=8, radius=2.0, std=0.15)
+
+
+@pytest.fixture(scope="session")
+def ode_problem(sched, mixture):
+    """(exact ε-model, x_T at t = 999 [64, 2] float64, the exact ODE end point): the mixture's
+    probability-flow ODE solved by RK4 (``GaussianMixture.ode_solution``), checked converged."""
+    x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sigma_max = de.diffusion.sigma_from_alpha_bar(sched.alpha_bar_at(999))
+    exact = mixture.ode_solution(x_T, sigma_max, n_steps=1000)
+    assert (exact - mixture.ode_solution(x_T, sigma_max, n_steps=500)).abs().max() < 1e-7  # reference converged
+    return mixture.eps_model(sched), x_T, exact

@@ -1,4 +1,4 @@
-r"""The ODE view of DDIM (section 4.3) and higher-order solvers.
+r"""The ODE view of DDIM (section 4.3) and the higher-order solvers of the probability-flow ODE.
 
 Change variables to σ = √(1 − ᾱ)/√ᾱ and x̄ = x/√ᾱ. Then DDIM's update (eq. 12, η = 0) reads
 
@@ -10,15 +10,18 @@ which is exactly Euler's method for the probability-flow ODE
 
 So a better ODE solver is a better sampler at the same number of network calls (NFE):
 
-================  ============================================  ==================
-solver            reference                                     NFE for S steps
-================  ============================================  ==================
-``euler_sample``  DDIM, eq. (13)                                S
-``heun_sample``   Heun in σ (Karras et al. 2022, Algorithm 1)   2S − 1
-``dpmpp_2m``      DPM-Solver++(2M) (Lu et al. 2022, Alg. 2)     S
-================  ============================================  ==================
+===================  ============================================  ================
+solver               reference                                     NFE for S steps
+===================  ============================================  ================
+``euler_sample``     DDIM, eq. (13) (it *is* ``ddim_sample``)      S
+``heun_sample``      Heun in σ (Karras et al. 2022, Algorithm 1)   2S − 1
+``dpmpp_2m_sample``  DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2)    S
+``dpmpp_3m_sample``  DPM-Solver++(3M) (Lu et al. 2022b, multistep)  S
+===================  ============================================  ================
 
-All solvers walk the same timesteps as :func:`ddim_sample` and share its call shape.
+All solvers follow the sampler contract (:mod:`.contract`) and walk the same timesteps as
+:func:`ddim_sample`. A solver is one step function ``step(den, x̄, t, t_next, σ, σ_next, state)
+→ (x̄_next, x̂₀)`` run by :func:`_solve`, plus one entry in :mod:`.registry`.
 """
 from __future__ import annotations
 
@@ -26,13 +29,16 @@ import math
 
 import torch
 
-from .samplers import Trajectory, _check_common, _progress, call_model
-from .schedule import NoiseSchedule
-from .timesteps import resolve_timesteps
+from .contract import check_sampler_args, report, sampler_grid, steps_bar
+from .denoiser import Denoiser, as_denoiser
+from .samplers import ddim_sample
+
+__all__ = ["sigma_from_alpha_bar", "alpha_bar_from_sigma", "to_xbar", "from_xbar", "heun_step", "dpmpp_2m_step",
+           "dpmpp_3m_step", "euler_sample", "heun_sample", "dpmpp_2m_sample", "dpmpp_3m_sample"]
 
 
 def sigma_from_alpha_bar(alpha_bar):
-    """σ = √(1 − ᾱ)/√ᾱ (section 4.3); σ = 0 at ᾱ = 1 (clean data)."""
+    """σ = √(1 − ᾱ)/√ᾱ (section 4.3); σ = 0 at ᾱ = 1 (clean data). A float or a float64 tensor."""
     if isinstance(alpha_bar, torch.Tensor):
         return ((1 - alpha_bar) / alpha_bar).sqrt()
     return math.sqrt((1 - alpha_bar) / alpha_bar)
@@ -53,85 +59,129 @@ def from_xbar(xbar: torch.Tensor, alpha_bar: float) -> torch.Tensor:
     return xbar * math.sqrt(alpha_bar)
 
 
-def _eps_xbar(model, xbar: torch.Tensor, t: int, sigma: float) -> torch.Tensor:
-    """dx̄/dσ = ε_θ(x̄/√(σ² + 1), t) — the right-hand side of eq. (14)."""
-    return call_model(model, xbar / math.sqrt(sigma ** 2 + 1), t)
+# ----------------------------------------------------------------------------- one step each
+def heun_step(model, xbar, t, t_next, sigma, sigma_next, state=None):
+    """One Heun step of eq. (14) from σ (timestep ``t``) to σ_next (``t_next``; −1 with σ_next = 0).
 
-
-def _run(model, x_T, sched, steps, skip, timesteps, progress, callback, return_trajectory, name, step_fn):
-    _check_common(model, x_T, sched, None)
-    taus = resolve_timesteps(sched.T, steps, skip, timesteps).tolist()[::-1] + [-1]
-    sigmas = [sigma_from_alpha_bar(sched.alpha_bar_at(t)) if t >= 0 else 0.0 for t in taus]
-    xbar = to_xbar(x_T, sched.alpha_bar_at(taus[0]))
-    traj = Trajectory(timesteps=[taus[0]], xs=[x_T])
-    state = {}
-    for i in _progress(range(len(taus) - 1), progress, name):
-        xbar, x0_pred = step_fn(model, xbar, taus[i], taus[i + 1], sigmas[i], sigmas[i + 1], state)
-        x = xbar / math.sqrt(sigmas[i + 1] ** 2 + 1)
-        if return_trajectory:
-            traj.timesteps.append(taus[i + 1]), traj.xs.append(x), traj.x0_preds.append(x0_pred)
-        if callback is not None:
-            callback(i, taus[i], x, x0_pred)
-    return (xbar, traj) if return_trajectory else xbar
-
-
-def _euler_step(model, xbar, t, t_next, sigma, sigma_next, state):
-    d = _eps_xbar(model, xbar, t, sigma)
-    return xbar + (sigma_next - sigma) * d, xbar - sigma * d
-
-
-def _heun_step(model, xbar, t, t_next, sigma, sigma_next, state):
-    d = _eps_xbar(model, xbar, t, sigma)
+    ``model``: a :class:`~.denoiser.Denoiser` or an ε-model ``model(x_t, t)``; ``xbar``: x̄ [B, ...].
+    Trial Euler step, slope there, then the average of both slopes (Karras et al. 2022, Alg. 1):
+    two network calls, one on the last step (to σ = 0, plain Euler). Returns (x̄_next, x̂₀ at t).
+    """
+    den = as_denoiser(model)
+    d, x0_pred = den.at_sigma(xbar, t, sigma)
     xbar_euler = xbar + (sigma_next - sigma) * d
-    if sigma_next == 0:          # last step: Euler (no model at σ = 0), as in Karras et al.
-        return xbar_euler, xbar - sigma * d
-    d_next = _eps_xbar(model, xbar_euler, t_next, sigma_next)
-    return xbar + (sigma_next - sigma) * 0.5 * (d + d_next), xbar - sigma * d
+    if sigma_next == 0:
+        return xbar_euler, x0_pred
+    d_next, _ = den.at_sigma(xbar_euler, t_next, sigma_next)
+    return xbar + (sigma_next - sigma) * 0.5 * (d + d_next), x0_pred
 
 
-def _dpmpp_2m_step(model, xbar, t, t_next, sigma, sigma_next, state):
-    # In x̄ with data prediction D = x̂_0 and λ = −log σ, one step of DPM-Solver++(2M) is
-    #   x̄' = x̄ + (σ'/σ − 1)(x̄ − D_eff),   D_eff = (1 + 1/(2r)) D_i − 1/(2r) D_{i−1},  r = h_{i−1}/h_i,
-    # which for D_eff = D_i is exactly the Euler/DDIM step.
-    d = _eps_xbar(model, xbar, t, sigma)
-    x0_pred = xbar - sigma * d
+def _dpmpp_multistep(order, model, xbar, t, t_next, sigma, sigma_next, state):
+    r"""DPM-Solver++ of multistep order ``order`` in λ = −log σ with data prediction D = x̂₀.
+
+    With h = λ' − λ and ρ = σ'/σ = e^{−h}, the exponential integrator gives, in x̄,
+
+        x̄' = ρ x̄ + (1 − ρ) D_0                                                     first order = DDIM
+        x̄' = ρ x̄ + (1 − ρ)(D_0 + D_1/2),   D_1 = (D_0 − D_{−1})/r_0                  2M (Lu et al. Alg. 2)
+        x̄' = ρ x̄ + (1 − ρ) D_0 + (1 − (1 − ρ)/h) D_1 − ((h − (1 − ρ))/h² − ½) D_2    3M
+
+    where r_k = h_{−1−k}/h are the earlier steps' lengths over this one, and D_1, D_2 are the
+    divided differences of the last three x̂₀ (3M: D_1 = D_1⁰ + r_0/(r_0 + r_1)(D_1⁰ − D_1¹),
+    D_2 = (D_1⁰ − D_1¹)/(r_0 + r_1), D_1^k = (D_{−k} − D_{−k−1})/r_k). The first steps use lower
+    orders (too few x̂₀ yet); the last step, to σ = 0, returns x̂₀.
+    """
+    _, x0_pred = as_denoiser(model).at_sigma(xbar, t, sigma)
+    state = {} if state is None else state
+    history = state.setdefault("history", [])        # (x̂₀, h) of earlier steps, newest last
     if sigma_next == 0:
         return x0_pred, x0_pred
     h = math.log(sigma) - math.log(sigma_next)
-    d_eff = x0_pred
-    if "x0_prev" in state:
-        r = state["h_prev"] / h
-        d_eff = (1 + 1 / (2 * r)) * x0_pred - (1 / (2 * r)) * state["x0_prev"]
-    state["x0_prev"], state["h_prev"] = x0_pred, h
-    return d_eff + (sigma_next / sigma) * (xbar - d_eff), x0_pred
+    rho = sigma_next / sigma
+    k = min(order, len(history) + 1)
+    if k <= 2:
+        d_eff = x0_pred
+        if k == 2:
+            r = history[-1][1] / h
+            d_eff = (1 + 1 / (2 * r)) * x0_pred - (1 / (2 * r)) * history[-1][0]
+        out = d_eff + rho * (xbar - d_eff)
+    else:
+        (m2, h1), (m1, h0) = history[-2], history[-1]
+        r0, r1 = h0 / h, h1 / h
+        d1_0, d1_1 = (x0_pred - m1) / r0, (m1 - m2) / r1
+        d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+        d2 = (d1_0 - d1_1) / (r0 + r1)
+        phi = -math.expm1(-h)                        # 1 − ρ
+        out = rho * xbar + phi * x0_pred + (1 - phi / h) * d1 - ((h - phi) / h ** 2 - 0.5) * d2
+    history.append((x0_pred, h))
+    del history[:-(order - 1)]
+    return out, x0_pred
+
+
+def dpmpp_2m_step(model, xbar, t, t_next, sigma, sigma_next, state):
+    """One step of DPM-Solver++(2M); ``state`` (a dict, empty at the start) carries the previous x̂₀.
+    Returns (x̄_next, x̂₀ at t). See :func:`_dpmpp_multistep` for the formulas."""
+    return _dpmpp_multistep(2, model, xbar, t, t_next, sigma, sigma_next, state)
+
+
+def dpmpp_3m_step(model, xbar, t, t_next, sigma, sigma_next, state):
+    """One step of DPM-Solver++(3M); ``state`` carries the two previous x̂₀. Returns (x̄_next, x̂₀ at t)."""
+    return _dpmpp_multistep(3, model, xbar, t, t_next, sigma, sigma_next, state)
+
+
+# ----------------------------------------------------------------------------- the loop
+def _solve(step_fn, name, model, x, sched, steps, skip, timesteps, generator, callback, progress, prediction):
+    """Run ``step_fn`` in x̄ down the grid τ_{S−1} > … > τ_0 > −1 (σ = 0); return x at σ = 0 (= x̄)."""
+    check_sampler_args(model, x, sched, generator, callback)
+    den = Denoiser(model, prediction)
+    taus = sampler_grid(sched, steps, skip, timesteps)[::-1] + [-1]
+    sigmas = [sigma_from_alpha_bar(sched.alpha_bar_at(t)) if t >= 0 else 0.0 for t in taus]
+    xbar, state = to_xbar(x, sched.alpha_bar_at(taus[0])), {}
+    for i in steps_bar(len(taus) - 1, progress, name):
+        xbar, x0_pred = step_fn(den, xbar, taus[i], taus[i + 1], sigmas[i], sigmas[i + 1], state)
+        if callback is not None:
+            x_next = xbar / math.sqrt(sigmas[i + 1] ** 2 + 1)
+            report(callback, i, taus[i], taus[i + 1], x, x_next, x0_pred)
+            x = x_next
+    return xbar
 
 
 @torch.no_grad()
-def euler_sample(model, x_T, sched, steps=50, skip="uniform", *, timesteps=None, progress=None,
-                 callback=None, return_trajectory=False):
-    """Euler's method for eq. (14) in σ: identical to :func:`ddim_sample` with η = 0 (eq. 13). NFE = S."""
-    return _run(model, x_T, sched, steps, skip, timesteps, progress, callback, return_trajectory,
-                "Euler (DDIM)", _euler_step)
+def euler_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+                 progress=None, prediction="eps") -> torch.Tensor:
+    """Euler's method for eq. (14) in σ, which is DDIM with η = 0 (eq. 13): this *is*
+    :func:`ddim_sample` (``eta=0``), one implementation of the update. NFE = S."""
+    return ddim_sample(model, x, sched, steps=steps, skip=skip, timesteps=timesteps, generator=generator,
+                       callback=callback, progress=progress, prediction=prediction, eta=0.0)
 
 
 @torch.no_grad()
-def heun_sample(model, x_T, sched, steps=50, skip="uniform", *, timesteps=None, progress=None,
-                callback=None, return_trajectory=False):
-    """Heun's second-order method for eq. (14) in σ (Karras et al. 2022, Algorithm 1).
+def heun_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+                progress=None, prediction="eps") -> torch.Tensor:
+    """Heun's second-order method for eq. (14) in σ (Karras et al. 2022, Algorithm 1), :func:`heun_step`.
 
-    Each step averages the slope at both ends; the last step (to σ = 0) is an Euler step.
-    NFE = 2S − 1; global error O(1/S²) once the steps are small. With few steps on the
-    uniform-in-t grid the first step spans σ ≈ 25 → 7 or more, the correction is scaled by
-    Δσ/σ' and a trained network's Heun samples degrade badly (results/solvers.md);
-    DPM-Solver++(2M), which steps in log σ, does not have that problem."""
-    return _run(model, x_T, sched, steps, skip, timesteps, progress, callback, return_trajectory,
-                "Heun", _heun_step)
+    ``x``: x_T [B, ...] at τ_{S−1}; returns x_0 shaped and typed like x. NFE = 2S − 1; global
+    error O(1/S²) once the steps are small. With few steps on the uniform-in-t grid the first
+    step spans σ ≈ 25 → 7 or more, the correction is scaled by Δσ/σ' and a trained network's Heun
+    samples degrade badly (results/solvers.md); DPM-Solver++, which steps in log σ, does not."""
+    return _solve(heun_step, "Heun", model, x, sched, steps, skip, timesteps, generator, callback, progress,
+                  prediction)
 
 
 @torch.no_grad()
-def dpmpp_2m_sample(model, x_T, sched, steps=50, skip="uniform", *, timesteps=None, progress=None,
-                    callback=None, return_trajectory=False):
-    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): second order from one network call a step,
-    reusing the previous x̂_0. The first step is DDIM; the last (to σ = 0) returns x̂_0. NFE = S."""
-    return _run(model, x_T, sched, steps, skip, timesteps, progress, callback, return_trajectory,
-                "DPM-Solver++(2M)", _dpmpp_2m_step)
+def dpmpp_2m_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+                    progress=None, prediction="eps") -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2): second order from one network call a step,
+    reusing the previous x̂₀. The first step is DDIM; the last (to σ = 0) returns x̂₀. NFE = S.
+    Returns x_0 shaped and typed like ``x``."""
+    return _solve(dpmpp_2m_step, "DPM-Solver++(2M)", model, x, sched, steps, skip, timesteps, generator, callback,
+                  progress, prediction)
+
+
+@torch.no_grad()
+def dpmpp_3m_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+                    progress=None, prediction="eps") -> torch.Tensor:
+    """DPM-Solver++(3M) (Lu et al. 2022b, multistep third order in λ = −log σ): one network call a
+    step, reusing the two previous x̂₀. Steps 1 and 2 are DDIM and 2M; the last (to σ = 0) returns
+    x̂₀ (diffusers' ``final_sigmas_type="zero"``). NFE = S. Returns x_0 shaped and typed like ``x``."""
+    return _solve(dpmpp_3m_step, "DPM-Solver++(3M)", model, x, sched, steps, skip, timesteps, generator, callback,
+                  progress, prediction)

@@ -1,4 +1,4 @@
-r"""Sampling: DDPM's ancestral sampler, the DDIM family (eqs. 12, 16) and DDIM inversion.
+r"""Sampling: the DDIM family (eqs. 12, 16), DDPM's ancestral sampler and DDIM inversion.
 
 One DDIM step from τ_i to τ_{i−1} (write ᾱ = ᾱ_{τ_i}, ᾱ' = ᾱ_{τ_{i−1}}, ᾱ' = 1 after the last):
 
@@ -7,33 +7,32 @@ One DDIM step from τ_i to τ_{i−1} (write ᾱ = ᾱ_{τ_i}, ᾱ' = ᾱ_{τ_{i
     σ(η) = η √((1 − ᾱ')/(1 − ᾱ)) √(1 − ᾱ/ᾱ')                                   DDIM eq. (16)
 
 η = 0 is DDIM (deterministic); η = 1 is DDPM's posterior variance β̃ on the sub-sequence.
+The loops follow the sampler contract of :mod:`.contract`; ``euler_sample`` (in :mod:`.ode`)
+is this DDIM loop with η = 0.
+
+One vocabulary for the noise of the stochastic samplers, ``variance``:
+
+- ``"eta"``: σ = σ(η) of eq. (16); in ``ddpm_sample`` η = 1, i.e. σ² = β̃_t (DDPM's posterior
+  variance);
+- ``"sigma_hat"``: the paper's σ̂ = √(1 − ᾱ/ᾱ') with the ε coefficient of η = 1 kept (appendix
+  D.3); on consecutive steps σ̂² = β_t, DDPM's other choice.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 
 from .. import env
+from .contract import Trajectory, check_sampler_args, report, sampler_grid, steps_bar
+from .denoiser import Denoiser, x0_from_eps
 from .schedule import NoiseSchedule
-from .timesteps import resolve_timesteps
-from ..validation import check_choice, check_float, check_generator, check_int, check_model_output, check_tensor
+from ..validation import check_choice, check_float, check_int, check_model_output, check_tensor
+
+__all__ = ["VARIANCES", "Trajectory", "ddim_sigma", "ddim_step", "ddim_invert_step", "ddim_sample", "ddpm_sample",
+           "ddim_invert"]
 
 VARIANCES = ("eta", "sigma_hat")
-
-
-@dataclass
-class Trajectory:
-    """What a sampler visited: ``timesteps[k]`` is the time of ``xs[k]`` (−1 means clean data);
-    ``x0_preds[k]`` is the x̂_0 predicted at ``timesteps[k]``."""
-    timesteps: list = field(default_factory=list)
-    xs: list = field(default_factory=list)
-    x0_preds: list = field(default_factory=list)
-
-    def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(xs [S+1, ...], x0_preds [S, ...]) as tensors, for plotting."""
-        return torch.stack(self.xs), torch.stack(self.x0_preds)
 
 
 # ----------------------------------------------------------------------------- the formulas
@@ -62,7 +61,7 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, sched: 
     check_choice("variance", variance, VARIANCES)
     ab, ab_prev = sched.alpha_bar_at(t), sched.alpha_bar_at(t_prev)
     eps = eps.to(x_t.dtype)
-    x0 = (x_t - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+    x0 = x0_from_eps(x_t, eps, ab)
     if clip_x0:
         x0 = x0.clamp(-1.0, 1.0)
         eps = (x_t - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
@@ -92,116 +91,99 @@ def ddim_invert_step(x: torch.Tensor, eps: torch.Tensor, t_from: int, t_to: int,
     t_from = check_int("t_from", t_from, lo=-1, hi=t_to - 1)
     ab_from, ab_to = sched.alpha_bar_at(t_from), sched.alpha_bar_at(t_to)
     eps = eps.to(x.dtype)
-    x0 = (x - math.sqrt(1 - ab_from) * eps) / math.sqrt(ab_from)
+    x0 = x0_from_eps(x, eps, ab_from)
     return math.sqrt(ab_to) * x0 + math.sqrt(1 - ab_to) * eps
 
 
 # ----------------------------------------------------------------------------- loops
-def _check_common(model, x, sched, generator) -> None:
-    if not callable(model):
-        raise TypeError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
-    check_tensor("x_T", x, floating=True)
-    if not isinstance(sched, NoiseSchedule):
-        raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
-    check_generator("generator", generator)
-
-
-def _progress(iterable, progress, desc):
-    return env.progress_bar(iterable, progress, desc)
-
-
-def call_model(model, x: torch.Tensor, t: int) -> torch.Tensor:
-    """ε_θ(x, t) for a whole batch at one integer timestep, checked for shape."""
-    t_batch = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
-    return check_model_output(model(x, t_batch), x)
-
-
 @torch.no_grad()
-def ddim_sample(model, x_T: torch.Tensor, sched: NoiseSchedule, steps: int = 50, eta: float = 0.0,
-                skip: str = "uniform", generator: torch.Generator | None = None, *, timesteps=None,
-                variance: str = "eta", clip_x0: bool = False, progress: bool | None = None,
-                callback=None, return_trajectory: bool = False):
-    """Generate x_0 from x_T with S = ``steps`` DDIM steps (eq. 12, σ from eq. 16).
+def ddim_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+                progress=None, prediction="eps", eta=0.0, variance="eta", clip_x0=False) -> torch.Tensor:
+    """Generate x_0 from x = x_T with S = ``steps`` DDIM steps (eq. 12, σ from eq. 16).
 
-    x_T sits at timestep τ_{S−1}; the model always receives the original timesteps τ_i; the
-    last step goes to ᾱ = 1 and so returns x̂_0. Runs on x_T's device and dtype (float64
-    in, float64 out). Noise (η > 0) comes from ``generator`` (a CPU generator: same numbers
-    on every device). ``callback(i, t, x, x0_pred)`` is called after every step;
-    ``return_trajectory=True`` returns ``(x0, Trajectory)``.
+    ``x``: [B, ...] float tensor at timestep τ_{S−1} (``timesteps`` replaces ``steps``/``skip``
+    by an explicit increasing grid). The model always receives the original timesteps τ_i; the
+    last step goes to ᾱ = 1 and so returns x̂_0. Returns a tensor shaped like x, on x's device
+    and in x's dtype. Noise (η > 0 or ``variance="sigma_hat"``) comes from ``generator`` (a CPU
+    generator: the same numbers on every device). ``clip_x0`` clips x̂_0 to [−1, 1] (pitfall 5).
+    ``callback`` and ``prediction``: see :mod:`.contract` and :mod:`.denoiser`. Raises ValueError
+    for steps outside 1..T, η < 0, an unknown ``skip``/``variance``/``prediction``.
     """
-    _check_common(model, x_T, sched, generator)
+    check_sampler_args(model, x, sched, generator, callback)
     eta = check_float("eta", eta, lo=0.0)
     check_choice("variance", variance, VARIANCES)
-    taus = resolve_timesteps(sched.T, steps, skip, timesteps).tolist()
-    x = x_T
-    traj = Trajectory(timesteps=[taus[-1]], xs=[x])
-    for i in _progress(range(len(taus) - 1, -1, -1), progress, f"DDIM η={eta:g}"):
-        t, t_prev = taus[i], (taus[i - 1] if i > 0 else -1)
-        eps = call_model(model, x, t)
+    den = Denoiser(model, prediction)
+    taus = sampler_grid(sched, steps, skip, timesteps)
+    S = len(taus)
+    for i in steps_bar(S, progress, f"DDIM η={eta:g}" if variance == "eta" else "DDIM σ̂"):
+        t, t_prev = taus[S - 1 - i], (taus[S - 2 - i] if i < S - 1 else -1)
+        eps, _ = den(x, t, sched.alpha_bar_at(t))
         noisy = (eta > 0 or variance == "sigma_hat") and t_prev >= 0
         noise = env.randn(x.shape, generator, dtype=x.dtype, device=x.device) if noisy else None
-        x, x0_pred = ddim_step(x, eps, t, t_prev, sched, eta, noise, variance=variance, clip_x0=clip_x0)
-        if return_trajectory:
-            traj.timesteps.append(t_prev), traj.xs.append(x), traj.x0_preds.append(x0_pred)
-        if callback is not None:
-            callback(len(taus) - 1 - i, t, x, x0_pred)
-    return (x, traj) if return_trajectory else x
+        x_next, x0_pred = ddim_step(x, eps, t, t_prev, sched, eta, noise, variance=variance, clip_x0=clip_x0)
+        report(callback, i, t, t_prev, x, x_next, x0_pred)
+        x = x_next
+    return x
 
 
 @torch.no_grad()
-def ddpm_sample(model, x_T: torch.Tensor, sched: NoiseSchedule, generator: torch.Generator | None = None, *,
-                variance: str = "beta_tilde", clip_x0: bool = False, progress: bool | None = None,
-                callback=None, return_trajectory: bool = False):
-    """Ancestral sampling over all T steps (DDPM Algorithm 2):
+def ddpm_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, generator=None, callback=None,
+                progress=None, prediction="eps", variance="eta", clip_x0=False) -> torch.Tensor:
+    """Ancestral sampling (DDPM Algorithm 2), by default over all T steps:
 
         x_{t−1} = μ̃_t(x_t, x̂_0) + σ_t z,   μ̃ from DDPM eq. (7) (equivalently eq. 11 in ε form),
 
-    with σ_t² = β̃_t (``variance="beta_tilde"``, the η = 1 member of DDIM's family) or
-    σ_t² = β_t (``variance="beta"``); no noise on the final step.
+    with σ_t² = β̃_t (``variance="eta"``: the η = 1 member of DDIM's family) or σ_t² = β_t
+    (``variance="sigma_hat"``: σ̂ on consecutive steps); no noise on the final step. ``steps=None``
+    and ``timesteps=None`` mean all T steps. A shorter grid runs the same sampler on the
+    sub-sequence, which is :func:`ddim_sample` with η = 1 (or σ̂): DDIM eq. (16). Returns a
+    tensor shaped like x (x_T), in its dtype and on its device.
     """
-    _check_common(model, x_T, sched, generator)
-    check_choice("variance", variance, ("beta_tilde", "beta"))
-    var = sched.posterior_variance if variance == "beta_tilde" else sched.betas
-    x = x_T
-    traj = Trajectory(timesteps=[sched.T - 1], xs=[x])
-    for t in _progress(range(sched.T - 1, -1, -1), progress, "DDPM"):
-        eps = call_model(model, x, t)
+    check_sampler_args(model, x, sched, generator, callback)
+    check_choice("variance", variance, VARIANCES)
+    full = steps is None and timesteps is None
+    if not full and sampler_grid(sched, steps, skip, timesteps) != list(range(sched.T)):
+        return ddim_sample(model, x, sched, steps=steps, skip=skip, timesteps=timesteps, generator=generator,
+                           callback=callback, progress=progress, prediction=prediction, eta=1.0, variance=variance,
+                           clip_x0=clip_x0)
+    den = Denoiser(model, prediction)
+    var = sched.posterior_variance if variance == "eta" else sched.betas
+    for i in steps_bar(sched.T, progress, "DDPM"):
+        t = sched.T - 1 - i
+        eps, _ = den(x, t, sched.alpha_bar_at(t))
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        x0_pred = sched.predict_x0(x, t_batch, eps)
+        x0_pred = sched.predict_x0(x, t_batch, eps)      # DDPM eq. (15) in the schedule's form (bit-stable)
         if clip_x0:
             x0_pred = x0_pred.clamp(-1.0, 1.0)
-        x = sched.posterior_mean(x0_pred, x, t_batch)
+        x_next = sched.posterior_mean(x0_pred, x, t_batch)
         if t > 0:
-            x = x + math.sqrt(float(var[t])) * env.randn(x.shape, generator, dtype=x.dtype, device=x.device)
-        if return_trajectory:
-            traj.timesteps.append(t - 1), traj.xs.append(x), traj.x0_preds.append(x0_pred)
-        if callback is not None:
-            callback(sched.T - 1 - t, t, x, x0_pred)
-    return (x, traj) if return_trajectory else x
+            x_next = x_next + math.sqrt(float(var[t])) * env.randn(x.shape, generator, dtype=x.dtype, device=x.device)
+        report(callback, i, t, t - 1, x, x_next, x0_pred)
+        x = x_next
+    return x
 
 
 @torch.no_grad()
-def ddim_invert(model, x0: torch.Tensor, sched: NoiseSchedule, steps: int = 50, skip: str = "uniform", *,
-                timesteps=None, progress: bool | None = None, callback=None, return_trajectory: bool = False):
+def ddim_invert(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+                progress=None, prediction="eps") -> torch.Tensor:
     """The deterministic DDIM encoder x_0 → x_{τ_{S−1}} (section 4.3, "reconstruction"; Table 2).
 
-    Walks the same sub-sequence as :func:`ddim_sample` upwards: from −1 (data) to τ_0, τ_1, …,
-    evaluating ε at the current point and timestep (the timestep −1 is fed to the model as 0,
-    where ᾱ_0 ≈ 1). Decoding the result with :func:`ddim_sample` (η = 0, same ``steps`` and
-    ``skip``) returns x_0 up to an error that falls as S grows.
+    ``x``: data x_0 [B, ...]. Walks the same sub-sequence as :func:`ddim_sample` upwards: from −1
+    (data) to τ_0, τ_1, …, evaluating ε at the current point and timestep (the timestep −1 is fed
+    to the model as 0, where ᾱ_0 ≈ 1). Decoding the result with :func:`ddim_sample` (η = 0, same
+    ``steps`` and ``skip``) returns x_0 up to an error that falls as S grows. ``generator`` is
+    accepted for the common contract and unused (no randomness). The callback's ``t`` is where
+    each step starts (−1 for the first), ``t_next`` where it ends, as in every sampler.
     """
-    _check_common(model, x0, sched, None)
-    taus = resolve_timesteps(sched.T, steps, skip, timesteps).tolist()
-    x, t_from = x0, -1
-    traj = Trajectory(timesteps=[-1], xs=[x])
-    for i, t_to in enumerate(_progress(taus, progress, "DDIM inversion")):
-        eps = call_model(model, x, max(t_from, 0))
-        x = ddim_invert_step(x, eps, t_from, t_to, sched)
-        if return_trajectory:
-            ab = sched.alpha_bar_at(t_from)
-            traj.timesteps.append(t_to), traj.xs.append(x)
-            traj.x0_preds.append((traj.xs[-2] - math.sqrt(1 - ab) * eps) / math.sqrt(ab))
+    check_sampler_args(model, x, sched, generator, callback)
+    den = Denoiser(model, prediction)
+    taus = sampler_grid(sched, steps, skip, timesteps)
+    t_from = -1
+    for i in steps_bar(len(taus), progress, "DDIM inversion"):
+        t_to, t_model = taus[i], max(t_from, 0)
+        eps, _ = den(x, t_model, sched.alpha_bar_at(t_model))
+        x_next = ddim_invert_step(x, eps, t_from, t_to, sched)
         if callback is not None:
-            callback(i, t_to, x, None)
-        t_from = t_to
-    return (x, traj) if return_trajectory else x
+            report(callback, i, t_from, t_to, x, x_next, x0_from_eps(x, eps, sched.alpha_bar_at(t_from)))
+        x, t_from = x_next, t_to
+    return x

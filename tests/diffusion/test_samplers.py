@@ -93,10 +93,9 @@ def test_model_receives_the_original_timesteps(sched):
 def test_sampler_keeps_dtype_and_device(sched, mixture, device, dtype):
     model = mixture.eps_model(sched)
     x_T = de.env.randn((16, 2), de.env.generator(0), dtype=dtype, device=device)
-    for out in (de.ddim_sample(model, x_T, sched, steps=10, eta=0.5, generator=de.env.generator(1), progress=False),
-                de.ddim_invert(model, x_T, sched, steps=10, progress=False),
-                de.heun_sample(model, x_T, sched, steps=5, progress=False)):
-        assert out.dtype == dtype and out.device.type == device.type and out.shape == x_T.shape
+    for info in de.SAMPLERS.values():
+        out = info(model, x_T, sched, steps=5, generator=de.env.generator(1), progress=False)
+        assert out.dtype == dtype and out.device.type == device.type and out.shape == x_T.shape, info.label
 
 
 def test_eta_zero_is_deterministic_and_eta_positive_follows_the_generator(sched, mixture, device):
@@ -131,42 +130,38 @@ def test_ddpm_ancestral_equals_ddim_eta_one_over_all_steps(sched, mixture):
 def test_trajectory_and_callback(sched, mixture):
     model = mixture.eps_model(sched)
     x_T = torch.randn(8, 2, dtype=torch.float64)
-    calls = []
-    x0, traj = de.ddim_sample(model, x_T, sched, steps=5, progress=False, return_trajectory=True,
-                              callback=lambda i, t, x, x0p: calls.append((i, t)))
+    calls, traj = [], de.diffusion.Trajectory()
+
+    def callback(info):
+        calls.append((info["i"], info["t"], info["t_next"]))
+        traj(info)
+    x0 = de.ddim_sample(model, x_T, sched, steps=5, progress=False, callback=callback)
     xs, x0s = traj.stacked()
     assert xs.shape == (6, 8, 2) and x0s.shape == (5, 8, 2)
     assert traj.timesteps == [800, 600, 400, 200, 0, -1]
     assert torch.equal(xs[0], x_T) and torch.equal(xs[-1], x0) and torch.equal(x0s[-1], x0)
-    assert calls == [(0, 800), (1, 600), (2, 400), (3, 200), (4, 0)]
+    assert calls == [(0, 800, 600), (1, 600, 400), (2, 400, 200), (3, 200, 0), (4, 0, -1)]
+
+
+def test_inversion_callback_starts_at_clean_data(sched, mixture):
+    traj = de.diffusion.Trajectory()
+    x0 = mixture.sample(4, torch.Generator().manual_seed(0))
+    z = de.ddim_invert(mixture.eps_model(sched), x0, sched, steps=4, callback=traj, progress=False)
+    assert traj.timesteps == [-1, 0, 250, 500, 750]
+    assert torch.equal(traj.xs[0], x0) and torch.equal(traj.xs[-1], z) and torch.equal(traj.x0_preds[0], x0)
+
+
+def test_ddpm_on_a_sub_sequence_is_ddim_eta_one(sched, mixture):
+    """DDIM eq. (16): ancestral sampling on τ is DDIM with η = 1 (σ̂: the paper's σ̂ row)."""
+    model = mixture.eps_model(sched)
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for var, kw in (("eta", {"eta": 1.0}), ("sigma_hat", {"variance": "sigma_hat"})):
+        a = de.ddpm_sample(model, x_T, sched, steps=20, variance=var, generator=de.env.generator(4), progress=False)
+        b = de.ddim_sample(model, x_T, sched, steps=20, generator=de.env.generator(4), progress=False, **kw)
+        assert torch.equal(a, b)
 
 
 # --------------------------------------------------------------------------- the exact model
-def _component_stats(mixture, x):
-    labels = ((x[:, None, :] - mixture.means[None]) ** 2).sum(-1).argmin(1)
-    return labels
-
-
-@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
-def test_samples_reproduce_the_mixture(sched, ring, sampler):
-    """With the exact ε, both samplers draw from the data distribution: weights, means, spreads."""
-    n = 4000
-    model = ring.eps_model(sched)
-    x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
-    if sampler == "ddim":
-        x = de.ddim_sample(model, x_T, sched, steps=100, progress=False)
-    else:
-        x = de.ddpm_sample(model, x_T, sched, generator=de.env.generator(12), progress=False)
-    labels = _component_stats(ring, x)
-    K = ring.means.shape[0]
-    for k in range(K):
-        xk = x[labels == k]
-        w = len(xk) / n
-        assert abs(w - 1 / K) < 4 * math.sqrt(w * (1 - w) / n), (k, w)
-        assert (xk.mean(0) - ring.means[k]).norm() < 0.03, k
-        assert xk.std(0).mean().item() == pytest.approx(0.15, rel=0.1), k
-
-
 def test_inversion_then_sampling_returns_x0_with_falling_error(sched, mixture):
     x0 = mixture.sample(256, torch.Generator().manual_seed(0))
     model = mixture.eps_model(sched)
@@ -178,12 +173,6 @@ def test_inversion_then_sampling_returns_x0_with_falling_error(sched, mixture):
     assert all(b < a for a, b in zip(errors, errors[1:])), errors
     # a first-order method: the squared error should fall by far more than 20x from S = 10 to 200
     assert errors[-1] < errors[0] / 20, errors
-
-
-def test_inversion_latents_look_gaussian(sched, mixture):
-    x0 = mixture.sample(4000, torch.Generator().manual_seed(1))
-    z = de.ddim_invert(mixture.eps_model(sched), x0, sched, steps=100, progress=False)
-    assert z.mean(0).abs().max() < 0.1 and (z.std(0) - 1).abs().max() < 0.1
 
 
 # --------------------------------------------------------------------------- against diffusers
@@ -244,7 +233,7 @@ def test_model_returning_non_tensor(sched):
 
 
 def test_non_tensor_x_T(sched, mixture):
-    with pytest.raises(TypeError, match="x_T must be a torch.Tensor"):
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         de.ddim_sample(mixture.eps_model(sched), [[0.0, 0.0]], sched)
 
 
@@ -266,5 +255,5 @@ def test_noise_required_when_sigma_positive(sched):
 
 
 def test_ddpm_variance_choice(sched, mixture):
-    with pytest.raises(ValueError, match="variance must be one of 'beta_tilde', 'beta'"):
-        de.ddpm_sample(mixture.eps_model(sched), torch.zeros(2, 2), sched, variance="sigma_hat")
+    with pytest.raises(ValueError, match="variance must be one of 'eta', 'sigma_hat', got 'beta_tilde'"):
+        de.ddpm_sample(mixture.eps_model(sched), torch.zeros(2, 2), sched, variance="beta_tilde")

@@ -1,0 +1,80 @@
+"""The contract every sampler shares: argument checks, the timestep grid, the callback dict and
+the :class:`Trajectory` recorder (in the style of k-diffusion's sampling module).
+
+Every sampler is called as
+
+    x_out = sampler(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None,
+                    callback=None, progress=None, prediction="eps", **its_own_options)
+
+and returns one tensor shaped and typed like ``x``. After each of its S steps it calls
+``callback(info)`` with one dict, the same keys in every sampler:
+
+    info["i"]        the step's index, 0 … S − 1
+    info["t"]        the timestep where the step starts: the time of info["x"] (−1 = clean data)
+    info["t_next"]   the timestep where it ends: the time of info["x_next"] (−1 = clean data)
+    info["x"]        the state at t (what the model saw first in this step)
+    info["x_next"]   the state at t_next
+    info["x0_pred"]  x̂₀ predicted from (info["x"], t)
+
+Samplers walk t downwards (t_next < t); ``ddim_invert`` walks upwards (t_next > t, starting
+at t = −1), with the same meaning of every key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .. import env
+from .schedule import NoiseSchedule
+from .timesteps import resolve_timesteps
+from ..validation import check_generator, check_tensor
+
+
+def check_sampler_args(model, x, sched, generator, callback) -> None:
+    """The shared argument checks: TypeError naming the argument and what was given."""
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
+    check_tensor("x", x, floating=True)
+    if not isinstance(sched, NoiseSchedule):
+        raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
+    check_generator("generator", generator)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(info: dict), got {type(callback).__name__}")
+
+
+def sampler_grid(sched: NoiseSchedule, steps, skip, timesteps) -> list[int]:
+    """τ_0 < … < τ_{S−1} as a list of ints: ``timesteps`` if given, else ``make_timesteps(T, steps, skip)``."""
+    return resolve_timesteps(sched.T, steps, skip, timesteps).tolist()
+
+
+def steps_bar(n: int, progress, desc: str):
+    """range(n) behind the package's progress bar (``env.progress_bar``)."""
+    return env.progress_bar(range(n), progress, desc)
+
+
+def report(callback, i: int, t: int, t_next: int, x, x_next, x0_pred) -> None:
+    """Call ``callback`` (if any) with the contract's dict for step ``i``."""
+    if callback is not None:
+        callback({"i": i, "t": t, "t_next": t_next, "x": x, "x_next": x_next, "x0_pred": x0_pred})
+
+
+@dataclass
+class Trajectory:
+    """A callback that records a run: ``traj = Trajectory(); ddim_sample(..., callback=traj)``.
+
+    ``timesteps[k]`` is the time of ``xs[k]`` (S + 1 entries, −1 = clean data) and ``x0_preds[k]``
+    the x̂₀ predicted at ``timesteps[k]`` (S entries). Use a fresh one for every run.
+    """
+    timesteps: list = field(default_factory=list)
+    xs: list = field(default_factory=list)
+    x0_preds: list = field(default_factory=list)
+
+    def __call__(self, info: dict) -> None:
+        if not self.xs:
+            self.timesteps.append(info["t"]), self.xs.append(info["x"])
+        self.timesteps.append(info["t_next"]), self.xs.append(info["x_next"]), self.x0_preds.append(info["x0_pred"])
+
+    def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(xs [S+1, ...], x0_preds [S, ...]) as tensors, for plotting."""
+        return torch.stack(self.xs), torch.stack(self.x0_preds)
