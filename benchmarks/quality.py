@@ -21,10 +21,8 @@ import torch
 from common import ROOT, Timer, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, \
     model_step, sample_batched, write_results
 
-PAPER_CIFAR10 = {  # Table 1, CIFAR-10, S = 10, 20, 50, 100, 1000
-    "0": [13.36, 6.84, 4.67, 4.16, 4.04], "0.2": [14.04, 7.11, 4.77, 4.25, 4.09],
-    "0.5": [16.66, 8.35, 5.25, 4.46, 4.29], "1": [41.07, 18.36, 8.01, 5.78, 4.73],
-    "hat": [367.43, 133.37, 32.72, 9.99, 3.17]}
+PAPER_S = list(de.course.paper.TABLE1_STEPS)   # the paper's Table 1 (CIFAR-10): its columns S and {η key: [FID]}
+PAPER_CIFAR10 = {eta: [fids[S] for S in PAPER_S] for eta, fids in de.course.paper.TABLE1_CIFAR10_FID.items()}
 
 
 def parse(argv=None):
@@ -82,7 +80,7 @@ def plot(a, fids, floor, path):
         name = "σ̂" if eta == "hat" else f"η = {eta}"
         axes[0].plot(a.step_list, [fids[(eta, S)] for S in a.step_list], "o-", label=name)
         if eta in PAPER_CIFAR10:
-            axes[1].plot([10, 20, 50, 100, 1000], PAPER_CIFAR10[eta], "o-", label=name)
+            axes[1].plot(PAPER_S, PAPER_CIFAR10[eta], "o-", label=name)
     axes[0].axhline(floor, color="gray", ls="--", label="real digits")
     axes[0].set_title(f"MNIST (ours), classifier-FID, n = {a.n}")
     axes[1].set_title("CIFAR-10 (paper, Table 1), FID")
@@ -133,7 +131,7 @@ def main(argv=None):
               "as n shrinks):\n\n"
             + markdown_table(header, half_rows)
             + "\n\nThe paper's CIFAR-10 FIDs (Table 1, S = 10, 20, 50, 100, 1000) for comparison of shape:\n\n"
-            + markdown_table(["η \\ S", "10", "20", "50", "100", "1000"], paper_rows)
+            + markdown_table(["η \\ S", *map(str, PAPER_S)], paper_rows)
             + "\n\nSampling time per cell (s): "
             + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
     data = {"n": a.n, "skip": a.skip, "device": hardware(device), "checkpoint_step": model_step(config), "floor": floor,

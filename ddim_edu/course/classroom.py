@@ -1,7 +1,7 @@
 """Classroom mode: student versions of the notebooks, and a grader for submissions.
 
-    python -m ddim_edu.course.classroom student notebooks/ OUT/
-    python -m ddim_edu.course.classroom grade SUBMISSIONS/ --out grades.csv [--timeout 600]
+    python -m ddim_edu.course student notebooks/ OUT/
+    python -m ddim_edu.course grade SUBMISSIONS/ --out grades.csv [--timeout 600]
 
 ``student``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes
 ``raise NotImplementedError  # your code here``; cells tagged ``instructor`` (cell metadata
@@ -133,7 +133,7 @@ def grade_notebook(path: str | Path, timeout: int = 600) -> dict:
 
 def grade(submissions: str | Path, out_csv: str | Path, timeout: int = 600) -> list[dict]:
     """Grade every ``*.ipynb`` under ``submissions`` (recursively) and write ``out_csv``."""
-    from .checks import ALL
+    from .exercises import ALL
     paths = sorted(p for p in Path(submissions).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     results = {p: grade_notebook(p, timeout) for p in paths}
     seen = {name for r in results.values() for name in r["verdicts"]}
@@ -156,7 +156,7 @@ def grade(submissions: str | Path, out_csv: str | Path, timeout: int = 600) -> l
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ddim_edu.course.classroom", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ddim_edu.course", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("student", help="write student versions of the notebooks")
     s.add_argument("src"), s.add_argument("out")

@@ -1,6 +1,12 @@
-"""The machinery behind :mod:`ddim_edu.course.checks`: an :class:`Exercise` runs a student's function
-against a reference on a list of cases and prints a verdict; it never raises. The fixtures at
-the end (schedules, seeded inputs, an exact-ε model) are shared by the check modules.
+"""The exercise engine: an :class:`Exercise` runs a student's function against a reference on a
+list of cases, prints a verdict and names a known mistake when the answer matches one; it never raises.
+
+The cases are random inputs and edge cases (t = 0, the last step t_prev = −1, η = 0 and 1,
+float64, a batch of one). A stub that still raises ``NotImplementedError`` is "not attempted",
+a crash or a wrong value is a failure that shows the case, expected vs got, and the hint.
+
+The exercises themselves live in one module per notebook (``ex01_forward`` … ``ex06_inversion``),
+their shared inputs in :mod:`ddim_edu.course.fixtures`.
 
 Every verdict ends with one machine-readable line that the classroom grader parses::
 
@@ -15,9 +21,6 @@ import textwrap
 from dataclasses import dataclass
 
 import torch
-
-from ..diffusion.analytic import ExactEpsModel, GaussianMixture
-from ..diffusion.schedule import NoiseSchedule
 
 TAG = "[ddim_edu.check]"
 VERDICTS = ("pass", "fail", "not-attempted")
@@ -140,9 +143,13 @@ class Exercise:
     def hint(self) -> None:
         print(f"Hint ({self.name}): {self._hint}")
 
+    @property
+    def solution_functions(self) -> tuple:
+        """The functions ``.solution()`` prints: the reference solution and any helper it calls."""
+        return tuple(self._solution) if isinstance(self._solution, (list, tuple)) else (self._solution,)
+
     def solution(self) -> None:
-        fns = self._solution if isinstance(self._solution, (list, tuple)) else [self._solution]
-        print("\n".join(textwrap.dedent(inspect.getsource(f)) for f in fns))
+        print("\n".join(textwrap.dedent(inspect.getsource(f)) for f in self.solution_functions))
 
     def _diagnose(self, got, want, case) -> str:
         for wrong, message in self.mistakes:
@@ -194,23 +201,3 @@ class Exercise:
                     text += f"\n  Likely mistake: {likely}"
                 return self._finish(False, text + f"\n  Hint: {self._hint}")
         return self._finish(True, f"✓ correct — {self.name} ({len(cases)} cases)")
-
-
-# ----------------------------------------------------------------------------- fixtures
-# shared by the check modules (ddim_edu.course.checks, ddim_edu.course.checks_ode)
-LIN = NoiseSchedule.linear(T=1000)
-COS = NoiseSchedule.cosine(T=1000)
-
-
-def seeded_randn(*shape, seed=0, dtype=torch.float64):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def mixture_eps_model(sched=LIN):
-    """A 2-D Gaussian mixture's exact ε: a "perfectly trained model" to run samplers on."""
-    return ExactEpsModel(GaussianMixture([[1.0, 0.5], [-1.0, -0.5]], [0.4, 0.6], [0.3, 0.7]), sched)
-
-
-def alpha_bar_by_index(sched, t):
-    """The classic slip, for wrong answers: alpha_bar[-1] is ᾱ_{T−1}, not the 1 of clean data."""
-    return float(sched.alpha_bar[t])

@@ -4,17 +4,20 @@ import pytest
 import torch
 
 import ddim_edu as de
-from ddim_edu.course import solutions as sol
-from ddim_edu.course.checks import ALL
+from ddim_edu.course.exercises import ALL
+from ddim_edu.course.ex01_forward import my_q_sample
+from ddim_edu.course.ex03_sampling import my_sigma
+from ddim_edu.course.ex06_inversion import my_invert_step
 
-SOLUTIONS = {
-    "ex01.alpha_bar": sol.alpha_bar, "ex01.q_sample": sol.q_sample, "ex01.posterior_variance": sol.posterior_variance,
-    "ex02.loss": sol.loss, "ex02.embedding": sol.timestep_embedding, "ex02.ema": sol.ema_update,
-    "ex03.sigma": sol.sigma, "ex03.ddim_step": sol.ddim_step, "ex03.sigma_hat_step": sol.sigma_hat_step,
-    "ex04.xbar": (sol.x_to_xbar, sol.xbar_to_x), "ex04.euler_step": sol.euler_step, "ex04.heun_step": sol.heun_step,
-    "ex05.slerp": sol.slerp, "ex05.midpoint_norm": sol.lerp_midpoint_norm, "ex05.roughness": sol.roughness,
-    "ex06.invert_step": sol.invert_step, "ex06.invert": sol.invert, "ex06.roundtrip": sol.roundtrip_errors,
-}
+TWO_FUNCTIONS = {"ex04.xbar"}     # the exercises whose check takes two functions
+
+
+def _solution(name):
+    """What the notebook passes to the check: the solution (its helpers, like my_sigma, come first)."""
+    fns = ALL[name].solution_functions
+    return fns if name in TWO_FUNCTIONS else fns[-1:]
+
+
 NAMES = sorted(ALL)
 
 
@@ -38,14 +41,13 @@ def _stub(*args, **kwargs):
 
 
 def test_every_exercise_has_a_check_and_a_solution():
-    assert sorted(SOLUTIONS) == NAMES
     assert len(NAMES) == 18 and all(len(ALL[n].mistakes) >= 2 for n in NAMES)
+    assert all(f.__name__.startswith("my_") for n in NAMES for f in ALL[n].solution_functions)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_solution_passes(name, capsys):
-    fns = SOLUTIONS[name] if isinstance(SOLUTIONS[name], tuple) else (SOLUTIONS[name],)
-    result = ALL[name].check(*fns)
+    result = ALL[name].check(*_solution(name))
     out = capsys.readouterr().out
     assert result.passed is True, result.message
     assert "✓ correct" in out and f"[ddim_edu.check] {name}: pass" in out
@@ -63,7 +65,7 @@ def test_wrong_answers_are_rejected_with_the_mistake_named(name, capsys):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_stub_is_not_attempted(name, capsys):
-    n_fns = 2 if name == "ex04.xbar" else 1
+    n_fns = 2 if name in TWO_FUNCTIONS else 1
     result = ALL[name].check(*[_stub] * n_fns)
     assert result.passed is None and result.verdict == "not-attempted"
     out = capsys.readouterr().out
@@ -75,7 +77,7 @@ def test_stub_is_not_attempted(name, capsys):
 def test_crashes_and_odd_input_give_a_failure_not_an_exception(name):
     def crashes(*args):
         return 1 / 0
-    n_fns = 2 if name == "ex04.xbar" else 1
+    n_fns = 2 if name in TWO_FUNCTIONS else 1
     result = ALL[name].check(*[crashes] * n_fns)
     assert result.passed is False and "ZeroDivisionError" in result.message
     assert ALL[name].check("not a function").passed is False
@@ -87,14 +89,14 @@ def test_examples_from_the_brief(capsys):
     import math
     r = ex03.sigma.check(lambda a, ap, eta: eta * (1 - ap) / (1 - a) * math.sqrt(1 - a / ap))
     assert not r and "square root" in r.message and "expected" in r.message and "got" in r.message
-    r = ex01.q_sample.check(lambda x0, t, n, s: sol.q_sample(n, t, x0, s))
+    r = ex01.q_sample.check(lambda x0, t, n, s: my_q_sample(n, t, x0, s))
     assert not r and "swapped" in r.message
     r = ex05.slerp.check(de.lerp)
     assert not r and "lerp" in r.message
-    r = ex06.invert_step.check(lambda x, e, a, b, s: sol.invert_step(x, e, b, b, s))
+    r = ex06.invert_step.check(lambda x, e, a, b, s: my_invert_step(x, e, b, b, s))
     assert not r and "t_from" in r.message
     # a float32 answer for float64 inputs is pointed out
-    r = ex01.q_sample.check(lambda x0, t, n, s: sol.q_sample(x0.float(), t, n.float(), s))
+    r = ex01.q_sample.check(lambda x0, t, n, s: my_q_sample(x0.float(), t, n.float(), s))
     assert not r and "float64" in r.message
 
 
@@ -103,12 +105,17 @@ def test_hint_and_solution_print(capsys):
     de.course.ex03.ddim_step.solution()
     de.course.ex04.xbar.solution()
     out = capsys.readouterr().out
-    assert "Hint (ex03.ddim_step)" in out and "def ddim_step(" in out and "def sigma(" in out
-    assert "def x_to_xbar(" in out and "def xbar_to_x(" in out
+    assert "Hint (ex03.ddim_step)" in out and "def my_ddim_step(" in out and "def my_sigma(" in out
+    assert "def my_x_to_xbar(" in out and "def my_xbar_to_x(" in out
 
 
-def test_solutions_agree_with_the_package(sched):
-    torch.manual_seed(0)
-    assert torch.allclose(sol.alpha_bar(sched.betas), sched.alpha_bar)
-    assert torch.allclose(sol.posterior_variance(sched.alpha_bar, sched.betas), sched.posterior_variance[1:])
-    assert abs(sol.sigma(sched.alpha_bar_at(420), sched.alpha_bar_at(400), 1.0) ** 2 - 0.14771) < 1e-5
+def test_solutions_agree_with_the_golden_values(sched):
+    """CORRECTNESS.md, pitfall 4: σ² of the η = 1 step 420 → 400 on the linear schedule."""
+    assert abs(my_sigma(sched.alpha_bar_at(420), sched.alpha_bar_at(400), 1.0) ** 2 - 0.14771) < 1e-5
+
+
+def test_registry_and_notebook_namespaces_agree():
+    assert {n.split(".")[0] for n in NAMES} == {f"ex0{i}" for i in range(1, 7)}
+    for name in NAMES:
+        notebook, attr = name.split(".")
+        assert getattr(getattr(de.course, notebook), attr) is ALL[name]

@@ -2,6 +2,8 @@
 executes submissions and writes one row per notebook, crashes included."""
 import csv
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -101,3 +103,10 @@ def test_grader_rows(graded):
 def test_cli_student(tmp_path, capsys):
     assert classroom.main(["student", str(NOTEBOOKS), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "03_ddpm_vs_ddim.ipynb").exists() and "wrote" in capsys.readouterr().out
+
+
+def test_cli_entry_point():
+    """The documented command: ``python -m ddim_edu.course student|grade …``."""
+    out = subprocess.run([sys.executable, "-m", "ddim_edu.course", "--help"], capture_output=True, text=True,
+                         check=True, cwd=NOTEBOOKS.parent).stdout
+    assert "python -m ddim_edu.course" in out and "student" in out and "grade" in out

@@ -1,0 +1,6 @@
+"""The classroom command line: ``python -m ddim_edu.course student|grade …`` (see :mod:`.classroom`)."""
+import sys
+
+from .classroom import main
+
+sys.exit(main())
