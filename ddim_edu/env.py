@@ -76,10 +76,17 @@ def generator(seed: int = 0) -> torch.Generator:
 
 def randn(shape, generator: torch.Generator | None = None, *, dtype=torch.float32,
           device: torch.device | str = "cpu") -> torch.Tensor:
-    """Standard normal noise drawn on the generator's device, then moved to ``device``."""
+    """Standard normal noise drawn on the generator's device, then moved to ``device``.
+
+    float16 and bfloat16 noise is drawn in float32 and rounded, so one seed gives the same noise
+    in float16, bfloat16 and float32 (up to rounding), and a half-precision sampler follows its
+    float32 run. float64 is drawn in float64 (torch's float64 stream differs from its float32
+    one: the same seed gives other numbers in float64).
+    """
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    z = torch.randn(tuple(shape), generator=generator, dtype=dtype, device=gen_device)
-    return z.to(device)
+    draw = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    z = torch.randn(tuple(shape), generator=generator, dtype=draw, device=gen_device)
+    return z.to(device=device, dtype=dtype)
 
 
 def show_progress(progress: bool | None = None) -> bool:

@@ -10,7 +10,16 @@ import torch
 def _show(value) -> str:
     if isinstance(value, torch.Tensor):
         return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _show_typed(value) -> str:
+    """The value and its type, e.g. ``123 (int)``: for arguments of the wrong kind."""
+    return f"{_show(value)} ({type(value).__name__})"
+
+
+FLOAT_DTYPES = "float16, bfloat16, float32 or float64"
 
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
@@ -56,7 +65,7 @@ def check_tensor(name: str, value, *, floating: bool = False, min_dim: int = 1) 
     if value.dim() < min_dim:
         raise ValueError(f"{name} must have at least {min_dim} dimension(s), got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {value.dtype}")
+        raise TypeError(f"{name} must be a floating-point tensor ({FLOAT_DTYPES}), got {_show(value)}")
     return value
 
 
@@ -82,13 +91,23 @@ def check_timesteps(name: str, t, batch: int, T: int, device: torch.device | Non
 
 def check_generator(name: str, generator) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+        hint = " (for a seed, pass ddim_edu.env.generator(seed))" if isinstance(generator, numbers.Integral) else ""
+        raise TypeError(f"{name} must be a torch.Generator or None, got {_show_typed(generator)}{hint}")
+
+
+def check_callable(name: str, value, usage: str) -> None:
+    """``value`` must be callable, as ``usage`` says (e.g. ``"model(x_t, t)"``)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable as {usage}, got {_show_typed(value)}")
 
 
 def check_model_output(out, x: torch.Tensor) -> torch.Tensor:
-    """The ε-model must return a tensor shaped like its input."""
+    """The ε-model must return a floating-point tensor shaped like its input; it is cast to x's
+    dtype and device (a float16 network under a float64 sampler is fine: the sampler runs in x's dtype)."""
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"model must return a tensor (the predicted noise ε), got {type(out).__name__}")
     if out.shape != x.shape:
         raise ValueError(f"model must return ε with the shape of x_t {tuple(x.shape)}, got {tuple(out.shape)}")
-    return out.to(x.dtype)
+    if not out.is_floating_point():
+        raise TypeError(f"model must return a floating-point tensor ({FLOAT_DTYPES}), got {_show(out)}")
+    return out.to(device=x.device, dtype=x.dtype)

@@ -28,19 +28,19 @@ import torch
 from .. import env
 from .schedule import NoiseSchedule
 from .timesteps import resolve_timesteps
-from ..validation import check_generator, check_tensor
+from ..validation import _show_typed, check_callable, check_generator, check_tensor
 
 
 def check_sampler_args(model, x, sched, generator, callback) -> None:
-    """The shared argument checks: TypeError naming the argument and what was given."""
-    if not callable(model):
-        raise TypeError(f"model must be callable as model(x_t, t), got {type(model).__name__}")
+    """The shared argument checks: TypeError naming the argument, what was given and what is allowed.
+    ``x`` may be float16, bfloat16, float32 or float64: the sampler runs in its dtype."""
+    check_callable("model", model, "model(x_t, t)")
     check_tensor("x", x, floating=True)
     if not isinstance(sched, NoiseSchedule):
-        raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
+        raise TypeError(f"sched must be a NoiseSchedule, got {_show_typed(sched)}")
     check_generator("generator", generator)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable as callback(info: dict), got {type(callback).__name__}")
+    if callback is not None:
+        check_callable("callback", callback, "callback(info: dict)")
 
 
 def sampler_grid(sched: NoiseSchedule, steps, skip, timesteps) -> list[int]:

@@ -119,7 +119,7 @@ def term_at(model, x0: torch.Tensor, t: torch.Tensor, sched: NoiseSchedule, vari
     check_generator("generator", generator)
     t = check_timesteps("t", t, x0.shape[0], sched.T, device=x0.device)
     if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+        noise = env.randn(x0.shape, generator, dtype=x0.dtype, device=x0.device)   # the package's one noise policy
     check_same_shape("noise", noise, "x0", x0)
     x_t = sched.q_sample(x0, t, noise)
     with torch.no_grad():

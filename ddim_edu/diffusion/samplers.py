@@ -6,7 +6,8 @@ One DDIM step from τ_i to τ_{i−1} (write ᾱ = ᾱ_{τ_i}, ᾱ' = ᾱ_{τ_{i
     x'   = √ᾱ' x̂_0 + √(1 − ᾱ' − σ²) ε_θ(x_t, t) + σ z,    z ~ N(0, I)          DDIM eq. (12)
     σ(η) = η √((1 − ᾱ')/(1 − ᾱ)) √(1 − ᾱ/ᾱ')                                   DDIM eq. (16)
 
-η = 0 is DDIM (deterministic); η = 1 is DDPM's posterior variance β̃ on the sub-sequence.
+η = 0 is DDIM (deterministic); η = 1 is DDPM's posterior variance β̃ on the sub-sequence. The paper's
+η lies in [0, 1]; anything outside is refused (ValueError), never clamped (η > 1 would need σ² > 1 − ᾱ').
 The loops follow the sampler contract of :mod:`.contract`; ``euler_sample`` (in :mod:`.ode`)
 is this DDIM loop with η = 0.
 
@@ -16,6 +17,18 @@ One vocabulary for the noise of the stochastic samplers, ``variance``:
   variance);
 - ``"sigma_hat"``: the paper's σ̂ = √(1 − ᾱ/ᾱ') with the ε coefficient of η = 1 kept (appendix
   D.3); on consecutive steps σ̂² = β_t, DDPM's other choice.
+
+Dtypes (the package's policy, :mod:`.schedule`): every coefficient (√ᾱ, √(1 − ᾱ' − σ²), σ, …) is a
+Python float computed in float64 and only the product with the data carries x's dtype; a sampler
+runs in x_T's dtype (float16, bfloat16, float32 or float64) and casts the model's output to it, so
+a float16 network under a float64 sampler, or the reverse, is fine. The noise z is drawn by
+:func:`ddim_edu.env.randn`: in float32 for float16/bfloat16 x (then rounded), so one seed gives the
+same noise in float16, bfloat16 and float32; float64 x gets torch's float64 draws (other numbers).
+
+Noise and batch size: one generator draws the noise of the whole batch at each step, so with
+η > 0 (and in DDPM) the sample for example k depends on the batch it is in: the same seed and
+x_T[k] give another sample in a batch of another size. Sample in one batch, or draw x_T and pass
+one generator per batch, to reproduce a run; η = 0 samples do not depend on the batch.
 """
 from __future__ import annotations
 
@@ -27,7 +40,7 @@ from .. import env
 from .contract import Trajectory, check_sampler_args, report, sampler_grid, steps_bar
 from .denoiser import Denoiser, x0_from_eps
 from .schedule import NoiseSchedule
-from ..validation import check_choice, check_float, check_int, check_model_output, check_tensor
+from ..validation import check_choice, check_float, check_int, check_model_output, check_same_shape, check_tensor
 
 __all__ = ["VARIANCES", "Trajectory", "ddim_sigma", "ddim_step", "ddim_invert_step", "ddim_sample", "ddpm_sample",
            "ddim_invert"]
@@ -36,11 +49,30 @@ VARIANCES = ("eta", "sigma_hat")
 
 
 # ----------------------------------------------------------------------------- the formulas
+ETA_RANGE = dict(lo=0.0, hi=1.0)       # the paper's η ∈ [0, 1]; checked, never clamped
+
+
+def _alpha_bar_value(name: str, value, lo: float) -> float:
+    """ᾱ as a Python float (float64): a number or a one-element tensor, in (lo, 1]."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point():
+        value = float(value)
+    return check_float(name, value, lo=lo, hi=1.0, lo_open=True)
+
+
 def ddim_sigma(alpha_bar_t: float, alpha_bar_prev: float, eta: float) -> float:
     """σ_{τ_i}(η) = η √((1 − ᾱ')/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ') — DDIM eq. (16).
 
-    With η = 1 and consecutive steps this is DDPM's posterior variance β̃_t (DDPM eq. 7)."""
-    eta = check_float("eta", eta, lo=0.0)
+    ``alpha_bar_t`` = ᾱ_t in (0, 1) (the noisier end), ``alpha_bar_prev`` = ᾱ' in [ᾱ_t, 1] (1 after the
+    last step), ``eta`` in [0, 1]. With η = 1 and consecutive steps this is DDPM's posterior
+    variance β̃_t (DDPM eq. 7). Computed in float64; returns a Python float."""
+    eta = check_float("eta", eta, **ETA_RANGE)
+    alpha_bar_t = _alpha_bar_value("alpha_bar_t", alpha_bar_t, 0.0)
+    if alpha_bar_t == 1.0:
+        raise ValueError("alpha_bar_t must be in (0.0, 1.0) (ᾱ of a noisy timestep t ≥ 0), got 1.0")
+    alpha_bar_prev = _alpha_bar_value("alpha_bar_prev", alpha_bar_prev, 0.0)
+    if alpha_bar_prev < alpha_bar_t:
+        raise ValueError(f"alpha_bar_prev must be in [alpha_bar_t, 1.0] = [{alpha_bar_t}, 1.0] (ᾱ' of the less "
+                         f"noisy timestep; are the arguments swapped?), got {alpha_bar_prev}")
     return eta * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * math.sqrt(1 - alpha_bar_t / alpha_bar_prev)
 
 
@@ -49,18 +81,19 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, sched: 
               clip_x0: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of DDIM eq. (12) from timestep ``t`` to ``t_prev`` (−1 = clean data, ᾱ = 1).
 
-    Returns ``(x_prev, x0_pred)``. ``noise`` (shaped like ``x_t``) is needed when σ > 0.
+    Returns ``(x_prev, x0_pred)`` in x_t's dtype (``eps`` and ``noise`` are cast to it; coefficients in
+    float64). ``noise`` (shaped like ``x_t``) is needed when σ > 0; ``eta`` in [0, 1].
     ``variance="sigma_hat"`` is the paper's σ̂ = √(1 − ᾱ_t/ᾱ') row (appendix D.3): the larger
     noise with the ε coefficient √(1 − ᾱ' − σ(1)²) kept, no noise on the final step.
     ``clip_x0`` clips x̂_0 to [−1, 1] and recomputes ε from it (the official DDIM code does not clip).
     """
     check_tensor("x_t", x_t, floating=True)
-    check_model_output(eps, x_t)
+    eps = check_model_output(eps, x_t)
     t = check_int("t", t, lo=0, hi=sched.T - 1)
     t_prev = check_int("t_prev", t_prev, lo=-1, hi=t - 1)
     check_choice("variance", variance, VARIANCES)
+    eta = check_float("eta", eta, **ETA_RANGE)
     ab, ab_prev = sched.alpha_bar_at(t), sched.alpha_bar_at(t_prev)
-    eps = eps.to(x_t.dtype)
     x0 = x0_from_eps(x_t, eps, ab)
     if clip_x0:
         x0 = x0.clamp(-1.0, 1.0)
@@ -76,7 +109,8 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, sched: 
         if noise is None:
             raise ValueError(f"noise is required when σ > 0 (eta={eta}, variance={variance!r}, t={t} → {t_prev})")
         check_tensor("noise", noise, floating=True)
-        x_prev = x_prev + sigma * noise.to(x_t.dtype)
+        check_same_shape("noise", noise, "x_t", x_t)
+        x_prev = x_prev + sigma * noise.to(device=x_t.device, dtype=x_t.dtype)
     return x_prev, x0
 
 
@@ -86,11 +120,10 @@ def ddim_invert_step(x: torch.Tensor, eps: torch.Tensor, t_from: int, t_to: int,
     eq. (12) with σ = 0 run backwards, x' = √ᾱ' x̂_0 + √(1 − ᾱ') ε with ε evaluated at the
     current point and time (the Euler step of the ODE, eq. 13, in the increasing direction)."""
     check_tensor("x", x, floating=True)
-    check_model_output(eps, x)
     t_to = check_int("t_to", t_to, lo=0, hi=sched.T - 1)
     t_from = check_int("t_from", t_from, lo=-1, hi=t_to - 1)
     ab_from, ab_to = sched.alpha_bar_at(t_from), sched.alpha_bar_at(t_to)
-    eps = eps.to(x.dtype)
+    eps = check_model_output(eps, x)
     x0 = x0_from_eps(x, eps, ab_from)
     return math.sqrt(ab_to) * x0 + math.sqrt(1 - ab_to) * eps
 
@@ -107,10 +140,15 @@ def ddim_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, ge
     and in x's dtype. Noise (η > 0 or ``variance="sigma_hat"``) comes from ``generator`` (a CPU
     generator: the same numbers on every device). ``clip_x0`` clips x̂_0 to [−1, 1] (pitfall 5).
     ``callback`` and ``prediction``: see :mod:`.contract` and :mod:`.denoiser`. Raises ValueError
-    for steps outside 1..T, η < 0, an unknown ``skip``/``variance``/``prediction``.
+    for steps outside 1..T, η outside [0, 1], an unknown ``skip``/``variance``/``prediction``.
+
+    Runs in x's dtype (float16, bfloat16, float32, float64; the model's output is cast to it). With
+    noise, example k's sample depends on the batch size: one generator draws the whole batch's
+    noise at each step, so x[k] in a batch of 4 and in a batch of 8 gets different noise (see the
+    module docstring). With η = 0 it depends on x[k] alone.
     """
     check_sampler_args(model, x, sched, generator, callback)
-    eta = check_float("eta", eta, lo=0.0)
+    eta = check_float("eta", eta, **ETA_RANGE)
     check_choice("variance", variance, VARIANCES)
     den = Denoiser(model, prediction)
     taus = sampler_grid(sched, steps, skip, timesteps)
@@ -137,7 +175,8 @@ def ddpm_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, 
     (``variance="sigma_hat"``: σ̂ on consecutive steps); no noise on the final step. ``steps=None``
     and ``timesteps=None`` mean all T steps. A shorter grid runs the same sampler on the
     sub-sequence, which is :func:`ddim_sample` with η = 1 (or σ̂): DDIM eq. (16). Returns a
-    tensor shaped like x (x_T), in its dtype and on its device.
+    tensor shaped like x (x_T), in its dtype and on its device. As in :func:`ddim_sample` the noise
+    of example k depends on the batch size (one generator draws the whole batch at each step).
     """
     check_sampler_args(model, x, sched, generator, callback)
     check_choice("variance", variance, VARIANCES)

@@ -210,7 +210,8 @@ def test_eta_one_variance_equals_diffusers(sched):
 @pytest.mark.parametrize("kwargs, exc, message", [
     (dict(steps=0), ValueError, r"steps must be in \[1, 1000\], got 0"),
     (dict(steps=1001), ValueError, r"steps must be in \[1, 1000\], got 1001"),
-    (dict(eta=-0.1), ValueError, r"eta must be in \[0.0, inf\), got -0.1"),
+    (dict(eta=-0.1), ValueError, r"eta must be in \[0.0, 1.0\], got -0.1"),
+    (dict(eta=1.5), ValueError, r"eta must be in \[0.0, 1.0\], got 1.5"),
     (dict(skip="log"), ValueError, "skip must be one of"),
     (dict(variance="big"), ValueError, "variance must be one of 'eta', 'sigma_hat'"),
     (dict(generator=123), TypeError, "generator must be a torch.Generator"),
@@ -257,3 +258,18 @@ def test_noise_required_when_sigma_positive(sched):
 def test_ddpm_variance_choice(sched, mixture):
     with pytest.raises(ValueError, match="variance must be one of 'eta', 'sigma_hat', got 'beta_tilde'"):
         de.ddpm_sample(mixture.eps_model(sched), torch.zeros(2, 2), sched, variance="beta_tilde")
+
+
+def test_noise_of_an_example_depends_on_the_batch_size(sched, mixture):
+    """Documented in ddim_sample/ddpm_sample: one generator draws the whole batch's noise at each
+    step, so with η > 0 example k's sample changes with the batch it is in (same seed, same x_T[k]);
+    with η = 0 it depends on x_T[k] alone."""
+    model = mixture.eps_model(sched)
+    x_T = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def run(x, eta):
+        return de.ddim_sample(model, x, sched, steps=10, eta=eta, generator=de.env.generator(1), progress=False)
+    assert torch.allclose(run(x_T[:4], 0.0), run(x_T, 0.0)[:4], atol=1e-12, rtol=0)
+    small, big = run(x_T[:4], 1.0), run(x_T, 1.0)[:4]
+    assert not torch.allclose(small, big, atol=1e-3)
+    assert torch.equal(small, run(x_T[:4], 1.0))          # reproducible at a fixed batch size
