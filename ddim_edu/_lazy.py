@@ -18,6 +18,7 @@ def lazy_attributes(package: str, names: dict[str, str]):
         return value
 
     def __dir__():
-        return sorted(set(importlib.import_module(package).__dict__) | set(names))
+        loaded = (k for k in importlib.import_module(package).__dict__ if not k.startswith("_"))
+        return sorted(set(loaded) | set(names))
 
     return __getattr__, __dir__

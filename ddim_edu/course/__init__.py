@@ -33,3 +33,4 @@ __getattr__, __dir__ = lazy_attributes(__name__, {
     "ex01": ".ex01_forward", "ex02": ".ex02_training", "ex03": ".ex03_sampling", "ex04": ".ex04_ode",
     "ex05": ".ex05_interpolation", "ex06": ".ex06_inversion", "ALL": ".exercises",
     **{name: f".{name}" for name in _MODULES}})
+del lazy_attributes, _MODULES

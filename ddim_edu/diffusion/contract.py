@@ -71,6 +71,8 @@ class Trajectory:
     x0_preds: list = field(default_factory=list)
 
     def __call__(self, info: dict) -> None:
+        if info["i"] == 0 and self.xs:
+            raise ValueError("this Trajectory already holds a run: record each run with a fresh Trajectory()")
         if not self.xs:
             self.timesteps.append(info["t"]), self.xs.append(info["x"])
         self.timesteps.append(info["t_next"]), self.xs.append(info["x_next"]), self.x0_preds.append(info["x0_pred"])

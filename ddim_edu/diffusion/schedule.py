@@ -16,8 +16,7 @@ The paper writes α_t for what DDPM calls ᾱ_t. Timesteps are integers t ∈ {0
 The dtype policy, once for the whole package: the schedule is float64; every coefficient
 (√ᾱ_t, √(1 − ᾱ_t), the posterior's weights, …) is gathered and combined in float64 and only
 the result is cast to the data's dtype. In float16, ᾱ_0 = 0.9999 rounds to 1, so √(1 − ᾱ_0)
-computed after the cast would be 0 (no noise at t = 0, a division by zero in the posterior;
-CORRECTNESS.md pitfall 11). Samplers run in x_T's dtype and cast the model's output to it;
+computed after the cast would be 0 (no noise at t = 0, a division by zero in the posterior). Samplers run in x_T's dtype and cast the model's output to it;
 networks run in their parameters' dtype (see ``ddim_edu.nets``).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 r"""The timestep embedding every noise predictor needs: the ORIGINAL integer timestep
-t ∈ {0, …, T−1} (a LongTensor [B], never the sampler's loop index; CORRECTNESS.md pitfall 3)
+t ∈ {0, …, T−1} (a LongTensor [B], never the sampler's loop index)
 as sinusoids (Vaswani et al. 2017, sec. 3.5; DDPM appendix B). A network that ignores t
-cannot work: the same x_t means different things at different noise levels (pitfall 10)."""
+cannot work: the same x_t means different things at different noise levels."""
 from __future__ import annotations
 
 import math

@@ -9,3 +9,4 @@ __getattr__, __dir__ = lazy_attributes(__name__, {
     "load_model": ".checkpoints", "checkpoints": ".checkpoints", "pretrained": ".pretrained",
     "trainer": ".trainer", "ema": ".ema", "state": ".state", "cli": ".cli",
     "TrainerState": ".state", "config": ".config", "samples": ".samples"})
+del lazy_attributes

@@ -25,9 +25,13 @@ def ema_multi_avg_fn(decay: float, warmup: bool = True):
     return update
 
 
-def make_ema(model: torch.nn.Module, decay: float = 0.999, warmup: bool = True) -> AveragedModel:
+def make_ema(model: torch.nn.Module, decay: float | None = None, warmup: bool | None = None) -> AveragedModel:
     """An EMA copy of ``model`` (buffers averaged too), initialised to its current weights
-    (n_averaged = 1), so after one more update θ̄ = d·θ_0 + (1 − d)·θ_1."""
+    (n_averaged = 1), so after one more update θ̄ = d·θ_0 + (1 − d)·θ_1. ``decay`` and ``warmup``
+    default to the training defaults (``TrainConfig.ema_decay``, ``TrainConfig.ema_warmup``)."""
+    from .config import TrainConfig
+    decay = TrainConfig.ema_decay if decay is None else decay
+    warmup = TrainConfig.ema_warmup if warmup is None else warmup
     ema = AveragedModel(model, multi_avg_fn=ema_multi_avg_fn(decay, warmup), use_buffers=True)
     ema.update_parameters(model)
     ema.module.eval()

@@ -5,5 +5,6 @@ from .._lazy import lazy_attributes
 _PLOTS = ("image_grid", "show_row", "plot_schedules", "scatter2d", "trajectories2d", "loglog_slope",
           "loglog_errors", "save_figure", "grid_array", "saving_figures")
 __getattr__, __dir__ = lazy_attributes(__name__, {
-    **{name: ".plotting" for name in _PLOTS}, "slider": ".widgets", "noise_slider": ".widgets",
+    **{name: ".plotting" for name in _PLOTS}, "slider": ".widgets", "noise_slider": ".widgets", "noise_figure": ".widgets",
     "plotting": ".plotting", "widgets": ".widgets", "grids": ".grids"})
+del lazy_attributes, _PLOTS

@@ -273,3 +273,13 @@ def test_noise_of_an_example_depends_on_the_batch_size(sched, mixture):
     small, big = run(x_T[:4], 1.0), run(x_T, 1.0)[:4]
     assert not torch.allclose(small, big, atol=1e-3)
     assert torch.equal(small, run(x_T[:4], 1.0))          # reproducible at a fixed batch size
+
+
+def test_a_trajectory_records_one_run(sched, mixture):
+    """Reusing a Trajectory would splice two runs into one path: it refuses."""
+    model, x = mixture.eps_model(sched), torch.randn(4, 2, dtype=torch.float64)
+    traj = de.diffusion.Trajectory()
+    de.ddim_sample(model, x, sched, steps=5, callback=traj, progress=False)
+    assert len(traj.xs) == 6 and len(traj.x0_preds) == 5
+    with pytest.raises(ValueError, match="fresh Trajectory"):
+        de.ddim_sample(model, x, sched, steps=5, callback=traj, progress=False)

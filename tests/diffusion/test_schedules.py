@@ -16,7 +16,7 @@ def test_linear_schedule_matches_definition(sched):
         prod *= 1 - (1e-4 + (0.02 - 1e-4) * k / 999)
         ab.append(prod)
     assert torch.allclose(sched.alpha_bar, torch.tensor(ab, dtype=torch.float64), rtol=1e-10, atol=0)
-    assert sched.alpha_bar[-1].item() == pytest.approx(4.0358e-5, rel=1e-3)   # pitfall 8: not 0
+    assert sched.alpha_bar[-1].item() == pytest.approx(4.0358e-5, rel=1e-3)   # ᾱ_T is not 0
     assert sched.alpha_bar_at(-1) == 1.0
 
 
@@ -135,7 +135,7 @@ UNIT_ROUNDOFF = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8, torch.flo
 
 @pytest.mark.parametrize("dtype", list(UNIT_ROUNDOFF))
 def test_coefficients_are_combined_in_float64_then_cast(sched, dtype):
-    """CORRECTNESS.md pitfall 11: in float16 ᾱ_0 = 0.9999 rounds to 1, so a schedule cast before
+    """In float16 ᾱ_0 = 0.9999 rounds to 1, so a schedule cast before
     the arithmetic adds no noise at t = 0 and divides by zero in the posterior. Each method is a
     sum of two terms c·u; in a low dtype it must be as accurate as rounding allows: within a few
     unit roundoffs of the sum of |c·u| (what float64 gives on the same rounded inputs)."""
