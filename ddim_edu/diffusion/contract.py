@@ -44,8 +44,9 @@ def check_sampler_args(model, x, sched, generator, callback) -> None:
 
 
 def sampler_grid(sched: NoiseSchedule, steps, skip, timesteps) -> list[int]:
-    """τ_0 < … < τ_{S−1} as a list of ints: ``timesteps`` if given, else ``make_timesteps(T, steps, skip)``."""
-    return resolve_timesteps(sched.T, steps, skip, timesteps).tolist()
+    """τ_0 < … < τ_{S−1} as a list of ints: ``timesteps`` if given, else ``make_timesteps(T, steps, skip)``
+    (``"log_snr"`` spaced on this schedule's own ᾱ)."""
+    return resolve_timesteps(sched.T, steps, skip, timesteps, sched.alpha_bar).tolist()
 
 
 def steps_bar(n: int, progress, desc: str):

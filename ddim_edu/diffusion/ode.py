@@ -19,12 +19,16 @@ solver               reference                                     NFE for S ste
 ``dpmpp_3m_sample``  DPM-Solver++(3M) (Lu et al. 2022b, multistep)  S
 ===================  ============================================  ================
 
-All solvers follow the sampler contract (:mod:`.contract`) and walk the same timesteps as
-:func:`ddim_sample`. A solver is one step function ``step(den, x̄, t, t_next, σ, σ_next, state)
-→ (x̄_next, x̂₀)`` run by :func:`_solve`, plus one entry in :mod:`.registry`.
+All solvers follow the sampler contract (:mod:`.contract`) and walk the timesteps of
+:func:`~.timesteps.make_timesteps` (or explicit ``timesteps``). Their default grids differ:
+DDIM/Euler and Heun use ``skip="uniform"``, the DPM-Solver++ samplers ``skip="log_snr"`` (uniform
+steps in log σ, Lu et al. 2022), the grid their multistep extrapolation is built for; see
+CORRECTNESS.md pitfall 12 and :data:`LOWER_ORDER_RATIO` for what goes wrong on a uniform-in-t
+grid. A solver is one step function ``step(den, x̄, t, t_next, σ, σ_next, state) → (x̄_next, x̂₀)`` run by :func:`_solve`, plus one entry in :mod:`.registry`.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -32,9 +36,10 @@ import torch
 from .contract import check_sampler_args, report, sampler_grid, steps_bar
 from .denoiser import Denoiser, as_denoiser
 from .samplers import ddim_sample
+from ..validation import check_float
 
 __all__ = ["sigma_from_alpha_bar", "alpha_bar_from_sigma", "to_xbar", "from_xbar", "heun_step", "dpmpp_2m_step",
-           "dpmpp_3m_step", "euler_sample", "heun_sample", "dpmpp_2m_sample", "dpmpp_3m_sample"]
+           "dpmpp_3m_step", "LOWER_ORDER_RATIO", "euler_sample", "heun_sample", "dpmpp_2m_sample", "dpmpp_3m_sample"]
 
 
 def sigma_from_alpha_bar(alpha_bar):
@@ -59,6 +64,19 @@ def from_xbar(xbar: torch.Tensor, alpha_bar: float) -> torch.Tensor:
     return xbar * math.sqrt(alpha_bar)
 
 
+LOWER_ORDER_RATIO = 0.5
+"""The multistep DPM-Solver++ steps lower their order while an earlier step they extrapolate from is
+shorter (in λ = −log σ) than this fraction of the current one: r = h_{−1}/h < 0.5. The 2M update
+extrapolates x̂₀ by D_1/2 = (x̂₀ − x̂₀^{prev})/(2r) (:func:`_dpmpp_multistep`); with r ≥ ½ the
+extrapolation reaches at most one full difference of consecutive x̂₀ beyond the current one, with
+a tiny r (a uniform-in-t grid's last steps into t ≈ 0, where σ falls from about 0.2 to 0.01 in a
+few timesteps) it amplifies the x̂₀ difference by 1/(2r) and the sample blows up (CORRECTNESS.md
+pitfall 12). The official DPM-Solver code does the same by position: with ``lower_order_final``
+it uses lower orders for the final steps of short runs (under 10 steps; diffusers'
+``DPMSolverMultistepScheduler``: under 15); a ratio rule also covers any grid a user passes. 0
+disables it (diffusers' ``lower_order_final=False``)."""
+
+
 # ----------------------------------------------------------------------------- one step each
 def heun_step(model, xbar, t, t_next, sigma, sigma_next, state=None):
     """One Heun step of eq. (14) from σ (timestep ``t``) to σ_next (``t_next``; −1 with σ_next = 0).
@@ -76,7 +94,7 @@ def heun_step(model, xbar, t, t_next, sigma, sigma_next, state=None):
     return xbar + (sigma_next - sigma) * 0.5 * (d + d_next), x0_pred
 
 
-def _dpmpp_multistep(order, model, xbar, t, t_next, sigma, sigma_next, state):
+def _dpmpp_multistep(order, model, xbar, t, t_next, sigma, sigma_next, state, lower_order_ratio=LOWER_ORDER_RATIO):
     r"""DPM-Solver++ of multistep order ``order`` in λ = −log σ with data prediction D = x̂₀.
 
     With h = λ' − λ and ρ = σ'/σ = e^{−h}, the exponential integrator gives, in x̄,
@@ -88,16 +106,23 @@ def _dpmpp_multistep(order, model, xbar, t, t_next, sigma, sigma_next, state):
     where r_k = h_{−1−k}/h are the earlier steps' lengths over this one, and D_1, D_2 are the
     divided differences of the last three x̂₀ (3M: D_1 = D_1⁰ + r_0/(r_0 + r_1)(D_1⁰ − D_1¹),
     D_2 = (D_1⁰ − D_1¹)/(r_0 + r_1), D_1^k = (D_{−k} − D_{−k−1})/r_k). The first steps use lower
-    orders (too few x̂₀ yet); the last step, to σ = 0, returns x̂₀.
+    orders (too few x̂₀ yet); so does a step whose r_k fall below ``lower_order_ratio``
+    (:data:`LOWER_ORDER_RATIO`: the order drops until every ratio it uses is at least that); the
+    last step, to σ = 0, returns x̂₀. ``state["orders"]`` records the order of each step.
     """
     _, x0_pred = as_denoiser(model).at_sigma(xbar, t, sigma)
     state = {} if state is None else state
     history = state.setdefault("history", [])        # (x̂₀, h) of earlier steps, newest last
     if sigma_next == 0:
+        state.setdefault("orders", []).append(1)
         return x0_pred, x0_pred
     h = math.log(sigma) - math.log(sigma_next)
     rho = sigma_next / sigma
     k = min(order, len(history) + 1)
+    ratios = [hk / h for _, hk in history[::-1]]          # r_0 = h_{-1}/h, r_1 = h_{-2}/h, …
+    while k > 1 and min(ratios[:k - 1]) < lower_order_ratio:
+        k -= 1                                           # extrapolating from much shorter steps: lower order
+    state.setdefault("orders", []).append(k)
     if k <= 2:
         d_eff = x0_pred
         if k == 2:
@@ -117,15 +142,15 @@ def _dpmpp_multistep(order, model, xbar, t, t_next, sigma, sigma_next, state):
     return out, x0_pred
 
 
-def dpmpp_2m_step(model, xbar, t, t_next, sigma, sigma_next, state):
+def dpmpp_2m_step(model, xbar, t, t_next, sigma, sigma_next, state, lower_order_ratio=LOWER_ORDER_RATIO):
     """One step of DPM-Solver++(2M); ``state`` (a dict, empty at the start) carries the previous x̂₀.
     Returns (x̄_next, x̂₀ at t). See :func:`_dpmpp_multistep` for the formulas."""
-    return _dpmpp_multistep(2, model, xbar, t, t_next, sigma, sigma_next, state)
+    return _dpmpp_multistep(2, model, xbar, t, t_next, sigma, sigma_next, state, lower_order_ratio)
 
 
-def dpmpp_3m_step(model, xbar, t, t_next, sigma, sigma_next, state):
+def dpmpp_3m_step(model, xbar, t, t_next, sigma, sigma_next, state, lower_order_ratio=LOWER_ORDER_RATIO):
     """One step of DPM-Solver++(3M); ``state`` carries the two previous x̂₀. Returns (x̄_next, x̂₀ at t)."""
-    return _dpmpp_multistep(3, model, xbar, t, t_next, sigma, sigma_next, state)
+    return _dpmpp_multistep(3, model, xbar, t, t_next, sigma, sigma_next, state, lower_order_ratio)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -162,26 +187,37 @@ def heun_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, ge
     ``x``: x_T [B, ...] at τ_{S−1}; returns x_0 shaped and typed like x. NFE = 2S − 1; global
     error O(1/S²) once the steps are small. With few steps on the uniform-in-t grid the first
     step spans σ ≈ 25 → 7 or more, the correction is scaled by Δσ/σ' and a trained network's Heun
-    samples degrade badly (results/solvers.md); DPM-Solver++, which steps in log σ, does not."""
+    samples degrade badly (results/solvers.md). DPM-Solver++ steps in log σ, where that interval is
+    short; its own weak spot is the other end of the grid, long log-σ steps into t ≈ 0 (see
+    :data:`LOWER_ORDER_RATIO`)."""
     return _solve(heun_step, "Heun", model, x, sched, steps, skip, timesteps, generator, callback, progress,
                   prediction)
 
 
 @torch.no_grad()
-def dpmpp_2m_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
-                    progress=None, prediction="eps") -> torch.Tensor:
+def dpmpp_2m_sample(model, x, sched, *, steps=50, skip="log_snr", timesteps=None, generator=None, callback=None,
+                    progress=None, prediction="eps", lower_order_ratio=LOWER_ORDER_RATIO) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2): second order from one network call a step,
-    reusing the previous x̂₀. The first step is DDIM; the last (to σ = 0) returns x̂₀. NFE = S.
-    Returns x_0 shaped and typed like ``x``."""
-    return _solve(dpmpp_2m_step, "DPM-Solver++(2M)", model, x, sched, steps, skip, timesteps, generator, callback,
+    reusing the previous x̂₀. The first step is DDIM; the last (to σ = 0) returns x̂₀; a step after a
+    much shorter one (ratio below ``lower_order_ratio``, :data:`LOWER_ORDER_RATIO`) is first order.
+    NFE = S. Default grid ``skip="log_snr"``: steps uniform in log σ (Lu et al. 2022), on which it is
+    at least as accurate as DDIM on its uniform grid from S = 10 and converges at order 2 (the
+    tests check both on two mixtures with exact ε). Returns x_0 shaped and typed like ``x``."""
+    lower_order_ratio = check_float("lower_order_ratio", lower_order_ratio, lo=0.0)
+    step = functools.partial(dpmpp_2m_step, lower_order_ratio=lower_order_ratio)
+    return _solve(step, "DPM-Solver++(2M)", model, x, sched, steps, skip, timesteps, generator, callback,
                   progress, prediction)
 
 
 @torch.no_grad()
-def dpmpp_3m_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
-                    progress=None, prediction="eps") -> torch.Tensor:
+def dpmpp_3m_sample(model, x, sched, *, steps=50, skip="log_snr", timesteps=None, generator=None, callback=None,
+                    progress=None, prediction="eps", lower_order_ratio=LOWER_ORDER_RATIO) -> torch.Tensor:
     """DPM-Solver++(3M) (Lu et al. 2022b, multistep third order in λ = −log σ): one network call a
     step, reusing the two previous x̂₀. Steps 1 and 2 are DDIM and 2M; the last (to σ = 0) returns
-    x̂₀ (diffusers' ``final_sigmas_type="zero"``). NFE = S. Returns x_0 shaped and typed like ``x``."""
-    return _solve(dpmpp_3m_step, "DPM-Solver++(3M)", model, x, sched, steps, skip, timesteps, generator, callback,
+    x̂₀ (diffusers' ``final_sigmas_type="zero"``); orders drop after much shorter steps
+    (``lower_order_ratio``, :data:`LOWER_ORDER_RATIO`). NFE = S. Default grid ``skip="log_snr"``, as
+    for :func:`dpmpp_2m_sample`. Returns x_0 shaped and typed like ``x``."""
+    lower_order_ratio = check_float("lower_order_ratio", lower_order_ratio, lo=0.0)
+    step = functools.partial(dpmpp_3m_step, lower_order_ratio=lower_order_ratio)
+    return _solve(step, "DPM-Solver++(3M)", model, x, sched, steps, skip, timesteps, generator, callback,
                   progress, prediction)

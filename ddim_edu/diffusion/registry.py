@@ -5,6 +5,7 @@ sampler is one function following :mod:`.contract` plus one entry here.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,7 +18,8 @@ class SamplerInfo:
     """One sampler. ``nfe(S)``: network evaluations for S steps; ``order``: convergence order to the
     exact ODE solution (None for a stochastic sampler); ``deterministic``: with default options the
     output depends on x alone; ``alias_of``: the registry key of the same algorithm (not rerun by
-    comparisons); ``inverts``: maps data to noise (x_0 → x_T) instead of noise to data."""
+    comparisons); ``inverts``: maps data to noise (x_0 → x_T) instead of noise to data;
+    :attr:`default_skip`: the timestep grid it walks unless told otherwise."""
     fn: Callable
     label: str
     nfe: Callable[[int], int]
@@ -29,6 +31,13 @@ class SamplerInfo:
 
     def __call__(self, *args, **kwargs):
         return self.fn(*args, **kwargs)
+
+    @property
+    def default_skip(self) -> str | None:
+        """The default of the sampler's ``skip`` (``"uniform"``; ``"log_snr"`` for DPM-Solver++,
+        whose multistep extrapolation wants even steps in log σ); None if it takes no ``skip``."""
+        p = inspect.signature(self.fn).parameters.get("skip")
+        return None if p is None else p.default
 
     def steps_for_nfe(self, nfe: int) -> int:
         """The most steps S with nfe(S) ≤ ``nfe`` (at least 1)."""
@@ -46,7 +55,14 @@ def _heun_calls(S: int) -> int:
     return 2 * S - 1
 
 
-SAMPLERS: dict[str, SamplerInfo] = {
+class Registry(dict):
+    """A dict of samplers whose missing key names the ones it has."""
+
+    def __missing__(self, key):
+        raise KeyError(f"no sampler named {key!r}; the registry has {', '.join(map(repr, self))}")
+
+
+SAMPLERS: Registry = Registry({
     "ddim": SamplerInfo(ddim_sample, "DDIM (Euler)", _one_call_per_step, 1, True, "DDIM eqs. (12), (16)"),
     "ddpm": SamplerInfo(ddpm_sample, "DDPM (ancestral)", _one_call_per_step, None, False,
                         "DDPM Algorithm 2; on a sub-sequence DDIM eq. (16) with η = 1"),
@@ -54,12 +70,12 @@ SAMPLERS: dict[str, SamplerInfo] = {
                          alias_of="ddim"),
     "heun": SamplerInfo(heun_sample, "Heun", _heun_calls, 2, True, "Karras et al. 2022, Algorithm 1"),
     "dpmpp_2m": SamplerInfo(dpmpp_2m_sample, "DPM-Solver++(2M)", _one_call_per_step, 2, True,
-                            "Lu et al. 2022b, Algorithm 2"),
+                            "Lu et al. 2022b, Algorithm 2; log-SNR grid, lower order after short steps"),
     "dpmpp_3m": SamplerInfo(dpmpp_3m_sample, "DPM-Solver++(3M)", _one_call_per_step, 3, True,
-                            "Lu et al. 2022b, multistep third order"),
+                            "Lu et al. 2022b, multistep third order; log-SNR grid"),
     "ddim_invert": SamplerInfo(ddim_invert, "DDIM inversion", _one_call_per_step, 1, True,
                                "DDIM section 4.3 (encoding), Table 2", inverts=True),
-}
+})
 
 
 def ode_solvers() -> dict[str, SamplerInfo]:

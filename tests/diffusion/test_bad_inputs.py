@@ -78,7 +78,7 @@ def test_non_float_model_output_is_refused(sched, dtype):
 # --------------------------------------------------------------------------- the grid
 @pytest.mark.parametrize("name", NAMES)
 def test_float_timesteps_are_refused(sched, name):
-    with pytest.raises(ValueError, match=r"timesteps must be a 1-D integer sequence, got shape \(3,\), dtype torch.float32"):
+    with pytest.raises(ValueError, match=r"timesteps must be a 1-D sequence of integer timesteps, got shape \(3,\), dtype torch.float32"):
         de.SAMPLERS[name](_eps, torch.zeros(2, 2), sched, timesteps=torch.tensor([0.0, 100.0, 500.0]),
                           progress=False)
 
@@ -132,3 +132,19 @@ def test_step_with_non_float_eps(sched):
         de.ddim_step(torch.zeros(4, 2), torch.zeros(4, 2, dtype=torch.long), 500, 400, sched)
     with pytest.raises(TypeError, match=r"model must return a floating-point tensor .*dtype=torch.int64"):
         de.ddim_invert_step(torch.zeros(4, 2), torch.zeros(4, 2, dtype=torch.long), 400, 500, sched)
+
+
+@pytest.mark.parametrize("timesteps, match", [
+    ([], "at least one timestep, got an empty sequence"),
+    (torch.tensor([], dtype=torch.long), "at least one timestep, got an empty sequence"),
+    (torch.tensor([False, True]), r"integer timesteps, got shape \(2,\), dtype torch.bool"),
+    ([5, 3], r"strictly increasing .*got \[5, 3\]"),
+])
+def test_bad_timesteps_are_named_with_their_value(sched, timesteps, match):
+    with pytest.raises(ValueError, match="timesteps must " + ".*" + match):
+        de.ddim_sample(_eps, torch.zeros(2, 2), sched, timesteps=timesteps, progress=False)
+
+
+def test_an_unknown_sampler_name_lists_the_registry():
+    with pytest.raises(KeyError, match="no sampler named 'nope'; the registry has 'ddim', 'ddpm'"):
+        de.SAMPLERS["nope"]

@@ -27,7 +27,10 @@ def test_same_signature(name):
     assert all(p.kind is p.KEYWORD_ONLY for p in params[3:])
     common = [(p.name, p.default) for p in params[3:3 + len(COMMON)]]
     want = [(k, None if (name == "ddpm" and k == "steps") else v) for k, v in COMMON]  # DDPM: all T steps
+    # the grid's default is the sampler's own (DPM-Solver++: "log_snr"), recorded by the registry
+    want = [(k, de.SAMPLERS[name].default_skip if k == "skip" else v) for k, v in want]
     assert common == want
+    assert de.SAMPLERS[name].default_skip == ("log_snr" if name.startswith("dpmpp") else "uniform")
 
 
 def test_public_names_and_registry():
@@ -83,7 +86,7 @@ def test_callback_dict_and_trajectory(sched, mixture, name):
     assert len(calls) == 5 and all(set(d) == KEYS for d in calls)
     assert [d["i"] for d in calls] == list(range(5))
     assert all(a["t_next"] == b["t"] and torch.equal(a["x_next"], b["x"]) for a, b in zip(calls, calls[1:]))
-    grid = de.make_timesteps(1000, 5).tolist()
+    grid = de.make_timesteps(1000, 5, info.default_skip or "uniform").tolist()   # the sampler's own default grid
     walk = [-1] + grid if info.inverts else grid[::-1] + [-1]   # t: the time of x; t_next: of x_next
     assert traj.timesteps == walk and [d["t"] for d in calls] == walk[:-1]
     xs, x0s = traj.stacked()
