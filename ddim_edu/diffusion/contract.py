@@ -18,6 +18,12 @@ and returns one tensor shaped and typed like ``x``. After each of its S steps it
 
 Samplers walk t downwards (t_next < t); ``ddim_invert`` walks upwards (t_next > t, starting
 at t = −1), with the same meaning of every key.
+
+Writing a new sampler: check the arguments with :func:`check_sampler_args`, get the grid with
+:func:`sampler_grid`, wrap the model once in :class:`~.denoiser.Denoiser` (it turns an ε, x₀ or
+v output into (ε̂, x̂₀)), loop over :func:`steps_bar`, and call :func:`report` after every step;
+then add one entry to :data:`~.registry.SAMPLERS`. ``samplers.ddim_sample`` is the shortest
+example; an ODE solver in σ is one step function for ``ode._solve``.
 """
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ All solvers follow the sampler contract (:mod:`.contract`) and walk the timestep
 :func:`~.timesteps.make_timesteps` (or explicit ``timesteps``). Their default grids differ:
 DDIM/Euler and Heun use ``skip="uniform"``, the DPM-Solver++ samplers ``skip="log_snr"`` (uniform
 steps in log σ, Lu et al. 2022), the grid their multistep extrapolation is built for; see
-CORRECTNESS.md pitfall 12 and :data:`LOWER_ORDER_RATIO` for what goes wrong on a uniform-in-t
-grid. A solver is one step function ``step(den, x̄, t, t_next, σ, σ_next, state) → (x̄_next, x̂₀)`` run by :func:`_solve`, plus one entry in :mod:`.registry`.
+:data:`LOWER_ORDER_RATIO` for what goes wrong on a uniform-in-t grid. A solver is one step
+function ``step(den, x̄, t, t_next, σ, σ_next, state) → (x̄_next, x̂₀)`` run by :func:`_solve`,
+plus one entry in :mod:`.registry`.
 """
 from __future__ import annotations
 
@@ -70,8 +71,7 @@ shorter (in λ = −log σ) than this fraction of the current one: r = h_{−1}/
 extrapolates x̂₀ by D_1/2 = (x̂₀ − x̂₀^{prev})/(2r) (:func:`_dpmpp_multistep`); with r ≥ ½ the
 extrapolation reaches at most one full difference of consecutive x̂₀ beyond the current one, with
 a tiny r (a uniform-in-t grid's last steps into t ≈ 0, where σ falls from about 0.2 to 0.01 in a
-few timesteps) it amplifies the x̂₀ difference by 1/(2r) and the sample blows up (CORRECTNESS.md
-pitfall 12). The official DPM-Solver code does the same by position: with ``lower_order_final``
+few timesteps) it amplifies the x̂₀ difference by 1/(2r) and the sample blows up. The official DPM-Solver code does the same by position: with ``lower_order_final``
 it uses lower orders for the final steps of short runs (under 10 steps; diffusers'
 ``DPMSolverMultistepScheduler``: under 15); a ratio rule also covers any grid a user passes. 0
 disables it (diffusers' ``lower_order_final=False``)."""

@@ -98,7 +98,7 @@ def test_callback_dict_and_trajectory(sched, mixture, name):
 def test_exact_mixture_statistics(sched, ring, name):
     """With the exact ε (S = 50 quadratic steps for the deterministic samplers) the samples have the
     ring's weights, means and spreads; the encoder's codes look like N(0, I). (On the uniform grid at
-    S = 50 the multistep solvers' spreads come out too wide: CORRECTNESS.md pitfall 12, a separate issue.)"""
+    S = 50 the multistep solvers' spreads come out too wide: the grid's long last steps, see ode.LOWER_ORDER_RATIO.)"""
     info, n = de.SAMPLERS[name], 2000
     model = ring.eps_model(sched)
     if info.inverts:
