@@ -6,12 +6,17 @@ A run directory (what ``python -m ddim_edu.train --out DIR`` writes)::
     DIR/config.json         model and schedule config, dataset, steps done, the exact
                             command, wall time, hardware, free-form "results" (FIDs, ...)
     DIR/state.safetensors   for resuming: raw weights ("model."), EMA weights ("ema."),
-                            AdamW tensors ("optim.<param>.<name>"), RNG states ("rng.") as uint8
-    DIR/state.json          for resuming: step, optimizer param_groups, EMA n_averaged, ...
+                            AdamW tensors ("optim.<param>.<name>"), RNG states ("rng.") as uint8,
+                            and in its metadata ("state") the JSON record: step, optimizer
+                            param_groups, EMA n_averaged, ... — one file, so a kill at any
+                            instant leaves the previous or the new state (older runs: state.json)
 
 Every file is written to a temporary name and moved into place with ``os.replace``, so a
-crash never leaves half a file. Each safetensors file carries the SHA-256 of its tensors in
-its metadata; loading checks it, so a tampered or truncated file fails loudly.
+crash never leaves half a file. Each safetensors file carries the SHA-256 of its tensors
+("sha256") and of its other metadata ("meta_sha256") in its metadata; model.safetensors also
+carries the SHA-256 of config.json's canonical content ("config_sha256"). Loading checks them
+all, and refuses non-finite weights, so a tampered or truncated file fails loudly; a file
+without a checksum is refused unless ``require_checksum=False`` (hand-made files).
 """
 from __future__ import annotations
 
@@ -58,14 +63,42 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _meta_digest(meta: dict[str, str]) -> str:
+    """SHA-256 of the metadata other than the two checksums themselves."""
+    rest = {k: v for k, v in meta.items() if k not in ("sha256", "meta_sha256")}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def config_digest(config: dict) -> str:
+    """SHA-256 of a config's canonical JSON (key order and indentation do not matter)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, allow_nan=False, default=_json_default,
+                                     separators=(",", ":")).encode()).hexdigest()
+
+
+def non_finite_keys(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The keys of the floating-point tensors holding NaN or infinity."""
+    return sorted(k for k, v in tensors.items()
+                  if (v.is_floating_point() or v.is_complex()) and v.numel() and not bool(torch.isfinite(v).all()))
+
+
+def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    bad = non_finite_keys(tensors)
+    if bad:
+        few = ", ".join(bad[:8]) + (f" (+{len(bad) - 8} more)" if len(bad) > 8 else "")
+        raise ValueError(f"{what} holds non-finite values (NaN or inf) in: {few}")
+
+
 def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` (moved to CPU, made contiguous) to a safetensors file, atomically."""
+    """Write ``tensors`` (moved to CPU, made contiguous) to a safetensors file, atomically.
+    Raises ``ValueError`` (and writes nothing) if a floating-point tensor is not finite."""
     if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
         raise TypeError("tensors must be a dict of str -> torch.Tensor")
     cpu = {str(k): v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    check_finite(cpu, f"refusing to save {path}: it")
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["format"] = FORMAT
     meta["sha256"] = _digest(cpu)
+    meta["meta_sha256"] = _meta_digest(meta)
     _atomic_write(Path(path), _st_save(cpu, metadata=meta))
 
 
@@ -78,8 +111,9 @@ def _require(path: Path, what: str) -> Path:
 
 def load_tensors(path, device="cpu", with_metadata: bool = False, require_checksum: bool = True):
     """Read a safetensors file written by :func:`save_tensors`, checking the sha256 of its tensors
-    stored in its metadata. A truncated, corrupt or altered file raises ``ValueError``, and so does
-    a file without a checksum (not written by ddim_edu) unless ``require_checksum=False``."""
+    stored in its metadata (and of the metadata, where the file has one). A truncated, corrupt or
+    altered file raises ``ValueError``, and so do non-finite floating-point values and a file
+    without a checksum (not written by ddim_edu) unless ``require_checksum=False``."""
     path = _require(Path(path), "a safetensors weights file")
     raw = path.read_bytes()
     try:
@@ -93,6 +127,9 @@ def load_tensors(path, device="cpu", with_metadata: bool = False, require_checks
                          "so its integrity cannot be checked; load it with require_checksum=False if you trust it")
     if "sha256" in meta and meta["sha256"] != _digest(tensors):
         raise ValueError(f"{path} is corrupt: its tensors do not match the checksum stored in the file")
+    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
+        raise ValueError(f"{path} is corrupt: its metadata does not match the checksum stored in the file")
+    check_finite(tensors, f"{path} is corrupt:")
     tensors = {k: v.to(device) for k, v in tensors.items()}
     return (tensors, meta) if with_metadata else tensors
 
@@ -203,15 +240,36 @@ def save_model_dir(run_dir, weights: dict[str, torch.Tensor], config: dict) -> N
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             pass
     config.setdefault("results", {})
-    save_tensors(run_dir / MODEL_FILE, weights, {"step": config.get("step", "")})
+    json.dumps(config, allow_nan=False, default=_json_default)        # fail before writing anything
+    save_tensors(run_dir / MODEL_FILE, weights, {"step": config.get("step", ""), "config_sha256": config_digest(config)})
     write_json(run_dir / CONFIG_FILE, config)
 
 
-def load_model(run_dir, device=None, weights: str = "ema"):
+def read_model_dir(run_dir, require_checksum: bool = True, what: str = "the run's"):
+    """``(config, weights, weights_path)`` of a folder written by :func:`save_model_dir`, with
+    config.json checked against the checksum that model.safetensors carries. ``ValueError`` if
+    they disagree, or if there is no checksum (a hand-made folder) unless ``require_checksum=False``."""
+    run_dir = Path(run_dir)
+    config = read_json(run_dir / CONFIG_FILE, f"{what} config.json")
+    path = _require(run_dir / MODEL_FILE, "the EMA weights model.safetensors")
+    weights, meta = load_tensors(path, with_metadata=True, require_checksum=require_checksum)
+    want = meta.get("config_sha256")
+    if want is None and require_checksum:
+        raise ValueError(f"{path} has no checksum of {run_dir / CONFIG_FILE} (hand-made, or written before "
+                         "ddim_edu checked config.json), so the config's integrity cannot be checked; "
+                         "load it with require_checksum=False if you trust it")
+    if want is not None and want != config_digest(config):
+        raise ValueError(f"{run_dir / CONFIG_FILE} is corrupt or was edited: it does not match the checksum "
+                         f"stored in {path}")
+    return config, weights, path
+
+
+def load_model(run_dir, device=None, weights: str = "ema", require_checksum: bool = True):
     """Rebuild (model, schedule, config) from a run directory; model in eval mode.
 
     ``weights="ema"`` reads model.safetensors (the EMA weights everyone should use);
-    ``"raw"`` reads the last optimiser iterate from state.safetensors.
+    ``"raw"`` reads the last optimiser iterate from state.safetensors. config.json must match
+    the checksum in model.safetensors (``require_checksum=False`` accepts a folder without one).
     """
     from ..nets import build_model
     from ..diffusion.schedule import NoiseSchedule
@@ -222,7 +280,7 @@ def load_model(run_dir, device=None, weights: str = "ema"):
     if not run_dir.is_dir():
         raise FileNotFoundError(f"checkpoint directory {run_dir} not found: expected a folder with "
                                 f"{MODEL_FILE} and {CONFIG_FILE} (written by python -m ddim_edu.train)")
-    config = read_json(run_dir / CONFIG_FILE, "the run's config.json (model and schedule config)")
+    config, ema_state, ema_path = read_model_dir(run_dir, require_checksum, "the run's")
     for key in ("model", "schedule"):
         if not isinstance(config.get(key), dict):
             raise ValueError(f"{run_dir / CONFIG_FILE} is corrupt: it has no '{key}' section")
@@ -232,11 +290,10 @@ def load_model(run_dir, device=None, weights: str = "ema"):
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"{run_dir / CONFIG_FILE} has an invalid model or schedule config: {e}") from None
     if weights == "ema":
-        path = _require(run_dir / MODEL_FILE, "the EMA weights model.safetensors")
-        state = load_tensors(path)
+        path, state = ema_path, ema_state
     else:
         path = _require(run_dir / STATE_FILE, "the resume state state.safetensors")
-        state = prefixed(load_tensors(path), "model.")
+        state = prefixed(load_tensors(path, require_checksum=require_checksum), "model.")
     load_state_checked(model, state, str(path))
     dev = torch.device(device) if device is not None else torch.device("cpu")
     return model.to(dev).eval(), sched, config

@@ -5,12 +5,9 @@
     python -m ddim_edu.train --init checkpoints/mnist --steps 5000 --out runs/more   # warm start
     torchrun --nproc_per_node 4 -m ddim_edu.train --dataset mnist --out runs/m4   # DDP
 
-The training options (--steps, --lr, --ema, ...) are generated from
-:class:`~ddim_edu.train.config.TrainConfig`, which holds their defaults and help; the data,
-model and schedule options are written here. Writes model.safetensors (EMA weights) +
-config.json (+ state.* for resuming, samples/*.png) into the run directory; see
-:mod:`ddim_edu.train.state`. Needs only torch, safetensors, numpy, tqdm and the package; the
-MNIST subset ships with it, so no network is needed.
+The training options (--steps, --lr, --ema, ...) are generated from :class:`~.config.TrainConfig`
+(their defaults and help); data, model and schedule options are written here. Writes the run
+directory of :mod:`ddim_edu.train.state`. The MNIST subset ships with the package: no network.
 """
 from __future__ import annotations
 
@@ -161,6 +158,17 @@ def _inherit(parser, args, typed: set[str]) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), **keep})
 
 
+def _check_out_dir(parser, out: Path) -> None:
+    """--out must be a folder, or a path where one can be made, before any training starts."""
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is an existing file, not a folder: choose a run directory")
+    parent = out if out.exists() else next(p for p in out.parents if p.exists())
+    if not parent.is_dir():
+        parser.error(f"--out {out}: {parent} is a file, so the run directory cannot be made")
+    if not os.access(parent, os.W_OK):
+        parser.error(f"--out {out}: {parent} is not writable")
+
+
 def load_data(args) -> tuple[torch.Tensor, dict]:
     """The training tensor and a description of it for config.json."""
     from .. import data as D
@@ -226,8 +234,10 @@ def main(argv=None) -> int:
         args.resume, args.out = str(run_dir), str(run_dir)
     elif not args.out:
         parser.error("--out RUN_DIR is required (or --resume RUN_DIR)")
-    elif (Path(args.out) / ck.STATE_JSON).exists():
+    elif (Path(args.out) / ck.STATE_FILE).exists() or (Path(args.out) / ck.STATE_JSON).exists():
         parser.error(f"{args.out} already holds a run; use --resume {args.out} to continue it, or another --out")
+    else:
+        _check_out_dir(parser, Path(args.out))
     if args.init and not args.resume:
         args = _inherit(parser, args, typed)
 

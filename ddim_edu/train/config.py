@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import typing
 
 from ..validation import check_float, check_int
 
 
 def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, flag: str | None = None,
-           dest: str | None = None, resumable: bool = False):
+           dest: str | None = None, resumable: bool = False, finite: bool = False):
     """A :class:`TrainConfig` field whose ``metadata`` describes it: ``help`` (the CLI help),
     the allowed range ``lo``/``hi`` (checked by :meth:`TrainConfig.validate` and the CLI),
     the CLI ``flag`` (default ``--name-with-dashes``; ``--no-name`` for a bool that is on by
     default), the ``dest`` under which the CLI stores it (the key in config.json's "args";
     a bool stored as ``no_<name>`` holds the negation), and ``resumable``: whether ``--resume``
-    may change it (it does not alter the training trajectory)."""
+    may change it (it does not alter the training trajectory); ``finite``: a float that must not be infinite."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "flag": flag, "dest": dest, "resumable": resumable})
+        "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "flag": flag, "dest": dest, "resumable": resumable,
+        "finite": finite})
 
 
 @dataclasses.dataclass
@@ -28,13 +30,14 @@ class TrainConfig:
     ``metadata["help"]``, or ``python -m ddim_edu.train --help``."""
     steps: int = option(5000, "total optimiser steps, counting resumed ones", lo=1, resumable=True)
     batch_size: int = option(128, "global batch; each of K torchrun processes takes batch_size / K", lo=1)
-    lr: float = option(5e-4, "AdamW learning rate", lo=0.0, lo_open=True)
-    weight_decay: float = option(0.0, "AdamW weight decay", lo=0.0)
+    lr: float = option(5e-4, "AdamW learning rate", lo=0.0, lo_open=True, finite=True)
+    weight_decay: float = option(0.0, "AdamW weight decay", lo=0.0, finite=True)
     lr_warmup: int = option(100, "linear learning-rate warm-up over the first N steps", lo=0)
-    ema_decay: float = option(0.999, "EMA decay d of the weights", lo=0.0, hi=1.0, flag="--ema", dest="ema")
+    ema_decay: float = option(0.999, "EMA decay d of the weights", lo=0.0, hi=1.0, flag="--ema", dest="ema",
+                              finite=True)
     ema_warmup: bool = option(True, "EMA warm-up: decay d_n = min(d, (1+n)/(10+n)) after n updates, so the early "
                                     "EMA is not stuck at the initial weights", dest="no_ema_warmup")
-    grad_clip: float = option(1.0, "max global gradient norm; 0 turns clipping off", lo=0.0)
+    grad_clip: float = option(1.0, "max global gradient norm; 0 turns clipping off", lo=0.0, finite=True)
     seed: int = option(0, "seed of the data and noise streams (each rank its own)", lo=0)
     log_every: int = option(100, "record the mean loss every N steps", lo=1, resumable=True)
     ckpt_every: int = option(1000, "checkpoint every N steps, and always at the end (0: only at the end)",
@@ -62,6 +65,8 @@ class TrainConfig:
                 check_int(f.name, value, lo=m["lo"], hi=m["hi"])
             elif kind is float:
                 check_float(f.name, value, lo=m["lo"], hi=m["hi"], lo_open=m["lo_open"])
+                if m["finite"] and not math.isfinite(float(value)):
+                    raise ValueError(f"{f.name} must be a finite number, got {value}")
             elif not isinstance(value, bool):
                 raise TypeError(f"{f.name} must be True or False, got {value!r}")
         return self

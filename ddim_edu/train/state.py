@@ -1,5 +1,5 @@
 """The files of a run directory: a :class:`TrainerState` — everything a run needs to continue
-bit-for-bit — laid out as state.safetensors + state.json, beside the EMA weights for users
+bit-for-bit — written as one file, state.safetensors, beside the EMA weights for users
 (model.safetensors + config.json); the Trainer makes and applies the state, this module
 only writes and reads it.
 
@@ -7,20 +7,26 @@ Layout of the resume state (``ddim_edu/1``; see also :mod:`ddim_edu.train.checkp
 
     state.safetensors   "model.<key>" raw weights, "ema.<key>" EMA weights,
                         "optim.<i>.<name>" AdamW tensors, "rng.<rank>.<torch|cuda|data|noise>"
-                        RNG states (uint8); metadata "step"
-    state.json          step, world_size, optimizer (param_groups and scalars),
+                        RNG states (uint8); metadata "step" and "state": the JSON record —
+                        format, step, world_size, optimizer (param_groups and scalars),
                         ema_n_averaged, wall_time_s, history, commands, training, init
+                        (covered by the file's metadata checksum)
+
+One file, replaced atomically: a kill at any instant leaves the previous or the new state,
+never a mix. Runs written before this layout kept the JSON record in a separate state.json;
+:func:`load_state` still reads them, and the next save folds it into state.safetensors.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
 
 from .. import env
-from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, flatten_optimizer, load_model, load_tensors, prefixed,
-                          read_json, save_model_dir, save_tensors, unflatten_optimizer, write_json)
+from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, _dumps, flatten_optimizer, load_model,
+                          load_tensors, prefixed, read_json, save_model_dir, save_tensors, unflatten_optimizer)
 
 
 @dataclasses.dataclass
@@ -79,8 +85,10 @@ def model_config(state: TrainerState, *, training: dict, schedule: dict, run_inf
 
 
 def save_state(run_dir, state: TrainerState, training: dict) -> None:
-    """Write state.safetensors, then state.json, into ``run_dir`` (each atomically).
-    ``training`` is the run's hyper-parameters, recorded for reference."""
+    """Write state.safetensors — tensors and, in its metadata, the JSON record — into ``run_dir``
+    atomically (and drop a state.json left by an older version). ``training`` is the run's
+    hyper-parameters, recorded for reference. ``ValueError`` (nothing written) for non-finite
+    weights or optimizer state."""
     run_dir = Path(run_dir)
     tensors = {f"model.{k}": v for k, v in state.model.items()}
     tensors.update({f"ema.{k}": v for k, v in state.ema.items()})
@@ -88,11 +96,41 @@ def save_state(run_dir, state: TrainerState, training: dict) -> None:
     tensors.update(opt_tensors)
     for r, states in enumerate(state.rng):
         tensors.update({f"rng.{r}.{k}": v for k, v in states.items()})
-    save_tensors(run_dir / STATE_FILE, tensors, {"step": state.step})
-    write_json(run_dir / STATE_JSON, {
+    record = _dumps({
         "format": FORMAT, "step": state.step, "world_size": state.world_size, "optimizer": opt_meta,
         "ema_n_averaged": int(state.ema_n_averaged), "wall_time_s": round(state.wall_time_s, 2),
         "history": state.history, "commands": state.commands, "training": training, "init": state.init})
+    save_tensors(run_dir / STATE_FILE, tensors, {"step": state.step, "state": record})
+    (run_dir / STATE_JSON).unlink(missing_ok=True)        # an older version's record, now stale
+
+
+def read_record(run_dir) -> dict:
+    """The JSON record of the resume state in ``run_dir`` (see :func:`load_state`), without the tensors."""
+    return _read(Path(run_dir))[1]
+
+
+def _read(run_dir: Path, require_checksum: bool = True):
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} not found: expected a folder with "
+                                f"{STATE_FILE} written by a training run")
+    tensors, meta = load_tensors(run_dir / STATE_FILE, with_metadata=True, require_checksum=require_checksum)
+    if "state" in meta:
+        try:
+            record = json.loads(meta["state"])
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{run_dir / STATE_FILE} is corrupt: its state record is not valid JSON: {e}") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{run_dir / STATE_FILE} is corrupt: its state record is not a JSON object")
+        where = run_dir / STATE_FILE
+    else:                                    # written by an older version: the record is in state.json
+        if "meta_sha256" in meta and require_checksum:
+            raise ValueError(f"{run_dir / STATE_FILE} is corrupt: it has no state record")
+        record = read_json(run_dir / STATE_JSON, "the resume state state.json (of a run from an older version)")
+        where = run_dir / STATE_JSON
+    if str(meta.get("step")) != str(record.get("step")):
+        raise ValueError(f"{run_dir} is inconsistent: {STATE_FILE} is from step {meta.get('step')} but "
+                         f"{where.name} says step {record.get('step')}")
+    return tensors, record, where
 
 
 def save_run(run_dir, state: TrainerState, config: dict) -> None:
@@ -111,18 +149,13 @@ def save_snapshot(run_dir, state: TrainerState, config: dict) -> Path:
     return folder
 
 
-def load_state(run_dir) -> TrainerState:
-    """Read the state that :func:`save_state` wrote. ``FileNotFoundError`` if the folder or a
-    file is missing; ``ValueError`` if a file is corrupt or the two files disagree on the step."""
+def load_state(run_dir, require_checksum: bool = True) -> TrainerState:
+    """Read the state that :func:`save_state` wrote (or an older version's state.safetensors +
+    state.json). ``FileNotFoundError`` if the folder or a file is missing; ``ValueError`` if a
+    file is corrupt, holds non-finite values, has no checksum (unless ``require_checksum=False``)
+    or the tensors and the record disagree on the step."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} not found: expected a folder with "
-                                f"{STATE_FILE} and {STATE_JSON} written by a training run")
-    meta_json = read_json(run_dir / STATE_JSON, "the resume state state.json")
-    tensors, meta = load_tensors(run_dir / STATE_FILE, with_metadata=True)
-    if str(meta.get("step")) != str(meta_json.get("step")):
-        raise ValueError(f"{run_dir} is inconsistent: {STATE_FILE} is from step {meta.get('step')} but "
-                         f"{STATE_JSON} says step {meta_json.get('step')}")
+    tensors, meta_json, where = _read(run_dir, require_checksum)
     try:
         optimizer = unflatten_optimizer(tensors, meta_json["optimizer"])
         for g in optimizer["param_groups"]:
@@ -137,7 +170,7 @@ def load_state(run_dir) -> TrainerState:
             history=list(meta_json.get("history", [])), wall_time_s=float(meta_json.get("wall_time_s", 0.0)),
             commands=list(meta_json.get("commands", [])), init=meta_json.get("init") or None)
     except (KeyError, TypeError) as e:
-        raise ValueError(f"{run_dir / STATE_JSON} is corrupt or from another version: missing {e}") from None
+        raise ValueError(f"{where} is corrupt or from another version: missing {e}") from None
 
 
 def load_init(run_dir, schedule: dict) -> tuple[dict[str, torch.Tensor], dict]:

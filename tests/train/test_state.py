@@ -112,15 +112,21 @@ def test_corrupt_json_and_mismatched_weights(saved_run):
     cfg = json.loads(good)
     cfg["model"]["hidden"] = 24
     cfg_path.write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="do not match.*shape mismatches: .*weight"):
+    with pytest.raises(ValueError, match="config.json is corrupt or was edited"):
         ck.load_model(saved_run)
+    from safetensors.torch import save_file          # a hand-made folder: no checksums, checked by shape only
+    save_file(ck.load_tensors(saved_run / "model.safetensors"), str(saved_run / "model.safetensors"))
+    with pytest.raises(ValueError, match="do not match.*shape mismatches: .*weight"):
+        ck.load_model(saved_run, require_checksum=False)
     cfg["model"] = {"type": "mlp", "hidden": 16, "num_layers": 4}
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="missing keys"):
-        ck.load_model(saved_run)
+        ck.load_model(saved_run, require_checksum=False)
 
 
 def test_inconsistent_resume_state(saved_run):
+    from test_checkpoint_safety import make_legacy
+    make_legacy(saved_run)                           # the older layout: state.safetensors + state.json
     state = json.loads((saved_run / "state.json").read_text())
     state["step"] = 99
     (saved_run / "state.json").write_text(json.dumps(state))
@@ -278,7 +284,8 @@ def test_run_directory_files_and_their_keys(tmp_path):
     tensors = ck.load_tensors(tmp_path / "state.safetensors")
     assert {k.split(".")[0] for k in tensors} == {"model", "ema", "optim", "rng"}
     assert {k for k in tensors if k.startswith("rng.")} == {"rng.0.torch", "rng.0.data", "rng.0.noise"}
-    meta = ck.read_json(tmp_path / "state.json")
+    assert not (tmp_path / "state.json").exists()          # the record lives in state.safetensors
+    meta = files.read_record(tmp_path)
     assert set(meta) == {"format", "step", "world_size", "optimizer", "ema_n_averaged", "wall_time_s", "history",
                          "commands", "training", "init"}
     assert meta["training"] == {**dataclasses.asdict(tr.cfg), "world_size": 1} and meta["world_size"] == 1
