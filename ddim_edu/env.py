@@ -9,6 +9,7 @@ Every notebook starts with the same few lines::
 """
 from __future__ import annotations
 
+import numbers
 import os
 import random
 import sys
@@ -57,10 +58,16 @@ def device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def _check_seed(seed) -> int:
+    """Any non-negative integer (Python int, numpy integer, ...; not bool), as a Python int."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(seed)
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch; return a CPU ``torch.Generator`` seeded the same way."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = _check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -69,8 +76,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 def generator(seed: int = 0) -> torch.Generator:
     """A CPU generator: draw noise on the CPU, then move it (same numbers on every device)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = _check_seed(seed)
     return torch.Generator(device="cpu").manual_seed(seed)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import numbers
 import textwrap
 from dataclasses import dataclass
 
@@ -88,7 +89,7 @@ def compare(got, want, rtol: float, atol: float, where: str = "the result") -> s
             err = float((g - w).abs().max())
             return f"{where} differs: expected {_short(want)}, got {_short(got)} (largest difference {err:.3g})"
         return None
-    if isinstance(want, (float, int)) and not isinstance(want, bool):
+    if isinstance(want, numbers.Real) and not isinstance(want, bool):
         try:
             g = float(got)
         except (TypeError, ValueError, RuntimeError):

@@ -26,14 +26,15 @@ per dimension = nats / (D · ln 2), D = numbers per example.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
 
 from .. import env
 from .schedule import NoiseSchedule
-from ..validation import check_choice, check_generator, check_int, check_model_output, check_same_shape, \
-    check_tensor, check_timesteps
+from ..validation import check_choice, check_generator, check_image_range, check_int, check_model_output, \
+    check_same_shape, check_tensor, check_timesteps
 
 VARIANCES = ("beta_tilde", "beta")
 DECODERS = ("discrete", "gaussian")
@@ -118,6 +119,8 @@ def term_at(model, x0: torch.Tensor, t: torch.Tensor, sched: NoiseSchedule, vari
     check_choice("decoder", decoder, DECODERS)
     check_generator("generator", generator)
     t = check_timesteps("t", t, x0.shape[0], sched.T, device=x0.device)
+    if decoder == "discrete" and bool((t == 0).any()):
+        check_image_range("x0", x0)     # the 8-bit decoder's bins assume [−1, 1]: refuse [0, 1] and 0–255
     if noise is None:
         noise = env.randn(x0.shape, generator, dtype=x0.dtype, device=x0.device)   # the package's one noise policy
     check_same_shape("noise", noise, "x0", x0)
@@ -154,6 +157,9 @@ def vlb_terms(model, x0: torch.Tensor, sched: NoiseSchedule, variance: str = "be
     _check_sched(sched)
     check_tensor("x0", x0, floating=True, min_dim=2)
     ts = _timesteps(t, sched.T)
+    check_choice("decoder", decoder, DECODERS)
+    if decoder == "discrete" and bool((ts == 0).any()):
+        check_image_range("x0", x0)     # the 8-bit decoder's bins assume [−1, 1]: refuse [0, 1] and 0–255
     B = x0.shape[0]
     rows = []
     for s in env.progress_bar(ts.tolist(), progress, "L_vlb terms"):
@@ -165,7 +171,7 @@ def vlb_terms(model, x0: torch.Tensor, sched: NoiseSchedule, variance: str = "be
 def _timesteps(t, T: int) -> torch.Tensor:
     if t is None:
         return torch.arange(T)
-    if isinstance(t, int) and not isinstance(t, bool):
+    if isinstance(t, numbers.Integral) and not isinstance(t, bool):
         return torch.tensor([check_int("t", t, lo=0, hi=T - 1)])
     ts = torch.as_tensor(t)
     if ts.dim() != 1 or ts.numel() == 0:
@@ -212,11 +218,14 @@ def bits_per_dim(model, x0: torch.Tensor, sched: NoiseSchedule, variance: str = 
     T, B, D = sched.T, x0.shape[0], x0[0].numel()
     if timesteps == "all":
         edges = torch.arange(1, T + 1)
-    elif isinstance(timesteps, int) and not isinstance(timesteps, bool):
+    elif isinstance(timesteps, numbers.Integral) and not isinstance(timesteps, bool):
         k = check_int("timesteps", timesteps, lo=1, hi=T - 1)
         edges = torch.linspace(1, T, k + 1).round().long()
     else:
         raise ValueError(f"timesteps must be 'all' or an int k in [1, {T - 1}], got {timesteps!r}")
+    check_choice("decoder", decoder, DECODERS)
+    if decoder == "discrete":
+        check_image_range("x0", x0)     # the 8-bit decoder's bins assume [−1, 1]: refuse [0, 1] and 0–255
     lo, sizes = edges[:-1], edges[1:] - edges[:-1]
     ts = torch.empty(len(lo), B, dtype=torch.long)
     for j in range(len(lo)):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .classifier import load_classifier
-from ..validation import check_int, check_same_shape, check_tensor
+from ..validation import check_image_range, check_int, check_same_shape, check_tensor
 
 __all__ = ["frechet_distance", "feature_statistics", "classifier_features", "classifier_fid",
            "predict_labels", "classifier_accuracy", "reconstruction_mse", "load_classifier"]
@@ -33,6 +33,21 @@ def _as64(name: str, value, dims: int) -> torch.Tensor:
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} must be finite, but it contains nan or inf")
     return value
+
+
+def _check_cov(name: str, c: torch.Tensor) -> None:
+    """A covariance must be symmetric and positive semi-definite (up to rounding): the square
+    roots below symmetrise and clip, so any other matrix would give a silently wrong distance."""
+    scale = max(float(c.abs().max()), 1e-300)
+    asym = float((c - c.T).abs().max())
+    if asym > 1e-5 * scale:
+        raise ValueError(f"{name} must be a symmetric covariance matrix, but max |{name} - {name}.T| = {asym:.3g} "
+                         f"(largest entry {scale:.3g}); pass a covariance, e.g. from feature_statistics")
+    w = torch.linalg.eigvalsh((c + c.T) / 2)
+    w_min = float(w.min())
+    if w_min < -1e-5 * max(float(w.abs().max()), 1e-300):     # rounding (float32 inputs) stays far above
+        raise ValueError(f"{name} must be positive semi-definite (a covariance), but its smallest eigenvalue is "
+                         f"{w_min:.3g} (largest entry {scale:.3g}); pass a covariance, e.g. from feature_statistics")
 
 
 def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
@@ -56,6 +71,8 @@ def frechet_distance(mu1, cov1, mu2, cov2) -> float:
             raise ValueError(f"{name} must have shape [{d}, {d}] to match mu1 [{d}], got {tuple(c.shape)}")
     if mu2.shape != (d,):
         raise ValueError(f"mu2 must have shape [{d}] like mu1, got {tuple(mu2.shape)}")
+    _check_cov("cov1", cov1)
+    _check_cov("cov2", cov2)
     s1 = _sqrtm_psd(cov1)
     m = s1 @ cov2 @ s1
     tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
@@ -91,13 +108,13 @@ def _check_images(name: str, x) -> torch.Tensor:
     check_tensor(name, x, floating=True)
     if x.dim() != 4 or x.shape[1] != 1 or x.shape[-1] not in (28, 32):
         raise ValueError(f"{name} must be MNIST-like images [N, 1, 28, 28] (or 32x32) in [-1, 1], got {tuple(x.shape)}")
-    return x
+    return check_image_range(name, x)
 
 
 @torch.no_grad()
-def _batched(method: str, x: torch.Tensor, classifier, batch_size: int) -> torch.Tensor:
+def _batched(method: str, x: torch.Tensor, classifier, batch_size: int, name: str = "x") -> torch.Tensor:
     """Run ``classifier.<method>`` over ``x`` in eval mode, batch by batch; results on the CPU."""
-    _check_images("x", x)
+    _check_images(name, x)
     batch_size = check_int("batch_size", batch_size, lo=1)
     classifier, dev = _classifier_and_device(classifier, x)
     was_training = classifier.training
@@ -109,7 +126,8 @@ def _batched(method: str, x: torch.Tensor, classifier, batch_size: int) -> torch
 
 
 def classifier_features(x: torch.Tensor, classifier=None, batch_size: int = 500) -> torch.Tensor:
-    """Penultimate-layer features [N, 128] (float64, CPU) of images in [-1, 1]."""
+    """Penultimate-layer features [N, 128] (float64, CPU) of images in [-1, 1] ([0, 1] or 0-255
+    images are refused: convert with 2x − 1 or x/127.5 − 1)."""
     return _batched("features", x, classifier, batch_size).double()
 
 
@@ -121,12 +139,14 @@ def classifier_fid(samples: torch.Tensor, reference, classifier=None, batch_size
     (``load_classifier()``). Like FID it is biased upwards for small N: compare values
     computed with the same numbers of images.
     """
-    mu1, cov1 = feature_statistics(classifier_features(samples, classifier, batch_size))
+    _check_images("samples", samples)
+    if not (isinstance(reference, (tuple, list)) and len(reference) == 2):
+        _check_images("reference", reference)
+    mu1, cov1 = feature_statistics(_batched("features", samples, classifier, batch_size, "samples").double())
     if isinstance(reference, (tuple, list)) and len(reference) == 2:
         mu2, cov2 = reference
     else:
-        _check_images("reference", reference)
-        mu2, cov2 = feature_statistics(classifier_features(reference, classifier, batch_size))
+        mu2, cov2 = feature_statistics(_batched("features", reference, classifier, batch_size, "reference").double())
     return frechet_distance(mu1, cov1, mu2, cov2)
 
 
@@ -145,13 +165,16 @@ def classifier_accuracy(x: torch.Tensor, labels: torch.Tensor, classifier=None, 
 
 def reconstruction_mse(x: torch.Tensor, y: torch.Tensor, reduction: str = "mean"):
     """Per-dimension MSE on [0, 1] between images ``x`` and ``y`` given in [−1, 1]
-    (DDIM Table 2's measure): mean(((x+1)/2 − (y+1)/2)²) = mean((x − y)²) / 4.
+    (DDIM Table 2's measure): mean(((x+1)/2 − (y+1)/2)²) = mean((x − y)²) / 4. Images in
+    [0, 1] or 0–255 are refused (convert with 2x − 1 or x/127.5 − 1).
     ``reduction="none"`` returns one value per example (float64 tensor [N])."""
     check_tensor("x", x, floating=True)
     check_tensor("y", y, floating=True)
     check_same_shape("y", y, "x", x)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    check_image_range("x", x)
+    check_image_range("y", y)
     d = ((x.double() - y.double().to(x.device)) / 2).pow(2)
     if reduction == "none":
         return d.reshape(d.shape[0], -1).mean(1).cpu() if d.dim() > 1 else d.cpu()

@@ -135,3 +135,33 @@ def test_bad_inputs(sched, mixture):
         lk.gaussian_kl(0.0, 0.0, 0.0, 1.0)
     with pytest.raises(ValueError, match="T >= 2"):
         lk.prior_kl(x0, de.NoiseSchedule.linear(T=1))
+
+
+def test_discrete_decoder_refuses_wrong_image_range(sched):
+    """The 8-bit decoder's bins assume images in [−1, 1]: [0, 1] and 0–255 digits are refused."""
+    x, _ = de.data.load_mnist("test")
+    x = x[:2]
+    zero = lambda x_t, t: torch.zeros_like(x_t)   # noqa: E731
+    for bad, msg in (((x + 1) / 2, r"x0 must be images in \[-1, 1\].*2 \* x - 1"),
+                     ((x + 1) * 127.5, r"x0 must be images in \[-1, 1\].*x / 127.5 - 1")):
+        with pytest.raises(ValueError, match=msg):
+            lk.bits_per_dim(zero, bad, sched, timesteps=1, progress=False)
+        with pytest.raises(ValueError, match=msg):
+            lk.vlb_terms(zero, bad, sched, t=0, progress=False)
+        with pytest.raises(ValueError, match=msg):
+            lk.term_at(zero, bad, torch.zeros(2, dtype=torch.long), sched)
+    r = lk.bits_per_dim(zero, x, sched, timesteps=1, batch_size=2, progress=False)   # [−1, 1] digits pass
+    assert r.per_example.shape == (2,)
+    # the Gaussian decoder is for continuous data, and t ≥ 1 terms do not use the decoder: no range check
+    lk.bits_per_dim(zero, (x + 1) / 2, sched, timesteps=1, decoder="gaussian", progress=False)
+    lk.vlb_terms(zero, (x + 1) / 2, sched, t=[5], progress=False)
+
+
+def test_numpy_integer_timesteps(sched, mixture):
+    np = pytest.importorskip("numpy")
+    model = mixture.eps_model(sched)
+    x0 = mixture.sample(4, generator=torch.Generator().manual_seed(0))
+    got = lk.vlb_terms(model, x0, sched, t=np.int64(5), decoder="gaussian", progress=False)
+    assert got.shape == (1, 4)
+    r = lk.bits_per_dim(model, x0, sched, "beta", np.int64(3), decoder="gaussian", progress=False)
+    assert r.terms.shape == (3, 4)

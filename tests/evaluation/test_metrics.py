@@ -73,6 +73,33 @@ def test_frechet_bad_input(args, err):
         frechet_distance(*args)
 
 
+def test_frechet_refuses_non_covariances():
+    """A non-symmetric or indefinite "covariance" used to give 0.0 (the square roots symmetrise and clip)."""
+    mu = torch.zeros(3, dtype=torch.float64)
+    eye = torch.eye(3, dtype=torch.float64)
+    upper = torch.tensor([[1.0, 5.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)  # not symmetric
+    indefinite = torch.diag(torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64))                     # not PSD
+    negative = -eye
+    with pytest.raises(ValueError, match="cov1 must be a symmetric"):
+        frechet_distance(mu, upper, mu, eye)
+    with pytest.raises(ValueError, match="cov2 must be a symmetric"):
+        frechet_distance(mu, eye, mu, upper.numpy())
+    for bad in (indefinite, negative):
+        with pytest.raises(ValueError, match="cov1 must be positive semi-definite"):
+            frechet_distance(mu, bad, mu, bad)
+        with pytest.raises(ValueError, match="cov2 must be positive semi-definite"):
+            frechet_distance(mu, eye, mu, bad)
+
+
+def test_frechet_accepts_rounded_covariances():
+    """float32 round-off (slight asymmetry, eigenvalues of −1e-9 for singular covariances) is fine."""
+    f = torch.randn(20, 64, generator=torch.Generator().manual_seed(0))   # N < d: singular covariance
+    mu, cov = feature_statistics(f)
+    c32 = cov.float()
+    c32[0, 1] += 1e-7 * float(c32.abs().max())
+    assert frechet_distance(mu.float(), c32, mu, cov) < 1e-3
+
+
 def test_feature_statistics_match_numpy():
     f = torch.randn(50, 5)
     mu, cov = feature_statistics(f)

@@ -1,0 +1,25 @@
+"""Seeds: any non-negative integer (numpy integers included) is accepted; bools, floats and
+negatives are refused."""
+import numpy as np
+import pytest
+import torch
+
+import ddim_edu as de
+
+
+@pytest.mark.parametrize("seed", [np.int64(7), np.int32(7), np.uint64(7), 7])
+def test_numpy_integer_seeds(seed):
+    g = de.env.generator(seed)
+    assert g.initial_seed() == 7
+    ref = torch.randn(3, generator=de.env.generator(7))
+    torch.testing.assert_close(torch.randn(3, generator=g), ref)
+    g2 = de.env.seed_everything(seed)
+    assert g2.initial_seed() == 7 and torch.initial_seed() == 7
+
+
+@pytest.mark.parametrize("seed", [True, -1, np.int64(-1), 1.0, np.float64(1.0), "1", None])
+def test_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        de.env.generator(seed)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        de.env.seed_everything(seed)
