@@ -110,3 +110,143 @@ def test_cli_entry_point():
     out = subprocess.run([sys.executable, "-m", "ddim_edu.course", "--help"], capture_output=True, text=True,
                          check=True, cwd=NOTEBOOKS.parent).stdout
     assert "python -m ddim_edu.course" in out and "student" in out and "grade" in out
+
+
+# ----------------------------------------------------------------------------- argument checks and robustness
+# Fast: nothing below starts a kernel (the notebook client is replaced by one that runs nothing,
+# so a submission's stored outputs are what the grader reads).
+class _NoRun:
+    def __init__(self, nb, **kwargs):
+        self.nb = nb
+
+    def execute(self):
+        return self.nb
+
+
+@pytest.fixture
+def no_kernel(monkeypatch):
+    import nbclient
+    monkeypatch.setattr(nbclient, "NotebookClient", _NoRun)
+
+
+def _verdict_nb(lines):
+    from ddim_edu.course.engine import TAG
+    text = "".join(f"{TAG} {name}: {verdict}\n" for name, verdict in lines)
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "pass", outputs=[nbformat.v4.new_output("stream", name="stdout", text=text)])])
+
+
+def _cli_error(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        classroom.main(argv)
+    assert exc.value.code != 0
+    return capsys.readouterr().err
+
+
+def test_grade_refuses_a_missing_or_empty_folder(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    err = _cli_error(capsys, ["grade", str(missing), "--out", str(tmp_path / "g.csv")])
+    assert "SUBMISSIONS" in err and str(missing) in err and "does not exist" in err
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("no notebooks here")
+    err = _cli_error(capsys, ["grade", str(empty), "--out", str(tmp_path / "g.csv")])
+    assert "SUBMISSIONS" in err and str(empty) in err and "no .ipynb" in err
+    assert not (tmp_path / "g.csv").exists()
+    with pytest.raises(classroom.ClassroomError):
+        classroom.grade(empty, tmp_path / "g.csv")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_grade_refuses_a_timeout_that_is_not_positive(tmp_path, capsys, value):
+    nbformat.write(_verdict_nb([]), tmp_path / "a.ipynb")
+    err = _cli_error(capsys, ["grade", str(tmp_path), "--timeout", value, "--out", str(tmp_path / "g.csv")])
+    assert "--timeout" in err and repr(value) in err and "positive" in err
+    with pytest.raises(classroom.ClassroomError, match="positive"):
+        classroom.grade(tmp_path, tmp_path / "g.csv", timeout=0)
+
+
+def test_grade_checks_out_before_grading(tmp_path, capsys, monkeypatch):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(_verdict_nb([]), subs / "a.ipynb")
+    graded = []
+    monkeypatch.setattr(classroom, "grade_notebook", lambda p, t=600: graded.append(p))
+    err = _cli_error(capsys, ["grade", str(subs), "--out", str(tmp_path)])          # a folder
+    assert "--out" in err and str(tmp_path) in err and "folder" in err
+    (tmp_path / "file").write_text("")
+    err = _cli_error(capsys, ["grade", str(subs), "--out", str(tmp_path / "file" / "g.csv")])   # parent is a file
+    assert "--out" in err and "not a folder" in err
+    assert graded == []
+
+
+def test_grade_creates_the_parent_of_out(tmp_path, no_kernel):
+    nbformat.write(_verdict_nb([("ex01.alpha_bar", "pass")]), tmp_path / "a.ipynb")
+    out = tmp_path / "new" / "dir" / "g.csv"
+    classroom.grade(tmp_path, out)
+    assert out.exists()
+
+
+def test_student_refuses_to_overwrite_the_sources(tmp_path, capsys):
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    teacher = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# BEGIN SOLUTION\nx = 1\n# END SOLUTION\n")])
+    nbformat.write(teacher, src / "01_a.ipynb")
+    before = (src / "01_a.ipynb").read_text()
+    for out in [src, Path(str(src) + "/"), src / ".." / "notebooks"]:
+        err = _cli_error(capsys, ["student", str(src), str(out)])
+        assert "OUT" in err and "SRC" in err and "overwrite" in err
+    link = tmp_path / "link"
+    link.symlink_to(src, target_is_directory=True)
+    err = _cli_error(capsys, ["student", str(src), str(link)])
+    assert "overwrite" in err
+    assert (src / "01_a.ipynb").read_text() == before
+    assert classroom.main(["student", str(src), str(tmp_path / "student")]) == 0      # elsewhere is fine
+    assert "x = 1" not in (tmp_path / "student" / "01_a.ipynb").read_text()
+
+
+def test_malformed_outputs_and_a_failing_notebook_do_not_stop_the_csv(tmp_path, no_kernel, monkeypatch):
+    bad = _verdict_nb([("ex01.alpha_bar", "pass")])
+    raw = nbformat.writes(bad)
+    import json
+    data = json.loads(raw)
+    data["cells"][0]["outputs"].append({"output_type": "stream", "name": "stdout", "text": 42})
+    data["cells"][0]["outputs"].append({"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                                        "data": {"text/plain": 7}})
+    data["cells"][0]["outputs"].append({"output_type": "error", "ename": 3, "evalue": None, "traceback": []})
+    (tmp_path / "int_text.ipynb").write_text(json.dumps(data))
+    nbformat.write(_verdict_nb([("ex01.alpha_bar", "pass")]), tmp_path / "good.ipynb")
+    nbformat.write(_verdict_nb([]), tmp_path / "explodes.ipynb")
+    real = classroom.grade_notebook
+
+    def flaky(path, timeout=600):
+        if Path(path).name == "explodes.ipynb":
+            raise MemoryError("grader blew up")
+        return real(path, timeout)
+    monkeypatch.setattr(classroom, "grade_notebook", flaky)
+    out = tmp_path / "g.csv"
+    classroom.grade(tmp_path, out)
+    with open(out) as f:
+        table = {r["submission"]: r for r in csv.DictReader(f)}
+    assert set(table) == {"int_text.ipynb", "good.ipynb", "explodes.ipynb"}
+    assert table["int_text.ipynb"]["ex01.alpha_bar"] == "pass" and table["int_text.ipynb"]["passed"] == "1"
+    assert "3" in table["int_text.ipynb"]["status"]                   # the error output, read safely
+    assert table["good.ipynb"]["status"] == "ok" and table["good.ipynb"]["passed"] == "1"
+    assert table["explodes.ipynb"]["status"].startswith("grader error") and "grader blew up" in table["explodes.ipynb"]["status"]
+
+
+def test_total_counts_the_exercises_of_that_notebook(tmp_path, no_kernel):
+    from ddim_edu.course.exercises import ALL
+    ex01 = sorted(n for n in ALL if n.startswith("ex01."))
+    ex03 = sorted(n for n in ALL if n.startswith("ex03."))
+    nbformat.write(_verdict_nb([(ex01[0], "pass")]), tmp_path / "alice.ipynb")                 # by its verdicts
+    nbformat.write(_verdict_nb([(ex03[0], "pass"), (ex03[1], "fail")]), tmp_path / "03_bob.ipynb")   # by name
+    nbformat.write(_verdict_nb([]), tmp_path / "carol_03_ddpm_vs_ddim.ipynb")   # declared file name, no verdicts
+    out = tmp_path / "g.csv"
+    classroom.grade(tmp_path, out)
+    with open(out) as f:
+        table = {r["submission"]: r for r in csv.DictReader(f)}
+    assert (table["alice.ipynb"]["passed"], table["alice.ipynb"]["total"]) == ("1", str(len(ex01)))
+    assert (table["03_bob.ipynb"]["passed"], table["03_bob.ipynb"]["total"]) == ("1", str(len(ex03)))
+    assert table["carol_03_ddpm_vs_ddim.ipynb"]["total"] == str(len(ex03))
+    assert table["alice.ipynb"][ex03[0]] == "missing" and table["03_bob.ipynb"][ex01[0]] == "missing"
