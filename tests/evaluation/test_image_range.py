@@ -8,7 +8,6 @@ import torch
 
 import ddim_edu as de
 from ddim_edu.data import load_mnist
-from ddim_edu.evaluation.classifier import MNISTClassifier
 from ddim_edu.evaluation.metrics import (classifier_accuracy, classifier_features, classifier_fid, predict_labels,
                                          reconstruction_mse)
 from ddim_edu.train.pretrained import checkpoints_dir
@@ -16,15 +15,9 @@ from ddim_edu.validation import check_image_range
 
 
 @pytest.fixture(scope="module")
-def digits():
-    x, y = load_mnist("test")
+def digits(held_out_digits):
+    x, y = held_out_digits
     return x[:64], y[:64]
-
-
-@pytest.fixture(scope="module")
-def clf():
-    torch.manual_seed(0)
-    return MNISTClassifier().eval()
 
 
 def _wrong_ranges(x):
@@ -55,30 +48,30 @@ def test_wrong_ranges_refused(digits):
 
 
 @pytest.mark.parametrize("which", range(3))
-def test_classifier_metrics_refuse_wrong_range(digits, clf, which):
+def test_classifier_metrics_refuse_wrong_range(digits, random_classifier, which):
     x, y = digits
     label, bad, msg = _wrong_ranges(x)[which]
     with pytest.raises(ValueError, match="samples must be images in " + msg):
-        classifier_fid(bad, x, classifier=clf)
+        classifier_fid(bad, x, classifier=random_classifier)
     with pytest.raises(ValueError, match="reference must be images in " + msg):
-        classifier_fid(x, bad, classifier=clf)
+        classifier_fid(x, bad, classifier=random_classifier)
     with pytest.raises(ValueError, match="x must be images in " + msg):
-        classifier_features(bad, clf)
+        classifier_features(bad, random_classifier)
     with pytest.raises(ValueError, match="x must be images in " + msg):
-        predict_labels(bad, clf)
+        predict_labels(bad, random_classifier)
     with pytest.raises(ValueError, match="x must be images in " + msg):
-        classifier_accuracy(bad, y, clf)
+        classifier_accuracy(bad, y, random_classifier)
     with pytest.raises(ValueError, match="x must be images in " + msg):
         reconstruction_mse(bad, bad)
     with pytest.raises(ValueError, match="y must be images in " + msg):
         reconstruction_mse(x, bad)
 
 
-def test_metrics_still_accept_course_data(digits, clf):
+def test_metrics_still_accept_course_data(digits, random_classifier):
     x, y = digits
-    assert classifier_fid(x[:32], x[32:], classifier=clf) > 0
-    assert predict_labels(x, clf).shape == (64,)
-    assert 0.0 <= classifier_accuracy(x, y, clf) <= 1.0
+    assert classifier_fid(x[:32], x[32:], classifier=random_classifier) > 0
+    assert predict_labels(x, random_classifier).shape == (64,)
+    assert 0.0 <= classifier_accuracy(x, y, random_classifier) <= 1.0
     assert reconstruction_mse(x, x.flip(0)) > 0
 
 

@@ -112,15 +112,8 @@ def test_feature_statistics_match_numpy():
 
 # ----------------------------------------------------------------- classifier FID
 @pytest.fixture(scope="module")
-def digits():
-    x, y = load_mnist("test")
-    return x[:300], y[:300]
-
-
-@pytest.fixture(scope="module")
-def random_classifier():
-    torch.manual_seed(0)
-    return MNISTClassifier().eval()
+def digits(held_out_digits):
+    return held_out_digits
 
 
 def test_classifier_fid_self_and_shifted(digits, random_classifier):
