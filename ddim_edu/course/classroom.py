@@ -1,18 +1,20 @@
 """Classroom mode: student versions of the notebooks, and a grader for submissions.
 
     python -m ddim_edu.course student notebooks/ OUT/
-    python -m ddim_edu.course grade SUBMISSIONS/ --out grades.csv [--timeout 600]
+    python -m ddim_edu.course grade SUBMISSIONS/ --out grades.csv [--timeout 1200]
 
 ``student``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes
 ``raise NotImplementedError  # your code here``; cells tagged ``instructor`` (cell metadata
 tags) or starting with ``# INSTRUCTOR ONLY`` are removed; outputs are cleared.
 
-``grade``: executes every submitted notebook (offline, fast mode, a per-notebook timeout),
-reads the checks' ``[ddim_edu.check] exNN.name: pass|fail|not-attempted`` lines from its
-outputs and writes one CSV row per submission. A notebook that crashes or times out gets a
-row saying so; the grader itself does not stop. ``total`` is the number of exercises of the
-notebook the row's submission is: its file name's ``NN_`` prefix (or a declared notebook file
-name it contains), else the notebooks its verdict lines name.
+``grade``: runs every submitted notebook in its own sandbox (offline, fast mode, a wall-clock
+limit per submission) and judges what its functions return on each exercise's cases against
+references the grader computes itself (:mod:`ddim_edu.course.grading` says what this stops and
+:mod:`ddim_edu.course.sandbox` how it is isolated). Nothing the notebook prints or stores counts.
+It writes one CSV row per submission as each finishes; a notebook that crashes or times out gets
+a row saying so, and the grader goes on. ``total`` is the number of exercises of the notebook the
+row's submission is: its file name's ``NN_`` prefix (or a declared notebook file name it
+contains), else the notebooks its recorded answers name.
 
 Both commands check their arguments before doing any work, and refuse (exit status 2, a
 message naming the argument, its value and what is allowed): a ``SUBMISSIONS`` that is not a
@@ -27,55 +29,15 @@ import csv
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
-import nbformat
-
-from .engine import TAG
+from .sandbox import LEVELS
 from .handout import PLACEHOLDER, ClassroomError, make_student_versions, student_notebook  # noqa: F401
 
-VERDICT_RE = re.compile(re.escape(TAG) + r" (ex\d\d\.\w+): (pass|fail|not-attempted)")
 NUMBER_RE = re.compile(r"^(\d\d)_")
 
 
 # ----------------------------------------------------------------------------- grading
-def _as_text(value) -> str:
-    """An output's text as a str whatever the notebook holds there (str, list of str, int, None)."""
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return "".join(_as_text(v) for v in value)
-    return value if isinstance(value, str) else str(value)
-
-
-def _outputs(nb):
-    """Every output of every cell that is a mapping (malformed entries skipped), with its cell's index."""
-    for i, c in enumerate(nb.get("cells", []) or []):
-        outputs = c.get("outputs", []) if isinstance(c, dict) else []
-        for o in outputs if isinstance(outputs, list) else []:
-            if isinstance(o, dict):
-                yield i, o
-
-
-def _outputs_text(nb) -> str:
-    parts = []
-    for _, o in _outputs(nb):
-        if o.get("output_type") == "stream":
-            parts.append(_as_text(o.get("text", "")))
-        elif o.get("output_type") in ("execute_result", "display_data"):
-            data = o.get("data", {})
-            parts.append(_as_text(data.get("text/plain", "") if isinstance(data, dict) else ""))
-    return "\n".join(parts)
-
-
-def _first_error(nb) -> str:
-    for i, o in _outputs(nb):
-        if o.get("output_type") == "error":
-            return f"error in cell {i}: {_as_text(o.get('ename'))}: {_as_text(o.get('evalue'))}"[:200]
-    return ""
-
-
 def _check_timeout(timeout) -> None:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ClassroomError(f"timeout must be a positive number of seconds, got {timeout!r}")
@@ -90,6 +52,17 @@ def positive_seconds(text: str) -> int:
     if value is None or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number of seconds (1 or more), "
                                          f"got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of ``--jobs``: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
     return value
 
 
@@ -152,86 +125,102 @@ def notebook_exercises(path: str | Path, verdicts=()) -> list[str]:
     return sorted(n for n in ALL if n.split(".")[0] in prefixes)
 
 
-def grade_notebook(path: str | Path, timeout: int = 600) -> dict:
-    """Execute one submission; returns {"status": ok|error ...|timeout|unreadable ..., "verdicts": {...}}."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+def _snapshot():
+    """What every sandbox gets a copy of, and what the grader guards, read before any submission runs."""
+    from ..train.pretrained import checkpoints_dir
+    from . import grading
+    ckpt = checkpoints_dir()
+    checkpoints = grading._files(ckpt) if ckpt.is_dir() else {}
+    return grading.grading_package(), checkpoints, grading.Guard(grading.PACKAGE_DIR, ckpt)
+
+
+def grade_notebook(path: str | Path, timeout: int = 1200, level: str | None = None) -> dict:
+    """Grade one submitted notebook in a sandbox: {"status": ok|error …|timeout …|unreadable …,
+    "verdicts": {exercise: pass|fail|not-attempted}, "isolation": level}."""
+    from . import grading
     _check_timeout(timeout)
-    path = Path(path)
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as exc:
-        return {"status": f"unreadable: {type(exc).__name__}: {exc}"[:200], "verdicts": {}}
-    env_keys = {"DDIM_EDU_FAST": "1", "DDIM_EDU_OFFLINE": "1", "MPLBACKEND": "Agg"}
-    repo_root = str(Path(__file__).resolve().parents[2])
-    old = {k: os.environ.get(k) for k in [*env_keys, "PYTHONPATH"]}
-    os.environ.update(env_keys)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [repo_root, old["PYTHONPATH"]] if p)
-    status = "ok"
-    start = time.monotonic()
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(path.parent)}})
-        try:
-            client.execute()
-        except CellTimeoutError:
-            status = f"timeout (a cell ran past {timeout} s)"
-        except DeadKernelError as exc:
-            status = f"kernel died: {exc}"[:200]
-        except Exception as exc:
-            status = f"could not execute: {type(exc).__name__}: {exc}"[:200]
-        if status == "ok" and time.monotonic() - start > timeout:
-            status = f"timeout (ran past {timeout} s)"
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    if status == "ok":
-        status = _first_error(nb) or "ok"
-    verdicts = dict(VERDICT_RE.findall(_outputs_text(nb)))
-    return {"status": status, "verdicts": verdicts}
+    package, checkpoints, guard = _snapshot()
+    guard.begin()
+    result = grading.grade_submission(Path(path).read_bytes(), _candidates(path), timeout, package, checkpoints,
+                                      level)
+    changed = guard.restore()
+    if changed:
+        result["status"] += f"; changed the grader's files (restored): {', '.join(changed[:3])}"
+    return result
 
 
-def grade(submissions: str | Path, out_csv: str | Path, timeout: int = 600) -> list[dict]:
-    """Grade every ``*.ipynb`` under ``submissions`` (recursively) and write ``out_csv``.
-
-    The arguments are checked first (:class:`ClassroomError`). A submission the grader itself
-    fails on gets a ``grader error: …`` row; the others are graded and the CSV is written.
-    ``total`` is the number of exercises of that row's notebook (:func:`notebook_exercises`);
-    ``passed`` counts the passed exercises among those.
-    """
+def _candidates(path) -> list[str]:
+    """The exercises to look for in a submission: its notebook's, or every one if its name says nothing."""
     from .exercises import ALL
-    _check_timeout(timeout)
-    paths = _submission_paths(submissions)
-    out_csv = _check_out(out_csv)
-    results = {}
-    for p in paths:
-        try:
-            r = grade_notebook(p, timeout)
-            verdicts = {str(k): str(v) for k, v in dict(r["verdicts"]).items()}
-            results[p] = {"status": str(r["status"]), "verdicts": verdicts}
-        except Exception as exc:  # noqa: BLE001 -- one bad notebook must not stop the CSV
-            results[p] = {"status": f"grader error: {type(exc).__name__}: {exc}"[:200], "verdicts": {}}
-    expected = {p: notebook_exercises(p, r["verdicts"]) for p, r in results.items()}
-    seen = {name for r in results.values() for name in r["verdicts"]}
-    known = {name for names in expected.values() for name in names}
-    prefixes = {name.split(".")[0] for name in seen | known}
-    columns = sorted(n for n in ALL if n.split(".")[0] in prefixes) + sorted(seen - set(ALL))
-    rows = []
-    for p, r in results.items():
-        row = {"submission": str(p.relative_to(submissions)), "status": r["status"]}
-        for name in columns:
-            row[name] = r["verdicts"].get(name, "missing")
-        mine = expected[p]
-        row["passed"] = sum(r["verdicts"].get(n) == "pass" for n in mine)
-        row["total"] = len(mine)
-        rows.append(row)
-    with open(out_csv, "w", newline="") as f:
+    return notebook_exercises(path) or sorted(ALL)
+
+
+def _row(path: Path, submissions: Path, result: dict) -> dict:
+    mine = notebook_exercises(path, result["verdicts"])
+    return {"submission": str(path.relative_to(submissions)), "status": result["status"],
+            "verdicts": result["verdicts"], "passed": sum(result["verdicts"].get(n) == "pass" for n in mine),
+            "total": len(mine), "mine": mine}
+
+
+def _write_csv(out_csv: Path, rows: list[dict]) -> None:
+    """All rows so far, written to a temporary file and renamed over ``out_csv`` (never half a file)."""
+    from .exercises import ALL
+    seen = {n for r in rows for n in r["verdicts"]} | {n for r in rows for n in r["mine"]}
+    prefixes = {n.split(".")[0] for n in seen}
+    columns = sorted(n for n in ALL if n.split(".")[0] in prefixes)
+    tmp = out_csv.with_name(f".{out_csv.name}.partial")
+    with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["submission", "status", *columns, "passed", "total"])
         writer.writeheader()
-        writer.writerows(rows)
+        for r in rows:
+            writer.writerow({"submission": r["submission"], "status": r["status"], "passed": r["passed"],
+                             "total": r["total"], **{n: r["verdicts"].get(n, "missing") for n in columns}})
+    os.replace(tmp, out_csv)
+
+
+def grade(submissions: str | Path, out_csv: str | Path, timeout: int = 1200, level: str | None = None,
+          on_row=None, jobs: int = 1) -> list[dict]:
+    """Grade every ``*.ipynb`` under ``submissions`` (recursively), each in its own sandbox
+    (:mod:`ddim_edu.course.grading`), ``jobs`` at a time, and write ``out_csv`` after each one.
+
+    The arguments are checked first (:class:`ClassroomError`). Every submission is read before
+    the first one runs. A submission the grader itself fails on gets a ``grader error: …`` row.
+    ``total`` is the number of exercises of that row's notebook (:func:`notebook_exercises`);
+    ``passed`` counts the passed exercises among those. ``on_row(row)`` is called as each
+    submission finishes. ``level`` forces an isolation level of :mod:`ddim_edu.course.sandbox`.
+    With ``jobs`` > 1, a change to the grader's files is restored after the run that was
+    running, but may be reported in the row of one running beside it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Lock
+    from . import grading
+    _check_timeout(timeout)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ClassroomError(f"jobs must be a whole number of 1 or more, got {jobs!r}")
+    paths = _submission_paths(submissions)
+    out_csv = _check_out(out_csv)
+    raws = {p: p.read_bytes() for p in paths}
+    package, checkpoints, guard = _snapshot()
+    guard.begin()
+    rows, lock = [], Lock()
+
+    def one(p):
+        try:
+            result = grading.grade_submission(raws[p], _candidates(p), timeout, package, checkpoints, level)
+        except Exception as exc:  # noqa: BLE001 -- one bad submission must not stop the others
+            result = {"status": f"grader error: {type(exc).__name__}: {exc}"[:200], "verdicts": {}}
+        with lock:
+            changed = guard.restore()
+            if changed:
+                result["status"] += f"; changed the grader's files (restored): {', '.join(changed[:3])}"
+            rows.append(_row(p, Path(submissions), result))
+            rows.sort(key=lambda r: r["submission"])
+            _write_csv(out_csv, rows)
+            if on_row:
+                on_row(next(r for r in rows if r["submission"] == str(p.relative_to(submissions))))
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, paths))
     return rows
 
 
@@ -244,8 +233,12 @@ def main(argv=None) -> int:
     g = sub.add_parser("grade", help="execute submissions and write a CSV of verdicts")
     g.add_argument("submissions", metavar="SUBMISSIONS", help="folder of submitted .ipynb files (searched recursively)")
     g.add_argument("--out", default="grades.csv", help="CSV file to write (default grades.csv)")
-    g.add_argument("--timeout", type=positive_seconds, default=600,
-                   help="seconds per cell, a whole number of 1 or more (default 600)")
+    g.add_argument("--timeout", type=positive_seconds, default=1200,
+                   help="wall-clock seconds per submission, a whole number of 1 or more (default 1200)")
+    g.add_argument("--isolation", choices=LEVELS, default=None,
+                   help="force a sandbox level (default: the strongest that works here; see README)")
+    g.add_argument("--jobs", type=positive_int, default=1,
+                   help="submissions graded at the same time, a whole number of 1 or more (default 1)")
     args = parser.parse_args(argv)
     if args.command == "student":
         try:
@@ -255,12 +248,14 @@ def main(argv=None) -> int:
         for p in written:
             print(f"wrote {p}")
     else:
+        from .sandbox import isolation
         try:
-            rows = grade(args.submissions, args.out, args.timeout)
+            print(f"grading in sandboxes (isolation: {args.isolation or isolation()}); rows are written to "
+                  f"{args.out} as they finish", flush=True)
+            grade(args.submissions, args.out, args.timeout, level=args.isolation, jobs=args.jobs, on_row=lambda r: print(
+                f"{r['submission']}: {r['status']}, {r['passed']}/{r['total']} passed", flush=True))
         except ClassroomError as exc:
             g.error(str(exc))
-        for r in rows:
-            print(f"{r['submission']}: {r['status']}, {r['passed']}/{r['total']} passed")
         print(f"wrote {args.out}")
     return 0
 

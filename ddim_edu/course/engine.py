@@ -162,43 +162,73 @@ class Exercise:
                 continue
         return ""
 
-    def _finish(self, passed, message) -> CheckResult:
-        print(message)
-        print(f"{TAG} {self.name}: {CheckResult(self.name, passed, message).verdict}")
+    def _finish(self, passed, message, echo: bool = True) -> CheckResult:
+        if echo:
+            print(message)
+            print(f"{TAG} {self.name}: {CheckResult(self.name, passed, message).verdict}")
         return CheckResult(self.name, passed, message)
 
     def check(self, *student_fns) -> CheckResult:
         """Run the student's function(s) on every case; print and return the verdict. Never raises."""
         try:
-            return self._check(*student_fns)
+            if not student_fns or not all(callable(f) for f in student_fns):
+                return self._finish(False, f"✗ {self.name}: pass your function itself, e.g. .check(my_function)")
+            fn = self.adapt(*student_fns)
+            cases = self.cases()
+            return self.judge(cases, (run_case(fn, case) for case in cases))
         except Exception as exc:   # a bug in a case or an odd argument must not stop the notebook
             return self._finish(False, f"✗ {self.name}: the check could not run ({type(exc).__name__}: {exc})")
 
-    def _check(self, *student_fns) -> CheckResult:
-        if not student_fns or not all(callable(f) for f in student_fns):
-            return self._finish(False, f"✗ {self.name}: pass your function itself, e.g. .check(my_function)")
-        fn = self.adapt(*student_fns)
-        cases = self.cases()
+    def judge(self, cases, outcomes, echo: bool = True) -> CheckResult:
+        """The verdict on what the student's function did on each case (:class:`Outcome`, in the
+        order of ``cases``; an iterable, read only up to the first failing case). The grader calls
+        this with outcomes recorded in a sandbox, against references it computes itself."""
+        outcomes = iter(outcomes)
         for i, case in enumerate(cases):
-            try:
-                got = fn(*_fresh(case.args))
-            except NotImplementedError:
+            out = next(outcomes, None)
+            if out is None:
+                return self._finish(False, f"✗ {self.name}: no answer recorded for case «{case.label}»", echo)
+            if out.kind == "not-implemented":
                 if i == 0:
-                    return self._finish(None, f"… {self.name}: {NOT_ATTEMPTED}")
+                    return self._finish(None, f"… {self.name}: {NOT_ATTEMPTED}", echo)
                 return self._finish(False, f"✗ {self.name}: raised NotImplementedError on case «{case.label}» "
-                                           f"although earlier cases ran\n  Hint: {self._hint}")
-            except Exception as exc:
-                return self._finish(False, f"✗ {self.name}: your function raised {type(exc).__name__}: {exc}\n"
-                                           f"  on case «{case.label}»\n  Hint: {self._hint}")
-            want = self.reference(*_fresh(case.args))
-            if got is None and want is not None:
-                msg = "your function returned None: did you forget `return`?"
-            else:
-                msg = compare(got, want, self.rtol, self.atol)
+                                           f"although earlier cases ran\n  Hint: {self._hint}", echo)
+            if out.kind == "error":
+                return self._finish(False, f"✗ {self.name}: your function raised {out.error}\n"
+                                           f"  on case «{case.label}»\n  Hint: {self._hint}", echo)
+            msg = self._mismatch(out.value, case)
             if msg:
-                likely = self._diagnose(got, want, case) if got is not None else ""
-                text = f"✗ {self.name} failed on case «{case.label}»: {msg}"
-                if likely:
-                    text += f"\n  Likely mistake: {likely}"
-                return self._finish(False, text + f"\n  Hint: {self._hint}")
-        return self._finish(True, f"✓ correct — {self.name} ({len(cases)} cases)")
+                return self._finish(False, msg + f"\n  Hint: {self._hint}", echo)
+        return self._finish(True, f"✓ correct — {self.name} ({len(cases)} cases)", echo)
+
+    def _mismatch(self, got, case) -> str:
+        """'' when ``got`` is the reference's answer on ``case``, else the failure message."""
+        want = self.reference(*_fresh(case.args))
+        if got is None and want is not None:
+            msg = "your function returned None: did you forget `return`?"
+        else:
+            msg = compare(got, want, self.rtol, self.atol)
+        if not msg:
+            return ""
+        text = f"✗ {self.name} failed on case «{case.label}»: {msg}"
+        likely = self._diagnose(got, want, case) if got is not None else ""
+        return text + (f"\n  Likely mistake: {likely}" if likely else "")
+
+
+@dataclass
+class Outcome:
+    """What a student's function did on one case: ``kind`` is "value" (it returned ``value``),
+    "not-implemented" (it raised NotImplementedError) or "error" (``error`` says what it raised)."""
+    kind: str
+    value: object = None
+    error: str = ""
+
+
+def run_case(fn, case: Case) -> Outcome:
+    """Call ``fn`` on a fresh copy of ``case``'s inputs and record what happened."""
+    try:
+        return Outcome("value", fn(*_fresh(case.args)))
+    except NotImplementedError:
+        return Outcome("not-implemented")
+    except Exception as exc:
+        return Outcome("error", error=f"{type(exc).__name__}: {exc}"[:500])

@@ -1,7 +1,6 @@
 """The exercise self-checks: accept the reference solutions, reject realistic wrong answers with
 a message that names the mistake, report stubs as "not attempted", and never raise."""
 import pytest
-import torch
 
 import ddim_edu as de
 from ddim_edu.course.exercises import ALL
