@@ -21,5 +21,20 @@ def test_numpy_integer_seeds(seed):
 def test_bad_seeds(seed):
     with pytest.raises(ValueError, match="seed must be a non-negative int"):
         de.env.generator(seed)
-    with pytest.raises(ValueError, match="seed must be a non-negative int"):
-        de.env.seed_everything(seed)
+    if seed is not None:                      # seed_everything(None) is the course seed
+        with pytest.raises(ValueError, match="seed must be a non-negative int"):
+            de.env.seed_everything(seed)
+
+
+def test_course_seed_reads_the_environment(monkeypatch):
+    monkeypatch.delenv("DDIM_EDU_SEED", raising=False)
+    assert de.env.course_seed() == 0
+    monkeypatch.setenv("DDIM_EDU_SEED", "7")
+    assert de.env.course_seed() == 7
+    assert de.env.seed_everything().initial_seed() == 7 and torch.initial_seed() == 7
+    a = torch.randn(3, generator=de.env.seed_everything())
+    assert torch.equal(a, torch.randn(3, generator=de.env.generator(7)))
+    for bad in ("-1", "x", "1.5"):
+        monkeypatch.setenv("DDIM_EDU_SEED", bad)
+        with pytest.raises(ValueError, match="DDIM_EDU_SEED"):
+            de.env.seed_everything()
