@@ -93,6 +93,8 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, sched: 
     t_prev = check_int("t_prev", t_prev, lo=-1, hi=t - 1)
     check_choice("variance", variance, VARIANCES)
     eta = check_float("eta", eta, **ETA_RANGE)
+    if variance == "sigma_hat" and eta not in (0.0, 1.0):
+        raise ValueError(f"eta must be 0 or 1 with variance='sigma_hat' (σ̂ sets the noise itself), got {eta}")
     ab, ab_prev = sched.alpha_bar_at(t), sched.alpha_bar_at(t_prev)
     x0 = x0_from_eps(x_t, eps, ab)
     if clip_x0:
