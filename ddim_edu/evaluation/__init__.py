@@ -1,11 +1,15 @@
 """Measuring samples: the course's MNIST classifier and the metrics built on its features
-(classifier-FID, predicted labels), and the reconstruction error of Table 2 (loaded on first use,
+(classifier-FID, predicted labels), small-sample metrics with standard errors (KID, confident
+share, class histogram), and the reconstruction error of Table 2 (loaded on first use,
 so ``python -m ddim_edu.evaluation.classifier`` runs the module once)."""
 from .._lazy import lazy_attributes
 
 _METRICS = ("classifier_accuracy", "classifier_features", "classifier_fid", "feature_statistics",
-            "frechet_distance", "predict_labels", "reconstruction_mse")
+            "frechet_distance", "predict_labels", "predict_proba", "reconstruction_mse")
+_KERNEL = ("Estimate", "KIDEstimate", "ClassHistogram", "kernel_distance", "classifier_kid", "confident_share",
+           "class_histogram")
 __getattr__, __dir__ = lazy_attributes(__name__, {
-    **{name: ".metrics" for name in _METRICS}, "load_classifier": ".classifier", "MNISTClassifier": ".classifier",
-    "classifier": ".classifier", "metrics": ".metrics"})
-del lazy_attributes, _METRICS
+    **{name: ".metrics" for name in _METRICS}, **{name: ".kernel" for name in _KERNEL},
+    "load_classifier": ".classifier", "MNISTClassifier": ".classifier",
+    "classifier": ".classifier", "metrics": ".metrics", "kernel": ".kernel"})
+del lazy_attributes, _METRICS, _KERNEL

@@ -19,7 +19,7 @@ from .classifier import load_classifier
 from ..validation import check_image_range, check_int, check_same_shape, check_tensor
 
 __all__ = ["frechet_distance", "feature_statistics", "classifier_features", "classifier_fid",
-           "predict_labels", "classifier_accuracy", "reconstruction_mse", "load_classifier"]
+           "predict_labels", "predict_proba", "classifier_accuracy", "reconstruction_mse", "load_classifier"]
 
 
 def _as64(name: str, value, dims: int) -> torch.Tensor:
@@ -153,6 +153,11 @@ def classifier_fid(samples: torch.Tensor, reference, classifier=None, batch_size
 def predict_labels(x: torch.Tensor, classifier=None, batch_size: int = 500) -> torch.Tensor:
     """Predicted digit classes, LongTensor [N] on the CPU."""
     return _batched("forward", x, classifier, batch_size).argmax(1)
+
+
+def predict_proba(x: torch.Tensor, classifier=None, batch_size: int = 500) -> torch.Tensor:
+    """Class probabilities [N, num_classes] (softmax of the logits; float64, CPU; rows sum to 1)."""
+    return torch.softmax(_batched("forward", x, classifier, batch_size).double(), dim=1)
 
 
 def classifier_accuracy(x: torch.Tensor, labels: torch.Tensor, classifier=None, batch_size: int = 500) -> float:

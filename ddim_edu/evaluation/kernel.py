@@ -1,0 +1,275 @@
+r"""Sample-quality metrics that a CPU notebook can afford (200–500 samples), each reported with
+an honest standard error: the kernel distance (KID), the share of confidently classified
+samples and the histogram of predicted classes (mode coverage).
+
+KID (Bińkowski, Sutherland, Arbel & Gretton 2018, "Demystifying MMD GANs", Sec. 4) is the
+unbiased estimate of the squared maximum mean discrepancy (Gretton et al. 2012, JMLR, Lemma 6,
+eq. (3)) between two feature sets X = {x_i} (n rows) and Y = {y_j} (m rows), with the cubic
+polynomial kernel k(x, y) = (xᵀy / d + 1)³ (d = feature dimension):
+
+    MMD²_u = Σ_{i≠i'} k(x_i, x_i') / (n(n−1)) + Σ_{j≠j'} k(y_j, y_j') / (m(m−1)) − 2 Σ_{i,j} k(x_i, y_j) / (nm).
+
+Unlike the Fréchet distance it has no small-sample bias (E[MMD²_u] = MMD², so it can be
+negative when the two distributions agree), which is why notebook-sized comparisons use it
+(CORRECTNESS.md, pitfall 13). Everything is computed on the CPU in float64.
+
+Which numbers are reported (``KIDEstimate``):
+
+* ``value``: MMD²_u over the full sets (all pairs: the lowest-variance unbiased estimate).
+* ``stderr``: the standard error of ``value`` (its sampling error when X and Y are random draws
+  from their distributions), estimated by the two-sample delete-one jackknife of the U-statistic
+  (Arvesen 1969): var = (n−1)/n Σ_i (θ₋ᵢ − θ̄)² over the left-out x's plus the same over the y's.
+  It is exact on average when the distributions differ, and conservative (up to √2 too large,
+  Efron & Stein 1981) when they are equal and MMD² = 0.
+* ``subset_mean``, ``subset_std``: the paper's subset method (and torchmetrics'): MMD²_u on
+  ``subsets`` random subsets of ``subset_size`` rows of each set, their mean and their standard
+  deviation (ddof = 0). ``subset_std`` is the spread of a KID computed on ``subset_size`` rows,
+  not the error of ``value`` or of ``subset_mean`` (subsets overlap), so it is not used as one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..validation import FLOAT_DTYPES, check_float, check_generator, check_int
+from .metrics import _batched, _check_images
+
+__all__ = ["Estimate", "KIDEstimate", "ClassHistogram", "kernel_distance", "classifier_kid",
+           "confident_share", "class_histogram"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number with its standard error: ``value ± stderr`` from ``n`` samples.
+
+    ``float(est)`` is the value; ``str(est)`` reads like ``0.0123 ± 0.0021``;
+    ``f"{est:.3f}"`` formats both numbers with the given spec."""
+    value: float
+    stderr: float
+    n: int
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return str(self)
+        return f"{self.value:{spec}} ± {self.stderr:{spec}}"
+
+    def __str__(self) -> str:
+        return f"{self.value:.4g} ± {self.stderr:.2g}"
+
+
+@dataclass(frozen=True)
+class KIDEstimate(Estimate):
+    """KID over the full sets (``value``, ``stderr``, ``n`` = rows of the first set), the size of
+    the second set ``n_b``, and the paper's subset statistics (``subset_mean``, ``subset_std`` over
+    ``subsets`` subsets of ``subset_size`` rows; nan when ``subsets == 0``). See the module docstring."""
+    n_b: int
+    subset_mean: float
+    subset_std: float
+    subsets: int
+    subset_size: int
+
+
+@dataclass(frozen=True)
+class ClassHistogram:
+    """Predicted classes of ``n`` samples: ``counts[c]`` ± ``stderr[c]`` (standard error of the
+    count, √(n p (1−p)) with the ½-rule at p = 0 or 1, see :func:`class_histogram`), ``shares[c]``
+    = counts[c] / n ± ``share_stderr[c]``, and ``classes_present`` (mode coverage: classes with a
+    count > 0). Tuples, so ``plt.bar(range(10), h.counts, yerr=h.stderr)`` works."""
+    counts: tuple
+    stderr: tuple
+    shares: tuple
+    share_stderr: tuple
+    n: int
+    classes_present: int
+
+    def __str__(self) -> str:
+        rows = [f"class {c}: {k:4d} ± {s:4.1f}  ({p:.1%})"
+                for c, (k, s, p) in enumerate(zip(self.counts, self.stderr, self.shares))]
+        return "\n".join(rows + [f"{self.classes_present} of {len(self.counts)} classes present, n = {self.n}"])
+
+
+# ---------------------------------------------------------------------------- validation
+def _features(name: str, value, min_rows: int = 2) -> torch.Tensor:
+    """Features [N, d] (torch or numpy, any float dtype, any device) → CPU float64, checked."""
+    if isinstance(value, np.ndarray):
+        if not np.issubdtype(value.dtype, np.floating):
+            raise TypeError(f"{name} must hold floating-point features ({FLOAT_DTYPES}), got a numpy array of {value.dtype}")
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array of features [N, d], got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point features ({FLOAT_DTYPES}), got dtype {value.dtype}")
+    if value.dim() != 2 or value.shape[1] < 1:
+        raise ValueError(f"{name} must be features [N, d] (2-D, d >= 1), got shape {tuple(value.shape)}")
+    if value.shape[0] < min_rows:
+        raise ValueError(f"{name} must have at least {min_rows} rows (samples) for an unbiased KID, got {value.shape[0]}")
+    value = value.detach().to("cpu", torch.float64)
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must be finite, but it contains nan or inf")
+    return value
+
+
+def _share_stderr(k: int, n: int) -> float:
+    """Binomial standard error of the share k/n: √(p(1−p)/n). At k = 0 or k = n that formula
+    gives 0, which claims certainty; there p is replaced by (k + ½)/(n + 1) (half a success or
+    failure added), giving about 0.7/n."""
+    p = (k + 0.5) / (n + 1) if k in (0, n) else k / n
+    return math.sqrt(p * (1 - p) / n)
+
+
+# ---------------------------------------------------------------------------- KID
+def _row_sums(a: torch.Tensor, b: torch.Tensor, same: bool, chunk: int = 1024) -> torch.Tensor:
+    """Σ_j k(a_i, b_j) for each i (the j = i term left out when ``same``), in row blocks so that
+    a 5,000-row reference never needs a 5,000² matrix at once."""
+    d = a.shape[1]
+    out = []
+    for i in range(0, a.shape[0], chunk):
+        block = (a[i:i + chunk] @ b.T / d + 1.0) ** 3
+        if same:
+            rows = torch.arange(block.shape[0])
+            block[rows, rows + i] = 0.0
+        out.append(block.sum(1))
+    return torch.cat(out)
+
+
+def _mmd2(a: torch.Tensor, b: torch.Tensor, with_stderr: bool = False):
+    """MMD²_u of float64 features (module docstring) and, if asked, its jackknife standard error."""
+    n, m = a.shape[0], b.shape[0]
+    ra, rb = _row_sums(a, a, True), _row_sums(b, b, True)
+    ca, cb = _row_sums(a, b, False), _row_sums(b, a, False)      # Σ_j k(a_i, b_j), Σ_i k(a_i, b_j)
+    value = float(ra.sum() / (n * (n - 1)) + rb.sum() / (m * (m - 1)) - 2 * ca.sum() / (n * m))
+    if not with_stderr:
+        return value
+    if min(n, m) < 3:
+        return value, math.nan                   # leaving one out of 2 rows leaves no pair
+    # θ₋ᵢ (x_i left out) = const − 2 r_i/((n−1)(n−2)) + 2 c_i/((n−1)m); only the varying part matters
+    ua = 2 * ca / ((n - 1) * m) - 2 * ra / ((n - 1) * (n - 2))
+    ub = 2 * cb / ((m - 1) * n) - 2 * rb / ((m - 1) * (m - 2))
+    var = (n - 1) / n * (ua - ua.mean()).pow(2).sum() + (m - 1) / m * (ub - ub.mean()).pow(2).sum()
+    return value, math.sqrt(float(var))
+
+
+def _kid(a: torch.Tensor, b: torch.Tensor, subsets, subset_size, generator) -> KIDEstimate:
+    n, m = a.shape[0], b.shape[0]
+    subsets = check_int("subsets", subsets, lo=0)
+    if subset_size is None:
+        subset_size = max(2, min(n, m, 2000) // 2)
+    subset_size = check_int("subset_size", subset_size, lo=2, hi=min(n, m))
+    check_generator("generator", generator)
+    value, stderr = _mmd2(a, b, with_stderr=True)
+    runs = []
+    for _ in range(subsets):                     # the draws torchmetrics makes: a's permutation, then b's
+        ia = torch.randperm(n, generator=generator)[:subset_size]
+        ib = torch.randperm(m, generator=generator)[:subset_size]
+        runs.append(_mmd2(a[ia], b[ib]))
+    sub = np.asarray(runs, dtype=np.float64)
+    return KIDEstimate(value=value, stderr=stderr, n=n, n_b=m,
+                       subset_mean=float(sub.mean()) if subsets else math.nan,
+                       subset_std=float(sub.std()) if subsets else math.nan,
+                       subsets=subsets, subset_size=subset_size)
+
+
+def kernel_distance(features_a, features_b, *, subsets: int = 100, subset_size: int | None = None,
+                    generator: torch.Generator | None = None) -> KIDEstimate:
+    """Kernel distance (KID): the unbiased MMD² between two feature sets, with its standard error.
+
+    ``features_a`` [n, d], ``features_b`` [m, d]: torch tensors or numpy arrays of any float
+    dtype (float16, bfloat16, float32, float64) on any device, n, m >= 2 (>= 3 for a finite
+    standard error); computed on the CPU in float64. Kernel k(x, y) = (xᵀy / d + 1)³, estimator
+    MMD²_u of Gretton et al. 2012 eq. (3) as used for KID by Bińkowski et al. 2018 (Sec. 4).
+    Unitless (squared feature-space distance under k); ≈ 0 (possibly < 0) for equal distributions.
+
+    Returns a :class:`KIDEstimate`: ``value`` = MMD²_u over the full sets, ``stderr`` = its
+    two-sample jackknife standard error (nan if n or m is 2). Additionally, the paper's subset
+    statistics over ``subsets`` (>= 0; 0 skips them) random subsets of ``subset_size`` rows
+    (2 <= subset_size <= min(n, m); default min(n, m) // 2, at most 1,000) drawn with
+    ``torch.randperm(·, generator=generator)`` exactly as torchmetrics' KernelInceptionDistance
+    draws them: ``subset_mean`` and ``subset_std`` (the spread of a ``subset_size``-row KID,
+    not a standard error of ``value``).
+
+    Raises TypeError (not a tensor/array, integer dtype, bad generator) or ValueError (not 2-D,
+    feature dimensions differ, fewer than 2 rows, nan/inf, subsets < 0, subset_size out of range),
+    naming the argument.
+    """
+    a, b = _features("features_a", features_a), _features("features_b", features_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"features_b must have the feature dimension of features_a ({a.shape[1]}), "
+                         f"got shape {tuple(b.shape)}")
+    return _kid(a, b, subsets, subset_size, generator)
+
+
+def classifier_kid(samples: torch.Tensor, reference, classifier=None, *, subsets: int = 100,
+                   subset_size: int | None = None, generator: torch.Generator | None = None,
+                   batch_size: int = 500) -> KIDEstimate:
+    """KID between the course classifier's 128-d features of ``samples`` and ``reference``.
+
+    ``samples``: images [N, 1, 28, 28] (or 32×32) in [−1, 1], N >= 2 ([0, 1] or 0–255 images are
+    refused with the conversion to use). ``reference``: images like ``samples``, or their
+    precomputed features [M, d] from :func:`~ddim_edu.evaluation.metrics.classifier_features`
+    (compute a reference once, reuse it). ``classifier``: default the shipped MNIST classifier.
+    The other arguments and the result are those of :func:`kernel_distance`. Comparable only
+    between runs of this course (a stand-in for Inception features).
+    """
+    a = _features("samples", _batched("features", samples, classifier, batch_size, "samples"))
+    if isinstance(reference, (torch.Tensor, np.ndarray)) and reference.ndim == 2:
+        b = _features("reference", reference)
+    else:
+        b = _features("reference", _batched("features", reference, classifier, batch_size, "reference"))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"reference features must have the classifier's feature dimension {a.shape[1]}, "
+                         f"got shape {tuple(b.shape)}")
+    return _kid(a, b, subsets, subset_size, generator)
+
+
+# ---------------------------------------------------------------------------- classifier shares
+def _probabilities(x, classifier, batch_size: int) -> torch.Tensor:
+    _check_images("x", x)
+    if x.shape[0] < 1:
+        raise ValueError(f"x must hold at least 1 image, got shape {tuple(x.shape)}")
+    logits = _batched("forward", x, classifier, batch_size)
+    if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
+        raise ValueError(f"classifier must return logits [N, num_classes], got shape {tuple(logits.shape)}")
+    return torch.softmax(logits.double(), dim=1)
+
+
+def confident_share(x: torch.Tensor, classifier=None, threshold: float = 0.9, batch_size: int = 500) -> Estimate:
+    """Share of images whose top softmax probability exceeds ``threshold``, ± its standard error.
+
+    ``x``: images [N, 1, 28, 28] (or 32×32) in [−1, 1], N >= 1. ``threshold`` in (0, 1).
+    ``classifier``: default the shipped MNIST classifier. A proxy for "looks like a clear digit".
+    Value p = k/N (k images with max softmax > threshold); standard error √(p(1−p)/N), the
+    binomial one, except at k = 0 or k = N, where p is replaced by (k + ½)/(N + 1) so the error is
+    not 0 (about 0.7/N). Returns an :class:`Estimate` (value, stderr, n = N).
+    Raises TypeError/ValueError naming ``x``, ``threshold`` or ``batch_size``.
+    """
+    threshold = check_float("threshold", threshold, lo=0.0, hi=1.0, lo_open=True)
+    if threshold >= 1.0:
+        raise ValueError(f"threshold must be in (0, 1) (a probability strictly between 0 and 1), got {threshold}")
+    p = _probabilities(x, classifier, batch_size)
+    n, k = p.shape[0], int((p.max(dim=1).values > threshold).sum())
+    return Estimate(value=k / n, stderr=_share_stderr(k, n), n=n)
+
+
+def class_histogram(x: torch.Tensor, classifier=None, batch_size: int = 500) -> ClassHistogram:
+    """Counts of predicted classes (argmax of the classifier's logits) with standard errors.
+
+    ``x``: images [N, 1, 28, 28] (or 32×32) in [−1, 1], N >= 1; ``classifier``: default the
+    shipped MNIST classifier (10 classes, digits 0–9). The count of class c is one cell of a
+    multinomial: standard error √(N p_c (1 − p_c)) with p_c = count/N (at a count of 0 or N, p_c
+    = (count + ½)/(N + 1), as in :func:`confident_share`). ``classes_present`` counts classes
+    predicted at least once (mode coverage: a model that drops a digit shows fewer than 10).
+    Returns a :class:`ClassHistogram`. Raises TypeError/ValueError naming ``x`` or ``batch_size``.
+    """
+    p = _probabilities(x, classifier, batch_size)
+    n = p.shape[0]
+    counts = [int(c) for c in torch.bincount(p.argmax(dim=1), minlength=p.shape[1])]
+    share_se = [_share_stderr(k, n) for k in counts]
+    return ClassHistogram(counts=tuple(counts), stderr=tuple(n * s for s in share_se),
+                          shares=tuple(k / n for k in counts), share_stderr=tuple(share_se),
+                          n=n, classes_present=sum(k > 0 for k in counts))
