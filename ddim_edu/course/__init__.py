@@ -4,7 +4,7 @@ numbers the notebooks quote.
 
     de.course.ex03.sigma.check(my_sigma)    # prints "✓ correct" or the failing case and a hint
     de.course.ex03.sigma.hint()
-    de.course.ex03.sigma.solution()         # prints the reference solution
+    de.course.ex03.sigma.solution(reveal=True)   # prints the reference solution
     de.course.paper.TABLE1_CIFAR10_FID      # the paper's Table 1 (and Table 2) numbers
 
     python -m ddim_edu.course student notebooks/ handout/     # student versions (classroom.py)
@@ -18,7 +18,7 @@ Modules: ``engine`` (Exercise, Case, CheckResult, compare), ``fixtures`` (shared
 Where a solution lives. Each reference solution is written once, in its notebook's exercise
 module, as the notebook's own function (``my_sigma``, same signature, same body); the instructor
 notebook carries the same body between ``# BEGIN SOLUTION`` and ``# END SOLUTION``. The module
-is the source of truth because ``.solution()`` must print it where only the installed package
+is the source of truth because ``.solution(reveal=True)`` must print it where only the installed package
 exists (Colab), and because there it is executed by the tests (it passes its check, and each
 listed mistake is told apart from it). ``tests/course/test_solutions_match_notebooks.py``
 fails, showing both versions, when a notebook's solution and the module's differ in anything

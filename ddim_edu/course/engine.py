@@ -123,7 +123,7 @@ def _fresh(args):
 
 
 class Exercise:
-    """A self-check: ``.check(student_fn)``, ``.hint()``, ``.solution()``.
+    """A self-check: ``.check(student_fn)``, ``.hint()``, ``.solution(reveal=True)``.
 
     ``reference`` computes the expected answer with the tested package (same call signature as
     the student's function); ``solution`` is the teaching implementation whose source
@@ -139,7 +139,7 @@ class Exercise:
         self.adapt = adapt or (lambda fn: fn)
 
     def __repr__(self) -> str:
-        return f"<exercise {self.name}: .check(your_function), .hint(), .solution()>"
+        return f"<exercise {self.name}: .check(your_function), .hint(), .solution(reveal=True)>"
 
     def hint(self) -> None:
         print(f"Hint ({self.name}): {self._hint}")
@@ -149,7 +149,13 @@ class Exercise:
         """The functions ``.solution()`` prints: the reference solution and any helper it calls."""
         return tuple(self._solution) if isinstance(self._solution, (list, tuple)) else (self._solution,)
 
-    def solution(self) -> None:
+    def solution(self, reveal: bool = False) -> None:
+        """Print the reference solution, only when asked twice: ``.solution()`` says how,
+        ``.solution(reveal=True)`` prints it (one deliberate step, so a glance can't spoil it)."""
+        if reveal is not True:
+            print(f"This would show the reference solution of {self.name}. Try .hint() first; "
+                  f"to see the solution, run .solution(reveal=True).")
+            return
         print("\n".join(textwrap.dedent(inspect.getsource(f)) for f in self.solution_functions))
 
     def _diagnose(self, got, want, case) -> str:

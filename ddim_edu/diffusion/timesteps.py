@@ -7,7 +7,7 @@ import torch
 
 from ..validation import check_choice, check_int, check_tensor
 
-SKIPS = ("uniform", "quadratic", "log_snr")
+SKIPS = ("uniform", "linspace", "quadratic", "log_snr")
 
 
 def make_timesteps(T: int, steps: int, skip: str = "uniform", alpha_bar: torch.Tensor | None = None) -> torch.Tensor:
@@ -15,7 +15,10 @@ def make_timesteps(T: int, steps: int, skip: str = "uniform", alpha_bar: torch.T
 
     - ``"uniform"``: τ_i = i · ⌊T/S⌋ — the official code's ``range(0, T, T // S)`` cut to
       exactly S values (that range has more than S values when S does not divide T).
-      DDIM's "linear" τ_i = ⌊c·i⌋ with c = ⌊T/S⌋.
+      DDIM's "linear" τ_i = ⌊c·i⌋ with c = ⌊T/S⌋. The last step starts below T − 1 when S does
+      not divide T evenly into the grid (S = 50: τ_49 = 980).
+    - ``"linspace"``: τ_i = round(i (T − 1)/(S − 1)), evenly spaced from 0 to T − 1 inclusive, so
+      every run starts at t = T − 1 (diffusers' ``timestep_spacing="linspace"``).
     - ``"quadratic"``: τ_i = ⌊c·i²⌋ (appendix D.2) with c chosen so τ_{S−1} = T − 1; where
       consecutive values would repeat (small i with large S) the next free integer is used,
       so the S values are always distinct.
@@ -37,6 +40,8 @@ def make_timesteps(T: int, steps: int, skip: str = "uniform", alpha_bar: torch.T
         return torch.arange(steps, dtype=torch.long) * (T // steps)
     if steps == 1:
         return torch.zeros(1, dtype=torch.long)
+    if skip == "linspace":
+        return torch.round(torch.linspace(0, T - 1, steps, dtype=torch.float64)).long()
     if skip == "quadratic":
         c = (T - 1) / (steps - 1) ** 2
         targets = [math.floor(c * i * i + 1e-9) for i in range(steps)]

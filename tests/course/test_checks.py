@@ -100,9 +100,12 @@ def test_examples_from_the_brief(capsys):
 
 
 def test_hint_and_solution_print(capsys):
+    de.course.ex03.ddim_step.solution()                    # one deliberate step away: not yet
+    out = capsys.readouterr().out
+    assert "def my_" not in out and "solution(reveal=True)" in out
     de.course.ex03.ddim_step.hint()
-    de.course.ex03.ddim_step.solution()
-    de.course.ex04.xbar.solution()
+    de.course.ex03.ddim_step.solution(reveal=True)
+    de.course.ex04.xbar.solution(reveal=True)
     out = capsys.readouterr().out
     assert "Hint (ex03.ddim_step)" in out and "def my_ddim_step(" in out and "def my_sigma(" in out
     assert "def my_x_to_xbar(" in out and "def my_xbar_to_x(" in out

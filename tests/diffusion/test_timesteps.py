@@ -7,7 +7,7 @@ import torch
 import ddim_edu as de
 
 
-@pytest.mark.parametrize("skip", ["uniform", "quadratic", "log_snr"])
+@pytest.mark.parametrize("skip", ["uniform", "linspace", "quadratic", "log_snr"])
 def test_exactly_s_distinct_increasing_steps_for_every_s(skip):
     T = 1000
     for S in range(1, T + 1) if skip != "log_snr" else [*range(1, 200), *range(200, T + 1, 7), T - 1, T]:
@@ -22,6 +22,16 @@ def test_uniform_is_the_official_range_cut_to_s():
     for S in [1, 3, 7, 10, 30, 50, 333, 999, 1000]:
         official = list(range(0, T, T // S))          # ermongroup/ddim: may have more than S values
         assert de.make_timesteps(T, S, "uniform").tolist() == official[:S]
+
+
+def test_linspace_is_diffusers_linspace_spacing():
+    """Evenly spaced from 0 to T − 1 inclusive: diffusers' DDIMScheduler(timestep_spacing="linspace")."""
+    diffusers = pytest.importorskip("diffusers")
+    for S in [2, 3, 10, 50, 333, 1000]:
+        ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing="linspace")
+        ref.set_timesteps(S)
+        assert de.make_timesteps(1000, S, "linspace").tolist() == sorted(ref.timesteps.tolist()), S
+        assert int(de.make_timesteps(1000, S, "linspace")[-1]) == 999
 
 
 def test_quadratic_is_floor_c_i_squared_and_reaches_the_end():
@@ -65,7 +75,7 @@ def test_single_step_and_all_steps():
     (1000, 0, "uniform", ValueError, r"steps must be in \[1, 1000\], got 0"),
     (1000, 1001, "uniform", ValueError, r"steps must be in \[1, 1000\], got 1001"),
     (1000, 10.0, "uniform", TypeError, "steps must be an int"),
-    (1000, 10, "cubic", ValueError, "skip must be one of 'uniform', 'quadratic', 'log_snr', got 'cubic'"),
+    (1000, 10, "cubic", ValueError, "skip must be one of 'uniform', 'linspace', 'quadratic', 'log_snr', got 'cubic'"),
     (0, 1, "uniform", ValueError, "T must be in"),
 ])
 def test_bad_arguments(T, steps, skip, exc, message):
