@@ -35,6 +35,7 @@ class MNISTClassifier(nn.Module):
     def __init__(self, width: int = 32, feature_dim: int = 128, num_classes: int = 10):
         super().__init__()
         w = check_int("width", width, lo=1)
+        feature_dim, num_classes = check_int("feature_dim", feature_dim, lo=1), check_int("num_classes", num_classes, lo=1)
         self.config = {"type": "mnist_classifier", "width": w, "feature_dim": feature_dim, "num_classes": num_classes}
 
         def block(cin, cout):
@@ -131,22 +132,31 @@ def _checkpoint_root() -> Path:
     return checkpoints_dir()
 
 
-def load_classifier(path=None, device=None) -> MNISTClassifier:
-    """The shipped classifier (``checkpoints/mnist_classifier``) or one saved at ``path``, eval mode."""
+def load_classifier(path=None, device=None, require_checksum: bool = True) -> MNISTClassifier:
+    """The shipped classifier (``checkpoints/mnist_classifier``) or one saved at ``path``, eval mode.
+    Checked like a diffusion checkpoint (:func:`ddim_edu.train.checkpoints.read_model_dir`):
+    config.json must match the checksum in model.safetensors (``require_checksum=False`` accepts a
+    hand-made folder without one), weights must be finite and fit, and the "model" section may hold
+    only the classifier's own fields, each in range (``ValueError`` naming the file otherwise)."""
     path = Path(path) if path is not None else _checkpoint_root() / DEFAULT_NAME
     if not path.is_dir():
         raise FileNotFoundError(f"classifier checkpoint {path} not found: expected a folder with model.safetensors "
                                 f"and config.json; train it with python -m ddim_edu.evaluation.classifier --out {path}")
-    config = ck.read_json(path / ck.CONFIG_FILE, "the classifier's config.json")
-    mcfg = dict(config.get("model") or {})
-    if mcfg.pop("type", None) != "mnist_classifier":
-        raise ValueError(f"{path / ck.CONFIG_FILE} does not describe an mnist_classifier (model: {config.get('model')})")
+    config, state, weights_path = ck.read_model_dir(path, require_checksum, "the classifier's")
+    where = path / ck.CONFIG_FILE
+    mcfg = config.get("model")
+    if not isinstance(mcfg, dict) or mcfg.get("type") != "mnist_classifier":
+        raise ValueError(f"{where} does not describe an mnist_classifier (its 'model' is {mcfg!r})")
+    mcfg = {k: v for k, v in mcfg.items() if k != "type"}
+    allowed = ("width", "feature_dim", "num_classes")
+    unknown = sorted(set(mcfg) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where} has unknown classifier field(s) {unknown} in 'model'; allowed: {list(allowed)}")
     try:
         model = MNISTClassifier(**mcfg)
-    except TypeError as e:
-        raise ValueError(f"{path / ck.CONFIG_FILE} has an invalid classifier config: {e}") from None
-    state = ck.load_tensors(ck._require(path / ck.MODEL_FILE, "the classifier weights model.safetensors"))
-    ck.load_state_checked(model, state, str(path / ck.MODEL_FILE))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where} has an invalid classifier config: {e}") from None
+    ck.load_state_checked(model, state, str(weights_path))
     return model.to(torch.device(device) if device is not None else "cpu").eval()
 
 

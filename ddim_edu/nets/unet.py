@@ -86,6 +86,12 @@ class UNet(nn.Module):
     The timestep embedding (sinusoidal, ``base_channels`` wide → Linear, SiLU, Linear to
     4·base) is projected and added per channel inside EVERY residual block. The defaults
     give 1.41M parameters (16/32/64: 0.36M), the sizes DESIGN.md measured.
+
+    ``num_res_blocks`` may also be a list with one count per level above the lowest (e.g.
+    ``[1, 2]`` with three widths: one block each way at 28×28, two at 14×14), to move compute
+    between resolutions: a 3×3 conv costs H·W·C_in·C_out, so 32 channels at 28×28, 64 at 14×14
+    and 128 at 7×7 cost the same per block, while the elementwise work (GroupNorm, SiLU) and
+    memory traffic grow with H·W·C and sit mostly at 28×28.
     """
 
     def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults=(1, 2, 4),
@@ -96,7 +102,15 @@ class UNet(nn.Module):
         if isinstance(channel_mults, (str, bytes)) or not hasattr(channel_mults, "__len__") or len(channel_mults) == 0:
             raise ValueError(f"channel_mults must be a non-empty sequence of positive ints, got {channel_mults!r}")
         channel_mults = tuple(check_int(f"channel_mults[{i}]", m, lo=1) for i, m in enumerate(channel_mults))
-        num_res_blocks = check_int("num_res_blocks", num_res_blocks, lo=1)
+        if isinstance(num_res_blocks, (list, tuple)):
+            if len(num_res_blocks) != len(channel_mults) - 1:
+                raise ValueError(f"num_res_blocks as a list needs one count per level above the lowest "
+                                 f"({len(channel_mults) - 1}), got {list(num_res_blocks)!r}")
+            blocks = [check_int(f"num_res_blocks[{i}]", b, lo=1) for i, b in enumerate(num_res_blocks)]
+            num_res_blocks = list(blocks)
+        else:
+            num_res_blocks = check_int("num_res_blocks", num_res_blocks, lo=1)
+            blocks = [num_res_blocks] * (len(channel_mults) - 1)
         if not isinstance(attention, bool):
             raise TypeError(f"attention must be True or False, got {attention!r}")
         dropout = check_float("dropout", dropout, lo=0.0, hi=1.0)
@@ -114,8 +128,8 @@ class UNet(nn.Module):
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
         self.down, skips, ch = nn.ModuleList(), [], base_channels
-        for w in widths[:-1]:
-            for _ in range(num_res_blocks):
+        for w, nb in zip(widths[:-1], blocks):
+            for _ in range(nb):
                 self.down.append(ResBlock(ch, w, temb_dim, dropout, groups))
                 ch = w
                 skips.append(ch)
@@ -127,9 +141,9 @@ class UNet(nn.Module):
         mid.append(ResBlock(ch, ch, temb_dim, dropout, groups))
         self.mid = nn.ModuleList(mid)
         self.up = nn.ModuleList()
-        for w in reversed(widths[:-1]):
+        for w, nb in zip(reversed(widths[:-1]), reversed(blocks)):
             self.up.append(Upsample(ch))
-            for _ in range(num_res_blocks):
+            for _ in range(nb):
                 self.up.append(ResBlock(ch + skips.pop(), w, temb_dim, dropout, groups))
                 ch = w
         self.norm_out = nn.GroupNorm(groups, ch)

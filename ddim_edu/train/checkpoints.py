@@ -12,28 +12,30 @@ A run directory (what ``python -m ddim_edu.train --out DIR`` writes)::
                             instant leaves the previous or the new state (older runs: state.json)
 
 Every file is written to a temporary name and moved into place with ``os.replace``, so a
-crash never leaves half a file. Each safetensors file carries the SHA-256 of its tensors
-("sha256") and of its other metadata ("meta_sha256") in its metadata; model.safetensors also
-carries the SHA-256 of config.json's canonical content ("config_sha256"). Loading checks them
-all, and refuses non-finite weights, so a tampered or truncated file fails loudly; a file
-without a checksum is refused unless ``require_checksum=False`` (hand-made files).
+crash never leaves half a file; model.safetensors and config.json are committed together
+(through a sibling folder renamed in one step: :func:`save_model_dir`, :func:`recover`). Each
+safetensors file carries the SHA-256 of its tensors ("sha256") and of its other metadata
+("meta_sha256"); model.safetensors also that of config.json's content ("config_sha256").
+Loading checks them all and refuses non-finite weights; a file without a checksum is
+refused unless ``require_checksum=False`` (hand-made files).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
+from safetensors.torch import load as _st_load, save as _st_save
 
 FORMAT = "ddim_edu/1"
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 STATE_FILE, STATE_JSON = "state.safetensors", "state.json"
+NEW_DIR, READY_DIR = ".checkpoint.new", ".checkpoint.ready"    # see save_model_dir
 
 
 # ----------------------------------------------------------------- atomic low-level I/O
@@ -84,8 +86,7 @@ def non_finite_keys(tensors: dict[str, torch.Tensor]) -> list[str]:
 def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
     bad = non_finite_keys(tensors)
     if bad:
-        few = ", ".join(bad[:8]) + (f" (+{len(bad) - 8} more)" if len(bad) > 8 else "")
-        raise ValueError(f"{what} holds non-finite values (NaN or inf) in: {few}")
+        raise ValueError(f"{what} holds non-finite values (NaN or inf) in: {_few(bad)}")
 
 
 def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -103,10 +104,9 @@ def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str
 
 
 def _require(path: Path, what: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise FileNotFoundError(f"{path} not found: expected {what}")
-    return path
+    return Path(path)
 
 
 def load_tensors(path, device="cpu", with_metadata: bool = False, require_checksum: bool = True):
@@ -181,16 +181,17 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
     shapes = sorted(f"{k}: {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
                     for k in set(want) & set(state) if state[k].shape != want[k].shape)
     if missing or extra or shapes:
-        def few(xs):
-            return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
-        parts = [f"missing keys: {few(missing)}" if missing else "",
-                 f"unexpected keys: {few(extra)}" if extra else "",
-                 f"shape mismatches: {few(shapes)}" if shapes else ""]
-        raise ValueError(f"weights in {source} do not match the model built from its config; "
-                         + "; ".join(p for p in parts if p))
+        parts = [f"{what}: {_few(xs)}" for what, xs in (("missing keys", missing), ("unexpected keys", extra),
+                                                        ("shape mismatches", shapes)) if xs]
+        raise ValueError(f"weights in {source} do not match the model built from its config; " + "; ".join(parts))
+
+
+def _few(xs: list[str]) -> str:
+    return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
 
 
 def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"):
+    """``model.load_state_dict(state)`` after :func:`check_state_dict`; returns ``model``."""
     check_state_dict(model, state, source)
     model.load_state_dict(state, strict=True)
     return model
@@ -201,48 +202,46 @@ def prefixed(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split ``optimizer.state_dict()`` into tensors ("optim.<i>.<name>") and JSON metadata."""
-    tensors, scalars = {}, {}
-    for idx, st in opt_state["state"].items():
-        for name, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"optim.{idx}.{name}"] = v
-            else:
-                scalars.setdefault(str(idx), {})[name] = v
-    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
-
-
-def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict] = {}
-    for key, v in tensors.items():
-        if key.startswith("optim."):
-            idx, name = key[len("optim."):].split(".", 1)
-            state.setdefault(int(idx), {})[name] = v
-    for idx, d in meta.get("scalars", {}).items():
-        state.setdefault(int(idx), {}).update(d)
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
 # ----------------------------------------------------------------- run directories
+def recover(run_dir) -> None:
+    """Finish a checkpoint that a kill interrupted: a committed ``.checkpoint.ready`` folder is
+    moved into place (its files replace the old pair), an uncommitted ``.checkpoint.new`` is
+    dropped (the previous pair is intact). Idempotent; nothing to do in a clean folder."""
+    run_dir = Path(run_dir)
+    ready, new = run_dir / READY_DIR, run_dir / NEW_DIR
+    if ready.is_dir():
+        for name in (MODEL_FILE, CONFIG_FILE):
+            if (ready / name).is_file():
+                os.replace(ready / name, run_dir / name)
+        shutil.rmtree(ready)
+    if new.exists():
+        shutil.rmtree(new)
+
+
 def save_model_dir(run_dir, weights: dict[str, torch.Tensor], config: dict) -> None:
     """Write ``model.safetensors`` and ``config.json``; "results" already in config.json
-    (e.g. FIDs added later) are kept unless ``config`` brings its own."""
+    (e.g. FIDs added later) are kept unless ``config`` brings its own. Both files are written
+    into ``.checkpoint.new``, which is renamed ``.checkpoint.ready`` (the commit) and then moved
+    into place, so a kill at any instant leaves the previous pair or the new one (:func:`recover`)."""
     run_dir = Path(run_dir)
+    recover(run_dir)
     config = {"format": FORMAT, **config}
-    old = run_dir / CONFIG_FILE
-    if old.is_file():
-        try:
-            prev = json.loads(old.read_text())
-            merged = dict(prev.get("results") or {})
-            merged.update(config.get("results") or {})
-            config["results"] = merged
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            pass
+    try:
+        prev = json.loads((run_dir / CONFIG_FILE).read_text())
+        config["results"] = {**(prev.get("results") or {}), **(config.get("results") or {})}
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        pass
     config.setdefault("results", {})
     json.dumps(config, allow_nan=False, default=_json_default)        # fail before writing anything
-    save_tensors(run_dir / MODEL_FILE, weights, {"step": config.get("step", ""), "config_sha256": config_digest(config)})
-    write_json(run_dir / CONFIG_FILE, config)
+    new = run_dir / NEW_DIR
+    try:
+        save_tensors(new / MODEL_FILE, weights, {"step": config.get("step", ""), "config_sha256": config_digest(config)})
+        write_json(new / CONFIG_FILE, config)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    os.replace(new, run_dir / READY_DIR)                               # the commit point
+    recover(run_dir)
 
 
 def read_model_dir(run_dir, require_checksum: bool = True, what: str = "the run's"):
@@ -250,17 +249,20 @@ def read_model_dir(run_dir, require_checksum: bool = True, what: str = "the run'
     config.json checked against the checksum that model.safetensors carries. ``ValueError`` if
     they disagree, or if there is no checksum (a hand-made folder) unless ``require_checksum=False``."""
     run_dir = Path(run_dir)
+    try:
+        recover(run_dir)
+    except OSError:                  # a read-only folder: read a committed checkpoint where it lies
+        if (run_dir / READY_DIR / CONFIG_FILE).is_file() and (run_dir / READY_DIR / MODEL_FILE).is_file():
+            run_dir = run_dir / READY_DIR
     config = read_json(run_dir / CONFIG_FILE, f"{what} config.json")
     path = _require(run_dir / MODEL_FILE, "the EMA weights model.safetensors")
     weights, meta = load_tensors(path, with_metadata=True, require_checksum=require_checksum)
     want = meta.get("config_sha256")
     if want is None and require_checksum:
-        raise ValueError(f"{path} has no checksum of {run_dir / CONFIG_FILE} (hand-made, or written before "
-                         "ddim_edu checked config.json), so the config's integrity cannot be checked; "
-                         "load it with require_checksum=False if you trust it")
+        raise ValueError(f"{path} has no checksum of {run_dir / CONFIG_FILE} (hand-made, or written before ddim_edu "
+                         "checked config.json): its integrity cannot be checked; load it with require_checksum=False if you trust it")
     if want is not None and want != config_digest(config):
-        raise ValueError(f"{run_dir / CONFIG_FILE} is corrupt or was edited: it does not match the checksum "
-                         f"stored in {path}")
+        raise ValueError(f"{run_dir / CONFIG_FILE} is corrupt or was edited: it does not match the checksum stored in {path}")
     return config, weights, path
 
 
@@ -269,12 +271,10 @@ def load_model(run_dir, device=None, weights: str = "ema", require_checksum: boo
 
     ``weights="ema"`` reads model.safetensors (the EMA weights everyone should use);
     ``"raw"`` reads the last optimiser iterate from state.safetensors. config.json must match
-    the checksum in model.safetensors (``require_checksum=False`` accepts a folder without one).
-    """
+    the checksum in model.safetensors (``require_checksum=False`` accepts a folder without one)."""
     from ..nets import build_model
     from ..diffusion.schedule import NoiseSchedule
     from ..validation import check_choice
-
     check_choice("weights", weights, ("ema", "raw"))
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -295,6 +295,5 @@ def load_model(run_dir, device=None, weights: str = "ema", require_checksum: boo
         path = _require(run_dir / STATE_FILE, "the resume state state.safetensors")
         state = prefixed(load_tensors(path, require_checksum=require_checksum), "model.")
     load_state_checked(model, state, str(path))
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    return model.to(dev).eval(), sched, config
+    return model.to(torch.device(device) if device is not None else "cpu").eval(), sched, config
 

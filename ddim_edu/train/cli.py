@@ -22,7 +22,8 @@ import torch
 
 from . import checkpoints as ck
 from .. import env
-from .config import TrainConfig, cli_dest, cli_flag, cli_negated, field_type
+from .config import (TrainConfig, _int_at_least, _pos_int, _widths, check_saved_args, cli_dest, cli_flag,
+                     cli_negated, field_type)
 
 DATASETS = {
     "mnist": "the 4,500 MNIST training digits shipped with the package (offline; = mnist-subset)",
@@ -45,27 +46,6 @@ RESUMABLE = {"device", "data_root", "resume", "out"} | {
 NOT_INHERITED = RESUMABLE | {"init", "seed"}
 
 
-def _int_at_least(lo: int):
-    def parse(s):
-        if int(s) < lo:
-            raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}" if lo == 1 else f"must be >= {lo}, got {s}")
-        return int(s)
-    return parse
-
-
-_pos_int = _int_at_least(1)
-
-
-def _widths(s):
-    try:
-        ws = [int(w) for w in s.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated integers like 32,64,128, got {s!r}") from None
-    if not ws or ws[0] < 1 or any(w % ws[0] for w in ws):
-        raise argparse.ArgumentTypeError(f"every width must be a positive multiple of the first, got {s!r}")
-    return ws
-
-
 def add_config_options(parser) -> None:
     """One option per :class:`~ddim_edu.train.config.TrainConfig` field, with its default and help
     (``parser`` is an ``argparse.ArgumentParser`` or argument group)."""
@@ -77,6 +57,10 @@ def add_config_options(parser) -> None:
             parser.add_argument(flag, dest=dest, action="store_true" if store_true else "store_false",
                                 default=(not f.default) if negated else f.default,
                                 help=f"{m['help']}; {flag} turns it off" if flag.startswith("--no-") else m["help"])
+            continue
+        if kind is str:
+            parser.add_argument(flag, dest=dest, choices=m["choices"], default=f.default,
+                                help=m["help"] + f" (default {f.default})")
             continue
         parse = _int_at_least(m["lo"]) if kind is int and m["lo"] is not None else kind
         parser.add_argument(flag, dest=dest, type=parse, default=f.default, metavar="N" if kind is int else "X",
@@ -146,16 +130,24 @@ def _explicit(parser: argparse.ArgumentParser, argv) -> set[str]:
 
 def _inherit(parser, args, typed: set[str]) -> argparse.Namespace:
     """--init: untyped options come from the model it starts from (its saved "args"); the seed moves on by one."""
-    try:
-        saved = ck.read_json(Path(args.init) / ck.CONFIG_FILE, "the --init model's config.json").get("args")
-    except (FileNotFoundError, ValueError) as e:
-        parser.error(f"--init {args.init}: {e}")
-    if not isinstance(saved, dict):
-        parser.error(f"--init {args.init}: its config.json has no saved 'args' (not written by python -m ddim_edu.train)")
+    saved = _saved_args(parser, Path(args.init), "--init")
     keep = {k: v for k, v in saved.items() if k not in typed and k not in NOT_INHERITED and k in vars(args)}
     if "seed" not in typed:
         keep["seed"] = int(saved.get("seed", 0)) + 1      # new batches and noise, not a replay of the first run
     return argparse.Namespace(**{**vars(args), **keep})
+
+
+def _saved_args(parser, run_dir: Path, opt: str) -> dict:
+    """The "args" saved in ``run_dir``'s config.json, checked like the command line (a parser error if not)."""
+    where = run_dir / ck.CONFIG_FILE
+    try:
+        ck.recover(run_dir)                                  # a checkpoint a kill interrupted
+        saved = ck.read_json(where, f"the {opt} run's config.json").get("args")
+        if saved is None:
+            raise ValueError(f"{where} has no saved 'args' (not written by python -m ddim_edu.train)")
+        return check_saved_args(parser, saved, where)
+    except (OSError, ValueError) as e:
+        parser.error(f"{opt} {run_dir}: {e}")
 
 
 def _check_out_dir(parser, out: Path) -> None:
@@ -223,9 +215,7 @@ def main(argv=None) -> int:
         run_dir = Path(args.resume)
         if args.out and Path(args.out).resolve() != run_dir.resolve():
             parser.error(f"--out {args.out} differs from --resume {args.resume}; a resumed run stays in its folder")
-        saved = ck.read_json(run_dir / ck.CONFIG_FILE, "the run's config.json").get("args")
-        if not isinstance(saved, dict):
-            parser.error(f"{run_dir / ck.CONFIG_FILE} has no saved 'args'; was it written by python -m ddim_edu.train?")
+        saved = _saved_args(parser, run_dir, "--resume")
         clash = sorted(k for k in typed - RESUMABLE if k in saved and saved[k] != vars(args)[k])
         if clash:
             parser.error(f"--resume keeps the saved run's settings; these differ: {', '.join(clash)} "

@@ -3,6 +3,7 @@ each option's default, help text, allowed range and command-line spelling, from 
 :mod:`ddim_edu.train.cli` generates its training options (so the two cannot disagree)."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import math
@@ -12,16 +13,17 @@ from ..validation import check_float, check_int
 
 
 def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, flag: str | None = None,
-           dest: str | None = None, resumable: bool = False, finite: bool = False):
+           dest: str | None = None, resumable: bool = False, finite: bool = False, choices: tuple | None = None):
     """A :class:`TrainConfig` field whose ``metadata`` describes it: ``help`` (the CLI help),
     the allowed range ``lo``/``hi`` (checked by :meth:`TrainConfig.validate` and the CLI),
     the CLI ``flag`` (default ``--name-with-dashes``; ``--no-name`` for a bool that is on by
     default), the ``dest`` under which the CLI stores it (the key in config.json's "args";
     a bool stored as ``no_<name>`` holds the negation), and ``resumable``: whether ``--resume``
-    may change it (it does not alter the training trajectory); ``finite``: a float that must not be infinite."""
+    may change it (it does not alter the training trajectory); ``finite``: a float that must not be infinite;
+    ``choices``: the allowed values of a string field."""
     return dataclasses.field(default=default, metadata={
         "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "flag": flag, "dest": dest, "resumable": resumable,
-        "finite": finite})
+        "finite": finite, "choices": choices})
 
 
 @dataclasses.dataclass
@@ -33,6 +35,16 @@ class TrainConfig:
     lr: float = option(5e-4, "AdamW learning rate", lo=0.0, lo_open=True, finite=True)
     weight_decay: float = option(0.0, "AdamW weight decay", lo=0.0, finite=True)
     lr_warmup: int = option(100, "linear learning-rate warm-up over the first N steps", lo=0)
+    lr_schedule: str = option("constant", "learning rate after the warm-up: constant, or cosine decay to 0 at "
+                                          "--lr-decay-steps (ddim_edu.train.schedules.lr_at)",
+                              choices=("constant", "cosine"))
+    lr_decay_steps: int = option(0, "the step where the cosine decay reaches 0 (0: --steps)", lo=0)
+    loss_weighting: str = option("none", "weight of each t in the loss: none (L_simple) or min_snr "
+                                         "(min(SNR_t, gamma)/SNR_t, Hang et al. 2023; DDIM's L_gamma family)",
+                                 choices=("none", "min_snr"))
+    min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min_snr", lo=0.0, lo_open=True, finite=True)
+    augment_shift: int = option(0, "shift each training image by up to N pixels (random, per image; "
+                                   "background fills the border)", lo=0)
     ema_decay: float = option(0.999, "EMA decay d of the weights", lo=0.0, hi=1.0, flag="--ema", dest="ema",
                               finite=True)
     ema_warmup: bool = option(True, "EMA warm-up: decay d_n = min(d, (1+n)/(10+n)) after n updates, so the early "
@@ -53,15 +65,20 @@ class TrainConfig:
     progress: bool | None = option(None, "a progress bar (None: on unless fast mode, DDIM_EDU_FAST=1)",
                                    resumable=True)
     compile: bool = option(False, "torch.compile the model (CUDA; slower start)", resumable=True)
+    channels_last: bool | None = option(None, "channels_last memory format for images (default: on CUDA only)",
+                                        flag="--channels-last", resumable=True)
 
     def validate(self) -> "TrainConfig":
         """Check every field against its type and range; raises ``TypeError``/``ValueError``
         naming the field, its value and what is allowed. Returns ``self``."""
         for f in dataclasses.fields(self):
             value, m, kind = getattr(self, f.name), f.metadata, field_type(f)
-            if value is None and f.default is None:          # optional: max_minutes, progress
+            if value is None and f.default is None:          # optional: max_minutes, progress, channels_last
                 continue
-            if kind is int:
+            if kind is str:
+                if not isinstance(value, str) or value not in m["choices"]:
+                    raise ValueError(f"{f.name} must be one of {', '.join(map(repr, m['choices']))}, got {value!r}")
+            elif kind is int:
                 check_int(f.name, value, lo=m["lo"], hi=m["hi"])
             elif kind is float:
                 check_float(f.name, value, lo=m["lo"], hi=m["hi"], lo_open=m["lo_open"])
@@ -92,7 +109,7 @@ def cli_negated(f: dataclasses.Field) -> bool:
 
 
 def field_type(f: dataclasses.Field) -> type:
-    """The value type of a :class:`TrainConfig` field: int, float or bool (``X | None`` gives X)."""
+    """The value type of a :class:`TrainConfig` field: int, float, bool or str (``X | None`` gives X)."""
     hint = _hints()[f.name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return args[0] if args else hint
@@ -101,3 +118,74 @@ def field_type(f: dataclasses.Field) -> type:
 @functools.lru_cache(maxsize=None)
 def _hints() -> dict:
     return typing.get_type_hints(TrainConfig)
+
+
+# ----------------------------------------------------------------- command-line values
+def _int_at_least(lo: int):
+    def parse(s):
+        if int(s) < lo:
+            raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}" if lo == 1 else f"must be >= {lo}, got {s}")
+        return int(s)
+    return parse
+
+
+_pos_int = _int_at_least(1)
+
+
+def _widths(s):
+    try:
+        ws = [int(w) for w in s.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers like 32,64,128, got {s!r}") from None
+    if not ws or ws[0] < 1 or any(w % ws[0] for w in ws):
+        raise argparse.ArgumentTypeError(f"every width must be a positive multiple of the first, got {s!r}")
+    return ws
+
+
+def check_saved_args(parser, saved: dict, where) -> dict:
+    """The "args" that a run's config.json (``where``) saved, checked as the command line checks
+    them: every key must be an option of ``parser`` (an ``argparse`` parser built like
+    :func:`ddim_edu.train.cli.build_parser`), every value must read back through the option's own
+    parser (its type, range and choices) unchanged, so a string where a number belongs is refused,
+    and the training fields must pass :meth:`TrainConfig.validate`. Returns ``saved``; raises
+    ``ValueError`` naming the file, the field, its value and what is allowed."""
+    actions = {a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "resume", "out")}
+    if not isinstance(saved, dict):
+        raise ValueError(f"{where}: 'args' must be a JSON object of option values, got {type(saved).__name__}")
+    for key, value in saved.items():
+        if key not in actions:
+            raise ValueError(f"{where}: unknown field {key!r} in 'args' (value {value!r}); allowed: {sorted(actions)}")
+        a = actions[key]
+        bad = f"{where}: field {key!r} in 'args' ({'/'.join(a.option_strings)}) is {value!r}, "
+        if a.nargs == 0:                                          # a switch: store_true / store_false
+            if not isinstance(value, bool) and not (value is None and a.default is None):
+                raise ValueError(bad + "allowed: true or false")
+            continue
+        if value is None:
+            if a.default is not None:
+                raise ValueError(bad + f"allowed: a value like its default {a.default!r}")
+            continue
+        text = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        try:
+            back = a.type(text) if a.type else text
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as e:
+            raise ValueError(bad + f"allowed: {e if isinstance(e, argparse.ArgumentTypeError) else _kind(a)}") from None
+        if back != value or isinstance(value, bool) or (a.choices and back not in a.choices):
+            allowed = f"one of {list(a.choices)}" if a.choices else _kind(a)
+            raise ValueError(bad + f"allowed: {allowed}")
+    values = {}
+    for f in dataclasses.fields(TrainConfig):
+        v = saved.get(cli_dest(f), (not f.default) if cli_negated(f) else f.default)
+        values[f.name] = (not v) if cli_negated(f) else v
+    try:
+        TrainConfig(**values).validate()
+    except (TypeError, ValueError) as e:
+        dest = {f.name: cli_dest(f) for f in dataclasses.fields(TrainConfig)}.get(str(e).split()[0], "?")
+        raise ValueError(f"{where}: field {dest!r} in 'args' holds a bad training option: {e}") from None
+    return saved
+
+
+def _kind(action) -> str:
+    t = getattr(action.type, "__name__", "")
+    return {"float": "a number (a JSON number)", "int": "an integer", "parse": "a whole number (a JSON integer)",
+            "_widths": "a list of integers"}.get(t, "a JSON string" if action.type is None else f"a value {t} accepts")

@@ -3,23 +3,52 @@ r"""The training objective: L_simple (Ho et al. 2020, eq. 14), DDIM's L_γ (eq. 
 
     L_simple(θ) = E_{t ~ U{0..T-1}, x_0, ε ~ N(0, I)} ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²,
 
-and the same loss on held-out data with fixed draws (a validation curve)."""
+and the same loss on held-out data with fixed draws (a validation curve).
+
+A reweighted loss E_t[w_t ‖ε − ε_θ(x_t, t)‖²] is DDIM's L_γ with γ_t = w_t: by DDIM's Theorem 1
+every L_γ (γ_t > 0) has the same optimum ε_θ(·, t) for each t when the parameters are not
+shared across t, so the weights change only how the shared network's capacity and gradient
+steps are spread over t. :func:`loss_weights` gives min-SNR-γ (Hang et al. 2023, "Efficient
+Diffusion Training via Min-SNR Weighting Strategy", eq. (8) for ε-prediction):
+
+    SNR_t = ᾱ_t / (1 − ᾱ_t),    w_t = min(SNR_t, γ) / SNR_t,
+
+which is 1 at noisy t (SNR_t ≤ γ) and γ/SNR_t < 1 at nearly clean t, where L_simple's
+ε-targets are hardest to predict and matter least for the samples."""
 from __future__ import annotations
 
 import torch
 
 from .. import env
-from ..validation import check_generator, check_int, check_model_output, check_tensor, check_timesteps
+from ..validation import check_choice, check_float, check_generator, check_int, check_model_output, check_tensor, \
+    check_timesteps
+
+WEIGHTINGS = ("none", "min_snr")
+
+
+def loss_weights(sched, t: torch.Tensor, weighting: str = "none", gamma: float = 5.0) -> torch.Tensor:
+    """The weight w_t of each timestep in ``t`` (LongTensor [B]) as float64 [B] on ``t``'s device:
+    ``"none"`` gives 1 (L_simple); ``"min_snr"`` gives min(SNR_t, γ)/SNR_t with SNR_t = ᾱ_t/(1 − ᾱ_t)
+    (Hang et al. 2023, eq. (8), ε-prediction; see the module docstring)."""
+    check_choice("weighting", weighting, WEIGHTINGS)
+    if weighting == "none":
+        return torch.ones(t.shape, dtype=torch.float64, device=t.device)
+    gamma = check_float("gamma", gamma, lo=0.0, lo_open=True)
+    ab = sched.alpha_bar.to(t.device)[t]
+    snr = ab / (1.0 - ab)
+    return snr.clamp(max=gamma) / snr
 
 
 def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | None = None, *,
                    t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                   per_example: bool = False):
+                   per_example: bool = False, weighting: str = "none", min_snr_gamma: float = 5.0):
     """L_simple (Ho et al. 2020 eq. 14 = DDIM eq. 5 with γ_t = 1), a Monte-Carlo estimate.
 
     Draws t ~ U{0, …, T−1} then ε ~ N(0, I) from ``generator`` (unless given), forms
     x_t = q_sample(x0, t, ε) and returns mean ‖ε_θ(x_t, t) − ε‖² over all dimensions.
     With ``per_example=True`` returns ``(losses [B], t [B])`` for "loss per t" plots.
+    ``weighting="min_snr"`` multiplies each example's loss by :func:`loss_weights` (γ =
+    ``min_snr_gamma``) before the mean: DDIM's L_γ with other γ_t (Theorem 1: same optimum per t).
     """
     if not callable(model):
         raise TypeError(f"model must be a callable ε-model model(x_t, t), got {type(model).__name__}")
@@ -38,6 +67,8 @@ def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | 
     x_t = sched.q_sample(x0, t, noise)
     eps = check_model_output(model(x_t, t), x_t)
     per = (eps.float() - noise.float()).pow(2).flatten(1).mean(1)
+    if weighting != "none":
+        per = per * loss_weights(sched, t, weighting, min_snr_gamma).to(per.dtype)
     return (per, t) if per_example else per.mean()
 
 

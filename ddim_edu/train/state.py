@@ -25,8 +25,31 @@ from pathlib import Path
 import torch
 
 from .. import env
-from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, _dumps, flatten_optimizer, load_model,
-                          load_tensors, prefixed, read_json, save_model_dir, save_tensors, unflatten_optimizer)
+from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, _dumps, load_model, load_tensors, prefixed, read_json,
+                          recover, save_model_dir, save_tensors)
+
+
+def flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into tensors ("optim.<i>.<name>") and JSON metadata."""
+    tensors, scalars = {}, {}
+    for idx, st in opt_state["state"].items():
+        for name, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim.{idx}.{name}"] = v
+            else:
+                scalars.setdefault(str(idx), {})[name] = v
+    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            idx, name = key[len("optim."):].split(".", 1)
+            state.setdefault(int(idx), {})[name] = v
+    for idx, d in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(d)
+    return {"state": state, "param_groups": meta["param_groups"]}
 
 
 @dataclasses.dataclass
@@ -113,6 +136,10 @@ def _read(run_dir: Path, require_checksum: bool = True):
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory {run_dir} not found: expected a folder with "
                                 f"{STATE_FILE} written by a training run")
+    try:
+        recover(run_dir)                     # finish a model.safetensors + config.json pair a kill interrupted
+    except OSError:
+        pass
     tensors, meta = load_tensors(run_dir / STATE_FILE, with_metadata=True, require_checksum=require_checksum)
     if "state" in meta:
         try:

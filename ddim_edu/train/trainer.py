@@ -1,5 +1,6 @@
 r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq. 14 = DDIM eq. 5
-with γ_t = 1; :mod:`~ddim_edu.train.loss`), AdamW, gradient clipping and an EMA of the weights,
+with γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`), AdamW with a warm-up and a constant
+or cosine learning rate (:mod:`~ddim_edu.train.schedules`), gradient clipping and an EMA of the weights,
 and owns its state (:meth:`Trainer.state_dict` / :meth:`Trainer.load_state_dict`), so a run
 stopped at any step — by a step count or a time budget — resumes bit-for-bit. On CUDA it uses
 bf16 autocast and channels_last, on CPU float32; ``torchrun ... -m ddim_edu.train`` runs it
@@ -22,6 +23,7 @@ from .config import TrainConfig
 from .ema import make_ema
 from .loss import diffusion_loss, held_out_loss
 from .samples import save_sample_grid
+from .schedules import lr_at, random_shift
 from .state import TrainerState
 
 __all__ = ["Trainer", "TrainConfig", "TrainerState", "train", "diffusion_loss", "held_out_loss", "make_ema"]
@@ -56,7 +58,8 @@ class Trainer:
         # held-out examples: every log line then also records the validation loss (metrics.held_out_loss)
         self.val_data = None if val_data is None else check_tensor("val_data", val_data, floating=True).to(
             self.device, torch.float32)
-        self.mem_format = torch.channels_last if self.cuda and data.dim() == 4 else torch.preserve_format
+        cl = self.cuda if self.cfg.channels_last is None else self.cfg.channels_last
+        self.mem_format = torch.channels_last if cl and data.dim() == 4 else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.mem_format) if data.dim() == 4 else model.to(self.device)
         self.model.train()
         self.net = self.model
@@ -80,19 +83,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def lr_at(self, step: int) -> float:
-        w = self.cfg.lr_warmup
-        return self.cfg.lr * (min(1.0, (step + 1) / w) if w else 1.0)
+        c = self.cfg
+        return lr_at(step, c.lr, c.lr_warmup, c.lr_schedule, c.lr_decay_steps or c.steps)
 
     def train_step(self) -> torch.Tensor:
         per_rank = self.cfg.batch_size // self.world
         idx = torch.randint(0, self.data.shape[0], (per_rank,), generator=self.data_gen).to(self.device)
-        x0 = self.data[idx]
+        x0 = random_shift(self.data[idx], self.cfg.augment_shift, self.data_gen)   # k = 0: no draw, x0 unchanged
         if self.mem_format is torch.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
-            loss = diffusion_loss(self.net, x0, self.sched, self.noise_gen)
+            loss = diffusion_loss(self.net, x0, self.sched, self.noise_gen, weighting=self.cfg.loss_weighting,
+                                  min_snr_gamma=self.cfg.min_snr_gamma)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:

@@ -58,27 +58,28 @@ CHILD = textwrap.dedent("""
 
 
 def test_kill_at_any_instant_leaves_a_resumable_run(tmp_path):
-    """SIGKILL a run that checkpoints every step at random instants: the run always resumes."""
+    """SIGKILL a run that checkpoints every step at random instants (most of its time is spent
+    writing checkpoints): the run always resumes, and its model.safetensors + config.json always load."""
     script, out = tmp_path / "child.py", tmp_path / "run"
     script.write_text(CHILD)
     rng, steps = random.Random(0), []
-    for _ in range(3):
+    for _ in range(4):
         p = subprocess.Popen([sys.executable, str(script), str(out), str(Path(__file__).parent)], cwd=ROOT,
                              env=SUB_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert p.stdout.readline().strip() == "ready", p.stderr.read()
             deadline = time.time() + 30
-            while not (out / "state.safetensors").exists() and time.time() < deadline:
+            while not (out / "config.json").exists() and time.time() < deadline:
                 time.sleep(0.01)
-            for _ in range(2):                          # let it overwrite checkpoints for a while
-                time.sleep(rng.uniform(0.2, 0.8))
+            time.sleep(rng.uniform(0.05, 0.6))             # let it overwrite checkpoints for a while
             assert p.poll() is None, p.stderr.read()
         finally:
             p.send_signal(signal.SIGKILL)
             p.wait()
         state = files.load_state(out)                 # raises if the kill left no usable state
+        model, _, config = ck.load_model(out)         # raises if it left a mixed or missing pair
+        assert config["step"] in (state.step, state.step - 1) and state.step >= 1
         steps.append(state.step)
-        assert state.step >= 1
     assert steps == sorted(steps) and steps[-1] > steps[0]
     tr = trainer(MLPDenoiser(hidden=16), toy_data(), out, steps=steps[-1] + 2).restore(out).fit()
     assert tr.step == steps[-1] + 2
@@ -178,3 +179,76 @@ def test_cli_refuses_an_out_that_is_a_file_before_training(tmp_path, capsys, mon
         with pytest.raises(SystemExit) as e:
             train_cli.main([*BASE, "--out", str(out)])
         assert e.value.code == 2 and "--out" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- model.safetensors + config.json together
+class _Killed(BaseException):
+    """Stands for a SIGKILL at one file-system operation (not an Exception: nothing catches it)."""
+
+
+def test_a_kill_at_every_file_operation_of_a_checkpoint_leaves_old_or_new(tmp_path, monkeypatch):
+    """Interrupt save_model_dir at each rename, fsync and removal in turn: the folder then loads
+    (load_model, read_model_dir, a resume) as the previous checkpoint or the new one, never a mix."""
+    run = tmp_path / "run"
+    torch.manual_seed(0)
+    trainer(MLPDenoiser(hidden=16), toy_data(), run, steps=2).fit()
+    old_w = ck.load_tensors(run / ck.MODEL_FILE)
+    prev_step = ck.read_json(run / ck.CONFIG_FILE)["step"]
+    real = {"replace": ck.os.replace, "fsync": ck.os.fsync, "rmtree": ck.shutil.rmtree}
+    k, seen = 0, set()
+    while True:
+        calls = [0]
+
+        def maybe_die(name, *a, **kw):
+            calls[0] += 1
+            if calls[0] == k + 1:
+                raise _Killed(name)
+            return real[name](*a, **kw)
+        for name in real:
+            monkeypatch.setattr(ck.os if name != "rmtree" else ck.shutil, name,
+                                lambda *a, _n=name, **kw: maybe_die(_n, *a, **kw))
+        new_w = {n: v + 1 for n, v in old_w.items()}
+        try:
+            ck.save_model_dir(run, new_w, {**ck.read_json(run / ck.CONFIG_FILE), "step": 100 + k})
+            done = True
+        except _Killed:
+            done = False
+        for name in real:
+            monkeypatch.setattr(ck.os if name != "rmtree" else ck.shutil, name, real[name])
+        config, weights, _ = ck.read_model_dir(run)           # recovers, then checks the pair
+        assert config["step"] in (prev_step, 100 + k)
+        got = "new" if torch.equal(weights[sorted(weights)[0]], new_w[sorted(new_w)[0]]) else "old"
+        assert got == ("new" if config["step"] == 100 + k else "old"), (k, config["step"])
+        assert all(torch.equal(weights[n], (new_w if got == "new" else old_w)[n]) for n in weights)
+        ck.load_model(run)
+        assert not (run / ck.NEW_DIR).exists() and not (run / ck.READY_DIR).exists()
+        seen.add(got)
+        old_w, prev_step = weights, config["step"]
+        if done:
+            break
+        k += 1
+    assert k >= 5 and seen == {"old", "new"}
+    files.load_state(run)
+
+
+def test_resume_and_init_finish_an_interrupted_checkpoint(saved_run):
+    """A kill right after the commit (the new pair still in .checkpoint.ready, model.safetensors
+    already moved): --resume and load_state finish the move before reading config.json."""
+    w = {k: v * 0.5 for k, v in ck.load_tensors(saved_run / ck.MODEL_FILE).items()}
+    cfg = {**ck.read_json(saved_run / ck.CONFIG_FILE), "step": 7}
+    ready = saved_run / ck.READY_DIR
+    ck.save_tensors(ready / ck.MODEL_FILE, w, {"step": 7, "config_sha256": ck.config_digest({**cfg, "format": ck.FORMAT})})
+    ck.write_json(ready / ck.CONFIG_FILE, {**cfg, "format": ck.FORMAT})
+    (ready / ck.MODEL_FILE).replace(saved_run / ck.MODEL_FILE)        # half moved: new weights, old config
+    with pytest.raises(ValueError, match="config.json is corrupt or was edited"):
+        _read_without_recovery(saved_run)                             # the mix a kill left on disk
+    files.load_state(saved_run)
+    assert not ready.exists() and ck.read_json(saved_run / ck.CONFIG_FILE)["step"] == 7
+    ck.load_model(saved_run)
+
+
+def _read_without_recovery(run):
+    config = ck.read_json(run / ck.CONFIG_FILE)
+    meta = ck.load_tensors(run / ck.MODEL_FILE, with_metadata=True)[1]
+    if meta["config_sha256"] != ck.config_digest(config):
+        raise ValueError("config.json is corrupt or was edited")

@@ -1,0 +1,380 @@
+"""Speed-run: sample quality against training budget (wall-clock minutes or optimiser steps) on
+the CPU, one recipe change at a time against today's recipe (issue 16).
+
+    python benchmarks/speedrun.py --recipes today,minsnr5 --minutes 2,5,10,20      # wall-clock budgets
+    python benchmarks/speedrun.py --recipes today,small --steps 300,1000 --batch 64 --threads 1
+    python benchmarks/speedrun.py --shipped          # the same scores for the shipped model (reference row)
+    python benchmarks/speedrun.py --speed --recipes today,small --threads 1,2        # CPU knobs: steps/s only
+    python benchmarks/speedrun.py --table            # results/speedrun/*.json -> results/speedrun_cpu.md
+    python benchmarks/speedrun.py --list             # the recipes
+
+A recipe is TrainConfig overrides plus UNet widths/blocks (RECIPES). For each recipe ONE run trains
+to the largest budget and stops at every smaller one (Trainer.fit with max_minutes = the time left
+to the next point, or steps = the next count), scores the EMA weights there, then continues: the
+2-minute point is the state after 2 minutes of training wall time of the same run that goes on to
+20 (scoring is not timed). That is exactly "a 2-minute run" for every recipe whose schedule does not
+look ahead (constant lr); a cosine lr decays over --decay-steps (default: the largest step budget),
+so its early points are points of a longer schedule — use --separate to train each budget from
+scratch with its own horizon (with minute budgets: --rate, the expected steps/s, sets each horizon).
+The run state lives in RUNS/<key>_<mode>/ (resumable: a killed grid goes on from the last budget
+point or --ckpt-every checkpoint, bit-for-bit with step budgets); each (recipe, budget) writes
+results/speedrun/<key>_<budget>.json as soon as it is scored, and existing ones are skipped, so a
+grid can run in pieces.
+
+Scores (ddim_edu.evaluation.kernel): N DDIM-50 samples (η = 0, fixed x_T, seed 0) → the share
+classified with confidence > 0.9 by the course classifier, the classes present, KID against the
+500 held-out digits' classifier features (each ± its standard error), and L_simple on the held-out
+digits with fixed (t, ε) (train.held_out_loss). Every row records steps done, steps/s, torch
+threads, the 1-minute load average at the start and end of training and the hardware: on a shared
+machine wall-clock budgets and steps/s are only as good as that load; step budgets are not.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import functools
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from common import ROOT, de, fixed_noise, markdown_table, sample_batched, Timer
+from ddim_edu.evaluation import kernel
+from ddim_edu.train.trainer import Trainer, TrainConfig
+
+BASE_NET = {"widths": [32, 64, 128], "num_res_blocks": 2}
+# name -> (TrainConfig overrides, network overrides, the one change against "today")
+RECIPES = {
+    "today": ({}, {}, "today's recipe: UNet 32/64/128 x2, batch 128, AdamW 5e-4 constant, EMA 0.999, L_simple"),
+    "batch64": ({"batch_size": 64}, {}, "batch 64"),
+    "small": ({}, {"widths": [16, 32, 64]}, "UNet widths 16/32/64 (0.36M)"),
+    "w24": ({}, {"widths": [24, 48, 96]}, "UNet widths 24/48/96 (0.8M)"),
+    "top1": ({}, {"num_res_blocks": [1, 2]}, "one block (not two) each way at 28x28"),
+    "blocks1": ({}, {"num_res_blocks": 1}, "one block per level"),
+    "minsnr5": ({"loss_weighting": "min_snr", "min_snr_gamma": 5.0}, {}, "min-SNR-5 loss weighting"),
+    "cosine2e3": ({"lr": 2e-3, "lr_schedule": "cosine"}, {}, "lr 2e-3, cosine decay"),
+    "ema995": ({"ema_decay": 0.995}, {}, "EMA 0.995"),
+    "ema99": ({"ema_decay": 0.99}, {}, "EMA 0.99"),
+    "shift2": ({"augment_shift": 2}, {}, "2-pixel random shifts"),
+}
+OUT = ROOT / "results" / "speedrun"
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipes", default="today", help="comma list of recipe names (--list)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--minutes", default=None, help="comma list of wall-clock budgets, e.g. 2,5,10,20")
+    g.add_argument("--steps", default=None, help="comma list of step budgets, e.g. 300,1000")
+    p.add_argument("--batch", type=int, default=None, help="batch size for every recipe (default: the recipe's)")
+    p.add_argument("--widths", default=None,
+                   help="UNet widths for every recipe, e.g. 16,32,64 (ablations on a smaller base; in the key)")
+    p.add_argument("--threads", default="0", help="torch threads (0: torch's default); --speed: a comma list")
+    p.add_argument("--n", type=int, default=500, help="DDIM samples scored per point (default 500)")
+    p.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of the scored samples (default 50)")
+    p.add_argument("--decay-steps", type=int, default=None, help="cosine horizon (default: the largest step budget)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="minute budgets, cosine lr: the expected steps/s, so the horizon is rate x the largest budget")
+    p.add_argument("--ckpt-every", type=int, default=200,
+                   help="save the run state every N steps too, so a killed grid resumes mid-budget (0: only at budgets)")
+    p.add_argument("--separate", action="store_true", help="train each budget from scratch (honest for cosine)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shipped", action="store_true",
+                   help="reference rows: n real digits, n noise images, the shipped model (checkpoints/mnist)")
+    p.add_argument("--speed", action="store_true", help="time training steps / sampling for CPU knobs only")
+    p.add_argument("--speed-steps", type=int, default=20, help="--speed: steps timed per knob and round")
+    p.add_argument("--table", action="store_true", help="write the table from the JSONs in --out-dir")
+    p.add_argument("--list", action="store_true", help="print the recipes")
+    p.add_argument("--out-dir", default=str(OUT))
+    p.add_argument("--runs", default=str(ROOT / "runs" / "speedrun"), help="run states (resumable)")
+    p.add_argument("--table-out", default=str(ROOT / "results" / "speedrun_cpu.md"))
+    a = p.parse_args(argv)
+    a.recipe_list = a.recipes.split(",")
+    bad = [r for r in a.recipe_list if r not in RECIPES]
+    if bad:
+        p.error(f"unknown recipe(s) {bad}; allowed: {', '.join(RECIPES)}")
+    a.thread_list = [int(t) for t in a.threads.split(",")]
+    a.width_list = [int(w) for w in a.widths.split(",")] if a.widths else None
+    if a.n < 2 or a.sample_steps < 1:
+        p.error("--n must be at least 2 (KID) and --sample-steps at least 1")
+    a.mode = "minutes" if a.minutes else "steps"
+    a.budgets = sorted(float(b) if a.minutes else int(b) for b in (a.minutes or a.steps or "").split(",") if b)
+    if not (a.table or a.list or a.shipped or a.speed) and not a.budgets:
+        p.error("give --minutes or --steps (or --table, --list, --shipped, --speed)")
+    return a
+
+
+def set_threads(n: int) -> int:
+    if n > 0:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | None = None):
+    """The recipe's UNet (``widths`` overrides its widths) and TrainConfig (quiet, no checkpoints of its own)."""
+    train_kw, net_kw, _ = RECIPES[recipe]
+    net = {**BASE_NET, **net_kw, **({"widths": widths} if widths else {})}
+    w = net["widths"]
+    torch.manual_seed(seed)
+    model = de.nets.UNet(base_channels=w[0], channel_mults=[x // w[0] for x in w], num_res_blocks=net["num_res_blocks"])
+    kw = {**train_kw, **({"batch_size": batch} if batch else {})}
+    cfg = TrainConfig(**{**kw, "steps": steps, "seed": seed, "progress": False, "ckpt_every": 0, "sample_every": 0})
+    return model, cfg, net
+
+
+@functools.lru_cache(maxsize=1)
+def reference():
+    """The course classifier, the 500 held-out digits and their classifier features (computed once)."""
+    classifier = de.evaluation.load_classifier(device="cpu")
+    held_out, _ = de.data.load_mnist("test")
+    return classifier, held_out, de.evaluation.metrics.classifier_features(held_out, classifier)
+
+
+class Scorer:
+    """The fixed x_T, classifier and held-out reference features that every point shares."""
+
+    def __init__(self, n: int, sample_steps: int, seed: int):
+        self.classifier, self.held_out, self.ref = reference()
+        self.x_T, self.n, self.sample_steps = fixed_noise(n, (1, 28, 28), seed), n, sample_steps
+
+    def __call__(self, model, sched, images: torch.Tensor | None = None) -> dict:
+        """Scores of ``model``'s DDIM samples, or of given ``images`` (then no held-out loss)."""
+        if images is not None:
+            return {**self.images(images, 0.0), "held_out_loss": None}
+        model.eval()
+        with Timer("cpu") as tm, torch.inference_mode():
+            x0 = sample_batched(lambda x: de.ddim_sample(model, x, sched, steps=self.sample_steps, progress=False),
+                                self.x_T, 250, "cpu").clamp(-1, 1)
+        return {**self.images(x0, tm.seconds), "held_out_loss": round(de.train.held_out_loss(model, self.held_out, sched), 6)}
+
+    def images(self, x0: torch.Tensor, seconds: float) -> dict:
+        conf = kernel.confident_share(x0, self.classifier, threshold=0.9)
+        hist = kernel.class_histogram(x0, self.classifier)
+        kid = kernel.classifier_kid(x0, self.ref, self.classifier, subsets=0)
+        return {"n": len(x0), "sample_steps": self.sample_steps, "sample_s": round(seconds, 1),
+                "confident": conf.value, "confident_se": conf.stderr, "classes_present": hist.classes_present,
+                "class_counts": list(hist.counts), "kid": kid.value, "kid_se": kid.stderr}
+
+
+def machine(threads: int) -> dict:
+    return {"threads": threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "torch": torch.__version__, "processor": platform.processor() or platform.machine()}
+
+
+def budget_name(mode: str, b) -> str:
+    return f"{b:g}min" if mode == "minutes" else f"{b}steps"
+
+
+def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threads: int) -> list:
+    """One run of ``recipe`` through ``budgets`` (ascending), scoring each point; returns the rows."""
+    batch = a.batch or RECIPES[recipe][0].get("batch_size", TrainConfig.batch_size)
+    steps = budgets[-1] if a.mode == "steps" else 10 ** 9
+    model, cfg, net = build(recipe, a.batch, steps, a.seed, a.width_list)
+    horizon = None
+    if cfg.lr_schedule == "cosine":
+        horizon = a.decay_steps or (budgets[-1] if a.mode == "steps" else
+                                    round(a.rate * 60 * budgets[-1]) if a.rate else None)
+        if horizon is None:
+            raise SystemExit(f"{recipe}: a cosine lr with wall-clock budgets needs --decay-steps or --rate (the "
+                             "steps/s; see the recipe's steps/s in a step-budget row measured on the same load)")
+        cfg = dataclasses.replace(cfg, lr_decay_steps=horizon)
+    # the key names everything that changes the run: a cosine horizon too (another horizon is another run)
+    key = (f"{recipe}_b{batch}" + (f"_w{'-'.join(map(str, a.width_list))}" if a.width_list else "")
+           + (f"_h{horizon}" if horizon else "") + (f"_s{a.seed}" if a.seed else "")
+           + (f"_sep{budget_name(a.mode, budgets[-1])}" if a.separate else ""))
+    out_dir, run_dir = Path(a.out_dir), Path(a.runs) / f"{key}_{a.mode}"
+    todo = [b for b in budgets if not (out_dir / f"{key}_{budget_name(a.mode, b)}.json").exists()]
+    if not todo:
+        print(f"{key}: all points done")
+        return []
+    cfg = dataclasses.replace(cfg, ckpt_every=a.ckpt_every)
+    tr = Trainer(model, sched, data, cfg, out_dir=run_dir, device="cpu",
+                 run_info={"speedrun": {"recipe": recipe, "net": net}})
+    if (run_dir / "config.json").exists():
+        tr.restore(run_dir)
+    rows = []
+    for b in budgets:
+        name = budget_name(a.mode, b)
+        if b not in todo:
+            continue
+        if a.mode == "steps":
+            if tr.step > b:
+                print(f"{key} {name}: the saved run is past this point (step {tr.step}); delete {run_dir} to redo it")
+                continue
+            tr.cfg.steps = b
+        else:
+            left = 60 * b - tr.wall_time()
+            if left <= 0:
+                print(f"{key} {name}: the saved run is past this point; delete {run_dir} to redo it")
+                continue
+            tr.cfg.max_minutes = left / 60
+        step0, wall0, load0 = tr.step, tr.wall_time(), os.getloadavg()[0]
+        tr.fit()
+        load1, seg_s = os.getloadavg()[0], tr.wall_time() - wall0
+        tr.save_snapshot()
+        row = {"recipe": recipe, "change": RECIPES[recipe][2], "batch": batch, "mode": a.mode, "budget": b,
+               "separate": a.separate, "steps": tr.step, "train_s": round(tr.wall_time(), 1),
+               "steps_per_s": round((tr.step - step0) / seg_s, 4) if seg_s > 0 else None,
+               "load_start": load0, "load_end": load1, **machine(threads),
+               "config": dataclasses.asdict(tr.cfg), "net": net,
+               "params": sum(p.numel() for p in model.parameters()), "date": time.strftime("%Y-%m-%d %H:%M"),
+               "last_train_loss": tr.history[-1]["loss"] if tr.history else None}
+        row.update(scorer(copy.deepcopy(tr.ema_model), sched))
+        path = out_dir / f"{key}_{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(row, indent=1) + "\n")
+        print(f"{key} {name}: step {row['steps']}, {row['steps_per_s']} steps/s, confident {row['confident']:.1%} "
+              f"± {row['confident_se']:.1%}, {row['classes_present']} classes, KID {row['kid']:.4f} ± "
+              f"{row['kid_se']:.4f}, held-out loss {row['held_out_loss']:.4f} (load {load0:.2f}->{load1:.2f})",
+              flush=True)
+        rows.append(row)
+    return rows
+
+
+def score_references(a, scorer: Scorer, threads: int) -> list:
+    """Rows that calibrate the metrics: n real training digits, and n images of uniform noise (the
+    course classifier calls pure noise one digit with confidence > 0.9: the confident share means
+    something only next to the KID and the classes present)."""
+    train, _ = de.data.load_mnist("train")
+    g = torch.Generator().manual_seed(a.seed)
+    sets = {"real": (f"{a.n} real training digits", train[torch.randperm(len(train), generator=g)[:a.n]]),
+            "noise": (f"{a.n} images of uniform noise in [-1, 1]", torch.rand(a.n, 1, 28, 28, generator=g) * 2 - 1)}
+    rows = []
+    for name, (change, x) in sets.items():
+        row = {"recipe": name, "change": change, "mode": "reference", **machine(threads),
+               "date": time.strftime("%Y-%m-%d %H:%M"), **scorer(None, None, images=x)}
+        (Path(a.out_dir) / f"{name}_n{a.n}.json").write_text(json.dumps(row, indent=1) + "\n")
+        print(f"{name}: confident {row['confident']:.1%}, {row['classes_present']} classes, KID {row['kid']:.4f}")
+        rows.append(row)
+    return rows
+
+
+def score_shipped(a, scorer: Scorer, threads: int) -> dict:
+    model, sched = de.load_pretrained("mnist")
+    row = {"recipe": "shipped", "change": "the shipped checkpoints/mnist", "mode": "reference", **machine(threads),
+           "date": time.strftime("%Y-%m-%d %H:%M")}
+    row.update(scorer(model.cpu(), sched))
+    path = Path(a.out_dir) / f"shipped_n{a.n}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row, indent=1) + "\n")
+    print(f"shipped: confident {row['confident']:.1%} ± {row['confident_se']:.1%}, KID {row['kid']:.4f}", flush=True)
+    return row
+
+
+def speed(a, sched, data) -> dict:
+    """Steps/s of each CPU knob (threads × channels_last) and DDIM samples/s with no_grad vs
+    inference_mode; rounds alternate the order so a changing load hits every knob alike."""
+    res = {}
+    for recipe in a.recipe_list:
+        knobs = [(t, cl) for t in a.thread_list for cl in (False, True)]
+        trainers = {}
+        for t, cl in knobs:
+            model, cfg, _ = build(recipe, a.batch, 10 ** 9, a.seed, a.width_list)
+            trainers[(t, cl)] = Trainer(model, sched, data, dataclasses.replace(cfg, channels_last=cl), device="cpu")
+        times = {k: [] for k in knobs}
+        for r in range(3):
+            for k in (knobs if r % 2 == 0 else knobs[::-1]):
+                set_threads(k[0])
+                trainers[k].train_step()                       # warm-up
+                with Timer("cpu") as tm:
+                    for _ in range(a.speed_steps):
+                        trainers[k].train_step()
+                times[k].append(a.speed_steps / tm.seconds)
+        x = torch.randn(16, 1, 28, 28)
+        ema = trainers[knobs[0]].ema_model
+        samp = {"no_grad": [], "inference_mode": []}
+        set_threads(a.thread_list[-1])
+        for r in range(3):
+            for mode in (list(samp) if r % 2 == 0 else list(samp)[::-1]):
+                with Timer("cpu") as tm, (torch.inference_mode() if mode == "inference_mode" else torch.no_grad()):
+                    de.ddim_sample(ema, x, sched, steps=10, progress=False)
+                samp[mode].append(16 * 10 / tm.seconds)
+        batch = trainers[knobs[0]].cfg.batch_size
+        res[recipe] = {"batch": batch, "load": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M"),
+                       "steps_per_s": {f"threads={t},channels_last={cl}": sorted(v)[1] for (t, cl), v in times.items()},
+                       "image_evals_per_s": {m: sorted(v)[1] for m, v in samp.items()}, **machine(a.thread_list[-1])}
+        wk = f"_w{'-'.join(map(str, a.width_list))}" if a.width_list else ""
+        path = Path(a.out_dir) / f"speed_{recipe}_b{batch}{wk}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res[recipe], indent=1) + "\n")
+        print(f"speed {recipe}: {res[recipe]['steps_per_s']}, sampling {res[recipe]['image_evals_per_s']}", flush=True)
+    return res
+
+
+def table(a) -> str:
+    """results/speedrun_cpu.md from every JSON in --out-dir."""
+    files = sorted(Path(a.out_dir).glob("*.json"))
+    rows = [json.loads(f.read_text()) for f in files if not f.name.startswith("speed_")]
+    pts = sorted((r for r in rows if r["mode"] != "reference"),
+                 key=lambda r: (r["mode"], r["net"]["widths"], r["recipe"], r["batch"], r["separate"], r["budget"]))
+    ref = [r for r in rows if r["mode"] == "reference"]
+    net = lambda r: f"{'/'.join(map(str, r['net']['widths']))} × {r['net']['num_res_blocks']}"  # noqa: E731
+    run = lambda r: (r["recipe"], net(r), r["batch"], r["mode"], r["separate"])  # noqa: E731
+    budget = lambda r: budget_name(r["mode"], r["budget"]) + (" (sep)" if r["separate"] else "")  # noqa: E731
+    quality = lambda r: [f"{r['confident']:.1%} ± {r['confident_se']:.1%}", r["classes_present"],  # noqa: E731
+                         f"{r['kid']:.4f} ± {r['kid_se']:.4f}", "—" if r["held_out_loss"] is None else r["held_out_loss"]]
+    # the summary: one row per run, one column per budget: confident share / KID / steps at steps/s
+    budgets = sorted({(r["mode"], r["budget"]) for r in pts}, key=lambda mb: (mb[0], mb[1]))
+    cell = {(run(r), (r["mode"], r["budget"])): r for r in pts}
+    summary = [[*run(r)[:3]] + [(f"{c['confident']:.0%}, {c['classes_present']} cl., KID {c['kid']:.3f}, "
+                                 f"{c['steps']} st. @ {c['steps_per_s']}/s") if (c := cell.get((run(r), mb))) else "—"
+                                for mb in budgets] for r in {run(r): r for r in pts}.values()]
+    header = ["recipe", "change", "widths × blocks", "batch", "budget", "steps", "steps/s", "confident > 0.9",
+              "classes", "KID", "held-out L", "threads", "load start→end", "date"]
+    body = [[r["recipe"], r["change"], net(r), r["batch"], budget(r), r["steps"], r["steps_per_s"], *quality(r),
+             r["threads"], f"{r['load_start']:.1f}→{r['load_end']:.1f}", r["date"]] for r in pts]
+    body += [[r["recipe"], r["change"], "32/64/128 × 2" if r["recipe"] == "shipped" else "—", "—", "—", "—", "—",
+              *quality(r), r["threads"], "—", r["date"]] for r in ref]
+    text = ("Speed-run (benchmarks/speedrun.py): each row is the EMA model of one recipe after a training budget, "
+            "scored by n DDIM-50 samples from a fixed x_T (confident share and classes by the course classifier, "
+            "KID against the 500 held-out digits' classifier features, ± standard errors) and L_simple on the "
+            "held-out digits. **Wall-clock numbers (steps/s, minute budgets) depend on the machine's load: each "
+            "row gives its torch threads and 1-minute load average; rows measured on a loaded machine are not "
+            "idle-machine numbers.** Step budgets compare recipes independently of load. The course classifier "
+            "calls pure noise one digit with confidence > 0.9 (reference row \"noise\"): read the confident share "
+            "only together with the KID and the classes present.\n\n"
+            + markdown_table(["recipe", "widths × blocks", "batch"] + [budget_name(*mb) for mb in budgets], summary)
+            + "\n\nEvery point:\n\n" + markdown_table(header, body) + "\n")
+    speeds = [json.loads(f.read_text()) for f in files if f.name.startswith("speed_")]
+    if speeds:
+        text += "\nCPU speed knobs (steps/s, median of 3 alternating rounds; sampling in image evaluations/s):\n\n"
+        text += markdown_table(["batch", "load", "date", "steps/s by knob", "sampling"], [
+            [s["batch"], s["load"], s["date"], ", ".join(f"{k}: {v:.3g}" for k, v in s["steps_per_s"].items()),
+             ", ".join(f"{k}: {v:.0f}" for k, v in s["image_evals_per_s"].items())] for s in speeds]) + "\n"
+    out = Path(a.table_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("# Speed-run on the CPU: quality against training budget\n\n" + text)
+    print(f"wrote {out}")
+    return text
+
+
+def main(argv=None):
+    a = parse(argv)
+    if a.list:
+        for name, (t, n, change) in RECIPES.items():
+            print(f"{name:10s} {change}  train={t} net={n}")
+        return None
+    if a.table:
+        return table(a)
+    threads = set_threads(a.thread_list[0])
+    sched = de.NoiseSchedule.linear(1000)
+    data, _ = de.data.load_mnist("train")
+    if a.speed:
+        return speed(a, sched, data)
+    scorer = Scorer(a.n, a.sample_steps, a.seed)
+    if a.shipped:
+        return score_references(a, scorer, threads) + [score_shipped(a, scorer, threads)]
+    rows = []
+    for recipe in a.recipe_list:
+        groups = [[b] for b in a.budgets] if a.separate else [a.budgets]
+        for budgets in groups:
+            rows += run_recipe(a, recipe, budgets, scorer, sched, data, threads)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+r"""The parts of a training recipe that change with the step or the batch, outside the loss:
+the learning-rate schedule and the random-shift augmentation of the images.
+
+Learning rate at optimiser step n (0-based) with peak η = ``lr``, warm-up W = ``lr_warmup`` and
+decay horizon N = ``lr_decay_steps`` (0: ``steps``):
+
+    warm-up   η_n = η · min(1, (n + 1)/W)                              (Goyal et al. 2017, Sec. 2.2)
+    constant  η_n = η after the warm-up
+    cosine    η_n = η · min(1, (n + 1)/W) · ½ (1 + cos(π · min(1, (n − W)⁺ / (N − W))))
+                                                                       (Loshchilov & Hutter 2017, eq. 5)
+
+so the cosine schedule is η at the end of the warm-up and 0 at step N (and after it).
+
+Random shift (DrQ, Kostrikov et al. 2020; the "translate" of Karras et al. 2020's ADA): each image
+moves by (dy, dx) ∈ {−k..k}² pixels drawn per image; the uncovered border gets the background
+value −1 (MNIST's black). The digit stays whole when its margin is ≥ k (MNIST's is ≈ 4 pixels)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..validation import check_int
+
+
+def lr_at(step: int, lr: float, warmup: int = 0, schedule: str = "constant", decay_steps: int = 0) -> float:
+    """The learning rate at optimiser step ``step`` (0-based), see the module docstring.
+    ``decay_steps``: the step at which the cosine reaches 0 (must be set for ``"cosine"``)."""
+    scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if schedule == "constant":
+        return lr * scale
+    if schedule != "cosine":
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    span = max(1, decay_steps - warmup)
+    progress = min(1.0, max(0, step - warmup) / span)
+    return lr * scale * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def random_shift(x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+                 fill: float = -1.0) -> torch.Tensor:
+    """``x`` [B, C, H, W] with each image shifted by its own (dy, dx) ∈ {−k..k}², drawn from
+    ``generator`` (CPU); the uncovered border is ``fill``. ``k = 0`` returns ``x`` itself."""
+    k = check_int("k", k, lo=0)
+    if k == 0:
+        return x
+    if x.dim() != 4:
+        raise ValueError(f"x must be images [B, C, H, W] to shift (augment_shift = {k} needs image data), "
+                         f"got shape {tuple(x.shape)}")
+    B, _, H, W = x.shape
+    d = torch.randint(0, 2 * k + 1, (B, 2), generator=generator).to(x.device)   # offsets into the padded image
+    padded = F.pad(x, (k, k, k, k), value=fill)
+    rows = (d[:, 0, None] + torch.arange(H, device=x.device))[:, None, :, None]      # [B, 1, H, 1]
+    cols = (d[:, 1, None] + torch.arange(W, device=x.device))[:, None, None, :]      # [B, 1, 1, W]
+    b = torch.arange(B, device=x.device)[:, None, None, None]
+    c = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[b, c, rows, cols]

@@ -1,0 +1,90 @@
+"""benchmarks/speedrun.py end to end on a tiny budget: one JSON per (recipe, budget), resumable
+and incremental, and the table it writes (the real numbers come from full runs in results/)."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import ddim_edu as de
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+pytestmark = pytest.mark.skipif("mnist" not in de.available_pretrained(), reason="shipped MNIST weights missing")
+TINY = ["--batch", "4", "--n", "4", "--sample-steps", "2", "--threads", "1"]
+
+
+def test_speedrun_step_budgets_write_one_json_per_point_and_a_table(tmp_path):
+    import speedrun
+    res, runs, md = tmp_path / "res", tmp_path / "runs", tmp_path / "t.md"
+    where = ["--out-dir", str(res), "--runs", str(runs)]
+    rows = speedrun.main(["--recipes", "small", "--steps", "1,2", *TINY, *where])
+    assert [r["steps"] for r in rows] == [1, 2]                 # one run, stopped at each budget
+    files = sorted(p.name for p in res.glob("*.json"))
+    assert files == ["small_b4_1steps.json", "small_b4_2steps.json"]
+    row = json.loads((res / "small_b4_2steps.json").read_text())
+    for key in ("steps", "steps_per_s", "threads", "load_start", "load_end", "confident", "confident_se",
+                "classes_present", "kid", "kid_se", "held_out_loss", "config", "net"):
+        assert key in row, key
+    assert row["threads"] == 1 and row["n"] == 4 and row["config"]["batch_size"] == 4 and row["batch"] == 4
+    assert 0.0 <= row["confident"] <= 1.0 and 1 <= row["classes_present"] <= 10 and sum(row["class_counts"]) == 4
+    assert (runs / "small_b4_steps" / "snapshots").is_dir()
+    # incremental: done points are skipped; a larger budget continues the saved run
+    assert speedrun.main(["--recipes", "small", "--steps", "1,2", *TINY, *where]) == []
+    more = speedrun.main(["--recipes", "small", "--steps", "1,2,3", *TINY, *where])
+    assert [r["steps"] for r in more] == [3]
+    text = speedrun.main(["--table", "--out-dir", str(res), "--table-out", str(md)])
+    assert md.read_text().startswith("# Speed-run") and "3steps" in text
+    assert text.count("| small |") == 1 + 3                          # one summary row, three points
+    assert "loaded machine" in text
+
+
+def test_speedrun_minute_budgets_and_cosine_needs_a_horizon(tmp_path):
+    import speedrun
+    where = ["--out-dir", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    rows = speedrun.main(["--recipes", "small", "--minutes", "0.002", *TINY, *where])
+    assert len(rows) == 1 and rows[0]["mode"] == "minutes" and rows[0]["train_s"] >= 0.12 and rows[0]["steps"] >= 1
+    with pytest.raises(SystemExit, match="decay-steps"):
+        speedrun.main(["--recipes", "cosine2e3", "--minutes", "0.002", *TINY, *where])
+    cos = speedrun.main(["--recipes", "cosine2e3", "--steps", "2", *TINY, *where])
+    assert cos[0]["config"]["lr_schedule"] == "cosine" and cos[0]["config"]["lr_decay_steps"] == 2
+    cos = speedrun.main(["--recipes", "cosine2e3", "--minutes", "0.002", "--rate", "100", *TINY, *where])
+    assert cos[0]["config"]["lr_decay_steps"] == 12                    # 100 steps/s x 0.12 s
+    names = {p.name for p in (tmp_path / "res").glob("cosine*.json")}  # another horizon is another run
+    assert names == {"cosine2e3_b4_h2_2steps.json", "cosine2e3_b4_h12_0.002min.json"}
+
+
+def test_speedrun_recipes_change_one_thing_against_today():
+    import speedrun
+    from ddim_edu.train.config import TrainConfig
+    today_model, today_cfg, today_net = speedrun.build("today", None, 10, 0)
+    assert today_cfg == TrainConfig(steps=10, progress=False, ckpt_every=0, sample_every=0)
+    assert today_net == {"widths": [32, 64, 128], "num_res_blocks": 2}
+    for name, (train_kw, net_kw, change) in speedrun.RECIPES.items():
+        assert change and len(train_kw) + len(net_kw) <= 2, name      # one change (lr + its schedule count as one)
+    with pytest.raises(SystemExit):
+        speedrun.main(["--recipes", "nope", "--steps", "1"])
+
+
+def test_speedrun_speed_mode_times_the_cpu_knobs(tmp_path):
+    import speedrun
+    res = speedrun.main(["--speed", "--recipes", "small", "--batch", "4", "--threads", "1", "--speed-steps", "1",
+                         "--out-dir", str(tmp_path)])
+    knobs = res["small"]["steps_per_s"]
+    assert set(knobs) == {"threads=1,channels_last=False", "threads=1,channels_last=True"}
+    assert all(v > 0 for v in knobs.values()) and set(res["small"]["image_evals_per_s"]) == {"no_grad", "inference_mode"}
+    assert json.loads((tmp_path / "speed_small_b4.json").read_text())["batch"] == 4
+    text = speedrun.main(["--table", "--out-dir", str(tmp_path), "--table-out", str(tmp_path / "t.md")])
+    assert "CPU speed knobs" in text
+
+
+def test_speedrun_reference_rows(tmp_path):
+    """--shipped scores real digits, noise and the shipped model; the table lists them."""
+    import speedrun
+    rows = speedrun.main(["--shipped", "--n", "4", "--sample-steps", "2", "--threads", "1", "--out-dir", str(tmp_path)])
+    assert [r["recipe"] for r in rows] == ["real", "noise", "shipped"]
+    assert rows[0]["held_out_loss"] is None and rows[2]["held_out_loss"] > 0
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["noise_n4.json", "real_n4.json", "shipped_n4.json"]
+    text = speedrun.main(["--table", "--out-dir", str(tmp_path), "--table-out", str(tmp_path / "t.md")])
+    assert "| noise |" in text and "| shipped |" in text
