@@ -12,7 +12,7 @@ numbers the notebooks quote.
 
 Modules: ``engine`` (Exercise, Case, CheckResult, compare), ``fixtures`` (shared inputs),
 ``ex01_forward``, ``ex02_training``, ``ex03_sampling``, ``ex04_ode``, ``ex05_interpolation``,
-``ex06_inversion`` (one per notebook), ``exercises`` (the registry ``ALL``), ``classroom``
+``ex06_inversion``, ``ex08_likelihood`` (one per notebook), ``exercises`` (the registry ``ALL``), ``classroom``
 (student versions and the grader), ``paper`` (Tables 1 and 2).
 
 Where a solution lives. Each reference solution is written once, in its notebook's exercise
@@ -27,10 +27,10 @@ but whitespace and the docstring: change one, copy it to the other.
 from .._lazy import lazy_attributes
 
 _MODULES = ("engine", "fixtures", "exercises", "classroom", "paper", "ex01_forward", "ex02_training",
-            "ex03_sampling", "ex04_ode", "ex05_interpolation", "ex06_inversion")
+            "ex03_sampling", "ex04_ode", "ex05_interpolation", "ex06_inversion", "ex08_likelihood")
 
 __getattr__, __dir__ = lazy_attributes(__name__, {
     "ex01": ".ex01_forward", "ex02": ".ex02_training", "ex03": ".ex03_sampling", "ex04": ".ex04_ode",
-    "ex05": ".ex05_interpolation", "ex06": ".ex06_inversion", "ALL": ".exercises",
+    "ex05": ".ex05_interpolation", "ex06": ".ex06_inversion", "ex08": ".ex08_likelihood", "ALL": ".exercises",
     **{name: f".{name}" for name in _MODULES}})
 del lazy_attributes, _MODULES

@@ -3,7 +3,8 @@
 module joins the course by one entry in ``BY_NOTEBOOK``."""
 from __future__ import annotations
 
-from . import ex01_forward, ex02_training, ex03_sampling, ex04_ode, ex05_interpolation, ex06_inversion
+from . import (ex01_forward, ex02_training, ex03_sampling, ex04_ode, ex05_interpolation, ex06_inversion,
+               ex08_likelihood)
 
 BY_NOTEBOOK = {
     ex01_forward.NOTEBOOK: ex01_forward.ex01,
@@ -12,8 +13,9 @@ BY_NOTEBOOK = {
     ex04_ode.NOTEBOOK: ex04_ode.ex04,
     ex05_interpolation.NOTEBOOK: ex05_interpolation.ex05,
     ex06_inversion.NOTEBOOK: ex06_inversion.ex06,
+    ex08_likelihood.NOTEBOOK: ex08_likelihood.ex08,
 }
 """{notebook file name: the namespace of its exercises (``de.course.ex01`` …)}."""
 
 ALL = {ex.name: ex for exercises in BY_NOTEBOOK.values() for ex in vars(exercises).values()}
-"""{"ex03.sigma": Exercise, …}: every exercise of notebooks 01–06."""
+"""{"ex03.sigma": Exercise, …}: every exercise of notebooks 01–06 and 08."""

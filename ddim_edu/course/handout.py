@@ -39,7 +39,8 @@ def student_notebook(nb):
 
 
 def make_student_versions(src: str | Path, out: str | Path) -> list[Path]:
-    """Write the student version of every notebook in ``src`` (drafts ``_*`` skipped) to ``out``."""
+    """Write the student version of every notebook in ``src`` (drafts ``_*`` skipped) to ``out``,
+    with the notes the notebooks link to (``src``'s ``*.md`` files, e.g. NOTATION.md), copied."""
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise ClassroomError(f"SRC must be a folder of notebooks, got {str(src)!r}")
@@ -61,4 +62,8 @@ def make_student_versions(src: str | Path, out: str | Path) -> list[Path]:
         nb = student_notebook(nbformat.read(path, as_version=4))
         nbformat.write(nb, out / path.name)
         written.append(out / path.name)
+    for note in sorted(src.glob("*.md")):
+        if (out / note.name).resolve() != note.resolve():
+            (out / note.name).write_bytes(note.read_bytes())
+            written.append(out / note.name)
     return written

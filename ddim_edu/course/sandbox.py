@@ -51,7 +51,7 @@ def _works(argv: list[str]) -> bool:
         return False
 
 
-_PROBE = [sys.executable, "-c", "import torch, nbclient, ipykernel"]
+_PROBE = [sys.executable, "-c", "import torch, IPython, nbformat"]
 
 
 @functools.lru_cache(maxsize=None)

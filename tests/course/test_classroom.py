@@ -20,7 +20,9 @@ def _blocks(source):
 
 def test_student_versions_leave_no_solution_text(tmp_path):
     written = classroom.make_student_versions(NOTEBOOKS, tmp_path)
-    assert {p.name for p in written} == {p.name for p in NOTEBOOKS.glob("[0-9]*.ipynb")}
+    assert {p.name for p in written} == {p.name for p in NOTEBOOKS.glob("[0-9]*.ipynb")} | {"NOTATION.md"}
+    assert (tmp_path / "NOTATION.md").read_text() == (NOTEBOOKS / "NOTATION.md").read_text()
+    written = [p for p in written if p.suffix == ".ipynb"]
     n_blocks = 0
     for path in written:
         teacher = nbformat.read(NOTEBOOKS / path.name, as_version=4)
