@@ -43,27 +43,25 @@ def _check_timeout(timeout) -> None:
         raise ClassroomError(f"timeout must be a positive number of seconds, got {timeout!r}")
 
 
-def positive_seconds(text: str) -> int:
-    """argparse type of ``--timeout``: a whole number of seconds, at least 1."""
+def _at_least_1(text: str, what: str) -> int:
+    """``text`` as a whole number of 1 or more, or argparse's error naming ``what`` is expected."""
     try:
         value = int(text)
     except ValueError:
-        value = None
-    if value is None or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number of seconds (1 or more), "
-                                         f"got {text!r}")
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be {what} (1 or more), got {text!r}")
     return value
+
+
+def positive_seconds(text: str) -> int:
+    """argparse type of ``--timeout``: a whole number of seconds, at least 1."""
+    return _at_least_1(text, "a positive whole number of seconds")
 
 
 def positive_int(text: str) -> int:
     """argparse type of ``--jobs``: a whole number, at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
-    return value
+    return _at_least_1(text, "a whole number")
 
 
 def _submission_paths(submissions) -> list[Path]:
