@@ -13,7 +13,8 @@ numbers the notebooks quote.
 Modules: ``engine`` (Exercise, Case, CheckResult, compare), ``fixtures`` (shared inputs),
 ``ex01_forward``, ``ex02_training``, ``ex03_sampling``, ``ex04_ode``, ``ex05_interpolation``,
 ``ex06_inversion``, ``ex08_likelihood`` (one per notebook), ``exercises`` (the registry ``ALL``), ``classroom``
-(student versions and the grader), ``paper`` (Tables 1 and 2).
+(student versions and the grader), ``paper`` (Tables 1 and 2), ``quiz`` (short conceptual questions
+with self-checks: ``de.course.quiz.check_answer("03.deterministic", answer)``).
 
 Where a solution lives. Each reference solution is written once, in its notebook's exercise
 module, as the notebook's own function (``my_sigma``, same signature, same body); the instructor
@@ -27,7 +28,7 @@ but whitespace and the docstring: change one, copy it to the other.
 from .._lazy import lazy_attributes
 
 _MODULES = ("engine", "fixtures", "exercises", "classroom", "paper", "ex01_forward", "ex02_training",
-            "ex03_sampling", "ex04_ode", "ex05_interpolation", "ex06_inversion", "ex08_likelihood")
+            "ex03_sampling", "ex04_ode", "ex05_interpolation", "ex06_inversion", "ex08_likelihood", "quiz")
 
 __getattr__, __dir__ = lazy_attributes(__name__, {
     "ex01": ".ex01_forward", "ex02": ".ex02_training", "ex03": ".ex03_sampling", "ex04": ".ex04_ode",

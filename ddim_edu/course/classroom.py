@@ -1,7 +1,12 @@
-"""Classroom mode: student versions of the notebooks, and a grader for submissions.
+"""Classroom mode: student versions of the notebooks, the handout, the answer key, and a grader.
 
     python -m ddim_edu.course student notebooks/ OUT/
+    python -m ddim_edu.course handout OUT/       # what students get: student notebooks + package, no solutions
+    python -m ddim_edu.course key OUT/           # what the teacher keeps: every reference solution
     python -m ddim_edu.course grade SUBMISSIONS/ --out grades.csv [--timeout 1200]
+
+``handout`` and ``key`` (:mod:`.handout`) write into a new or empty folder and are built from a
+source checkout of the course.
 
 ``student``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` becomes
 ``raise NotImplementedError  # your code here``; cells tagged ``instructor`` (cell metadata
@@ -32,7 +37,8 @@ import sys
 from pathlib import Path
 
 from .sandbox import LEVELS
-from .handout import PLACEHOLDER, ClassroomError, make_student_versions, student_notebook  # noqa: F401
+from .handout import (PLACEHOLDER, ClassroomError, make_handout, make_student_versions,  # noqa: F401
+                      student_notebook, write_answer_key)
 
 NUMBER_RE = re.compile(r"^(\d\d)_")
 
@@ -228,6 +234,10 @@ def main(argv=None) -> int:
     s = sub.add_parser("student", help="write student versions of the notebooks")
     s.add_argument("src", metavar="SRC", help="folder of instructor notebooks")
     s.add_argument("out", metavar="OUT", help="folder to write the student notebooks to (not SRC)")
+    sub.add_parser("handout", help="write the folder students get (student notebooks, package without solutions)") \
+        .add_argument("out", metavar="OUT", help="new or empty folder to write the handout to")
+    sub.add_parser("key", help="write the instructor's answer key (every reference solution; not for students)") \
+        .add_argument("out", metavar="OUT", help="new or empty folder to write the answer key to")
     g = sub.add_parser("grade", help="execute submissions and write a CSV of verdicts")
     g.add_argument("submissions", metavar="SUBMISSIONS", help="folder of submitted .ipynb files (searched recursively)")
     g.add_argument("--out", default="grades.csv", help="CSV file to write (default grades.csv)")
@@ -238,11 +248,13 @@ def main(argv=None) -> int:
     g.add_argument("--jobs", type=positive_int, default=1,
                    help="submissions graded at the same time, a whole number of 1 or more (default 1)")
     args = parser.parse_args(argv)
-    if args.command == "student":
+    if args.command != "grade":
+        make = {"student": lambda: make_student_versions(args.src, args.out),
+                "handout": lambda: make_handout(args.out), "key": lambda: write_answer_key(args.out)}[args.command]
         try:
-            written = make_student_versions(args.src, args.out)
+            written = make()
         except ClassroomError as exc:
-            s.error(str(exc))
+            sub.choices[args.command].error(str(exc))
         for p in written:
             print(f"wrote {p}")
     else:

@@ -16,7 +16,6 @@ The trust model (README, "Classroom mode"):
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -29,9 +28,9 @@ import nbformat
 from . import answers as _answers
 from . import sandbox
 from .exercises import ALL
+from .stripping import STRIPPED, strip_solutions
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-STRIPPED = "raise NotImplementedError('reference solutions are not available while grading')"
 
 
 # ----------------------------------------------------------------------------- a clean copy of the package
@@ -39,50 +38,9 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _offsets(source: bytes) -> list[int]:
-    starts = [0]
-    for line in source.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-    return starts
-
-
-def strip_solutions(source: str, names) -> str:
-    """``source`` of an exercise module with the bodies of the functions ``names`` replaced by a
-    ``raise NotImplementedError`` (docstrings kept) and every ``Exercise(name, reference, …)``'s
-    reference replaced by ``None`` (unless it is one of those functions, already stripped) and
-    its ``mistakes`` by ``()`` (a near-miss often holds the answer)."""
-    tree, raw = ast.parse(source), source.encode()
-    at = _offsets(raw)
-    edits = []
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name in names:
-            body = node.body
-            doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
-            first, last = (body[1] if doc and len(body) > 1 else body[0]), body[-1]
-            if doc and len(body) == 1:
-                continue
-            edits.append((at[first.lineno - 1] + first.col_offset, at[last.end_lineno - 1] + last.end_col_offset,
-                          STRIPPED))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Exercise":
-            ref = node.args[1] if len(node.args) > 1 else next(
-                (k.value for k in node.keywords if k.arg == "reference"), None)
-            if ref is not None and not (isinstance(ref, ast.Name) and ref.id in names):
-                edits.append((at[ref.lineno - 1] + ref.col_offset, at[ref.end_lineno - 1] + ref.end_col_offset,
-                              "None"))
-            for k in node.keywords:
-                if k.arg == "mistakes":
-                    edits.append((at[k.value.lineno - 1] + k.value.col_offset,
-                                  at[k.value.end_lineno - 1] + k.value.end_col_offset, "()"))
-    for start, end, text in sorted(edits, reverse=True):
-        raw = raw[:start] + text.encode() + raw[end:]
-    stripped = raw.decode()
-    compile(stripped, "<stripped>", "exec")
-    return stripped
-
-
-def grading_package() -> dict[str, bytes]:
-    """The installed package's files, the exercise modules without their solutions."""
+def grading_package(stub: str = STRIPPED, keep_checks: bool = False) -> dict[str, bytes]:
+    """The installed package's files, the exercise modules without their solutions
+    (:func:`strip_solutions`; ``keep_checks=True`` is the handout's copy, whose checks still run)."""
     files = {k: v for k, v in _files(PACKAGE_DIR).items() if "__pycache__" not in k}
     names_by_module: dict[str, set] = {}
     for ex in ALL.values():
@@ -90,7 +48,7 @@ def grading_package() -> dict[str, bytes]:
             names_by_module.setdefault(f.__module__.rsplit(".", 1)[-1], set()).add(f.__name__)
     for module, names in names_by_module.items():
         key = f"course/{module}.py"
-        files[key] = strip_solutions(files[key].decode(), names).encode()
+        files[key] = strip_solutions(files[key].decode(), names, stub, keep_checks).encode()
     return files
 
 

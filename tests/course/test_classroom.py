@@ -55,10 +55,10 @@ def test_cli_student(tmp_path, capsys):
 
 
 def test_cli_entry_point():
-    """The documented command: ``python -m ddim_edu.course student|grade …``."""
+    """The documented command: ``python -m ddim_edu.course student|handout|key|grade …``."""
     out = subprocess.run([sys.executable, "-m", "ddim_edu.course", "--help"], capture_output=True, text=True,
                          check=True, cwd=NOTEBOOKS.parent).stdout
-    assert "python -m ddim_edu.course" in out and "student" in out and "grade" in out
+    assert "python -m ddim_edu.course" in out and all(c in out for c in ("student", "handout", "key", "grade"))
 
 
 # ----------------------------------------------------------------------------- argument checks
