@@ -7,8 +7,8 @@
 Map of the package (README, "The package in a few lines"):
 
     diffusion/   the method: schedule, timestep grids, samplers and their registry, inversion,
-                 editing, likelihood, the analytic Gaussian mixture
-    nets/        the networks ε_θ(x_t, t): UNet, MLP
+                 editing, guidance, likelihood, the analytic Gaussian mixture
+    nets/        the networks ε_θ(x_t, t): UNet, MLP, the class-conditional UNet ε_θ(x_t, t, y)
     train/       the loss, EMA, the trainer, checkpoints, shipped weights, the CLI
     evaluation/  the course classifier and the metrics built on it
     viz/         figures and widgets (loaded on first use)
@@ -21,11 +21,12 @@ attribute access (``de.viz``, ``de.course``, …).
 """
 from . import diffusion, env, nets
 from ._lazy import lazy_attributes
-from .diffusion import (SAMPLERS, ExactEpsModel, GaussianMixture, NoiseSchedule, ddim_invert, ddim_invert_step,
+from .diffusion import (SAMPLERS, ClassifierFreeGuidance, ClassifierGuidance, ConditionalMixture, ExactEpsModel,
+                        GaussianMixture, NoiseSchedule, ddim_invert, ddim_invert_step,
                         ddim_sample, ddim_sigma, ddim_step, ddpm_sample, dpmpp_2m_sample, dpmpp_3m_sample, euler_sample,
                         heun_sample,
-                        interpolate_latents, lerp, make_timesteps, sdedit, slerp)
-from .nets import MLPDenoiser, UNet, build_model, count_parameters
+                        interpolate_latents, label_edit, lerp, make_timesteps, sdedit, slerp)
+from .nets import ConditionalUNet, MLPDenoiser, UNet, build_model, count_parameters
 from .train.pretrained import available_pretrained, load_pretrained
 
 __version__ = "0.1.0"
@@ -39,4 +40,5 @@ __all__ = [
     "ddim_sigma", "ddim_invert_step", "euler_sample", "heun_sample", "dpmpp_2m_sample", "dpmpp_3m_sample",
     "GaussianMixture", "ExactEpsModel", "UNet", "MLPDenoiser", "build_model", "count_parameters",
     "load_pretrained", "available_pretrained", "slerp", "lerp", "interpolate_latents", "sdedit",
+    "ConditionalUNet", "ClassifierFreeGuidance", "ClassifierGuidance", "ConditionalMixture", "label_edit",
 ]

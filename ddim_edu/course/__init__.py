@@ -28,10 +28,11 @@ but whitespace and the docstring: change one, copy it to the other.
 from .._lazy import lazy_attributes
 
 _MODULES = ("engine", "fixtures", "exercises", "classroom", "paper", "ex01_forward", "ex02_training",
-            "ex03_sampling", "ex04_ode", "ex05_interpolation", "ex06_inversion", "ex08_likelihood", "quiz")
+            "ex03_sampling", "ex04_ode", "ex05_interpolation", "ex06_inversion", "ex08_likelihood", "ex09_guidance",
+            "quiz")
 
 __getattr__, __dir__ = lazy_attributes(__name__, {
     "ex01": ".ex01_forward", "ex02": ".ex02_training", "ex03": ".ex03_sampling", "ex04": ".ex04_ode",
-    "ex05": ".ex05_interpolation", "ex06": ".ex06_inversion", "ex08": ".ex08_likelihood", "ALL": ".exercises",
+    "ex05": ".ex05_interpolation", "ex06": ".ex06_inversion", "ex08": ".ex08_likelihood", "ex09": ".ex09_guidance", "ALL": ".exercises",
     **{name: f".{name}" for name in _MODULES}})
 del lazy_attributes, _MODULES

@@ -8,15 +8,16 @@ import inspect
 from torch import nn
 
 from ..validation import check_choice
+from .conditional import ConditionalUNet
 from .mlp import MLPDenoiser
 from .unet import UNet
 
 
-_TYPES = {"unet": UNet, "mlp": MLPDenoiser}
+_TYPES = {"unet": UNet, "mlp": MLPDenoiser, "unet_cond": ConditionalUNet}
 
 
 def build_model(config: dict) -> nn.Module:
-    """Rebuild a model from its ``config`` (``{"type": "unet" | "mlp", **kwargs}``)."""
+    """Rebuild a model from its ``config`` (``{"type": "unet" | "mlp" | "unet_cond", **kwargs}``)."""
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict like model.config, got {type(config).__name__}")
     if "type" not in config:

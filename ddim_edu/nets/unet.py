@@ -83,6 +83,13 @@ class UNet(nn.Module):
       the output of its mirror block on the down path (the skip connection);
     * GroupNorm, SiLU, conv_out to ``in_channels``, zero-initialised (ε̂ = 0 at start).
 
+    ``patch_size=p`` > 1 first folds each p×p block of pixels into p² channels
+    (``pixel_unshuffle``: 1×28×28 → 4×14×14 for p = 2, an exact rearrangement, nothing is
+    lost) and unfolds the output the same way, so the whole network runs at 1/p of the
+    resolution: with widths 32/64/128 at 14/7/4 instead of 28/14/7 a training step is about
+    3× cheaper on a CPU (benchmarks/speedrun.py), the compute moved off 28×28 where the
+    elementwise work sits. H and W must be multiples of p.
+
     The timestep embedding (sinusoidal, ``base_channels`` wide → Linear, SiLU, Linear to
     4·base) is projected and added per channel inside EVERY residual block. The defaults
     give 1.41M parameters (16/32/64: 0.36M), the sizes DESIGN.md measured.
@@ -95,7 +102,8 @@ class UNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults=(1, 2, 4),
-                 num_res_blocks: int = 2, attention: bool = False, dropout: float = 0.0, groups: int = 8):
+                 num_res_blocks: int = 2, attention: bool = False, dropout: float = 0.0, groups: int = 8,
+                 patch_size: int = 1):
         super().__init__()
         in_channels = check_int("in_channels", in_channels, lo=1)
         base_channels = check_int("base_channels", base_channels, lo=1)
@@ -115,6 +123,7 @@ class UNet(nn.Module):
             raise TypeError(f"attention must be True or False, got {attention!r}")
         dropout = check_float("dropout", dropout, lo=0.0, hi=1.0)
         groups = check_int("groups", groups, lo=1)
+        self.patch_size = check_int("patch_size", patch_size, lo=1)
         widths = [base_channels * m for m in channel_mults]
         all_widths = sorted(set([base_channels] + widths))
         if any(w % groups for w in all_widths):
@@ -122,10 +131,12 @@ class UNet(nn.Module):
         self.config = {"type": "unet", "in_channels": in_channels, "base_channels": base_channels,
                        "channel_mults": list(channel_mults), "num_res_blocks": num_res_blocks,
                        "attention": attention, "dropout": dropout, "groups": groups}
+        if patch_size != 1:          # only then, so the configs saved before patch_size existed stay byte-identical
+            self.config["patch_size"] = patch_size
         self.in_channels, self.base_channels = in_channels, base_channels
         temb_dim = 4 * base_channels
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim))
-        self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        self.conv_in = nn.Conv2d(in_channels * patch_size ** 2, base_channels, 3, padding=1)
 
         self.down, skips, ch = nn.ModuleList(), [], base_channels
         for w, nb in zip(widths[:-1], blocks):
@@ -147,20 +158,31 @@ class UNet(nn.Module):
                 self.up.append(ResBlock(ch + skips.pop(), w, temb_dim, dropout, groups))
                 ch = w
         self.norm_out = nn.GroupNorm(groups, ch)
-        self.conv_out = nn.Conv2d(ch, in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(ch, in_channels * patch_size ** 2, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predict ε with the shape of ``x`` [B, C, H, W]; ``t``: LongTensor [B] of timesteps."""
+        return self.body(x, self.embed(x, t))
+
+    def embed(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Check ``x`` [B, C, H, W] and ``t`` [B]; the timestep embedding [B, 4·base] in the parameters' dtype
+        (a conditional subclass adds its label embedding to it before :meth:`body`)."""
         check_tensor("x", x, floating=True)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape [B, {self.in_channels}, H, W] (in_channels={self.in_channels}), "
                              f"got {tuple(x.shape)}")
         check_t(t, x.shape[0], x.device)
-        dtype = self.conv_in.weight.dtype          # run in the parameters' dtype, answer in x's
-        temb = self.time_mlp(timestep_embedding(t, self.base_channels).to(dtype))
-        h = self.conv_in(x.to(dtype))
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(f"x's height and width must be multiples of patch_size={self.patch_size}, "
+                             f"got {tuple(x.shape[-2:])}")
+        return self.time_mlp(timestep_embedding(t, self.base_channels).to(self.conv_in.weight.dtype))
+
+    def body(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """The network proper: ε̂ [B, C, H, W] in ``x``'s dtype from ``x`` and the embedding ``temb`` [B, 4·base]."""
+        dtype, p = self.conv_in.weight.dtype, self.patch_size     # run in the parameters' dtype, answer in x's
+        h = self.conv_in(F.pixel_unshuffle(x.to(dtype), p) if p > 1 else x.to(dtype))
         hs = []
         for layer in self.down:
             if isinstance(layer, ResBlock):
@@ -175,4 +197,5 @@ class UNet(nn.Module):
                 h = layer(torch.cat([h, hs.pop()], dim=1), temb)
             else:
                 h = layer(h, hs[-1].shape[-2:])
-        return self.conv_out(F.silu(self.norm_out(h))).to(x.dtype)
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return (F.pixel_shuffle(out, p) if p > 1 else out).to(x.dtype)

@@ -22,20 +22,12 @@ import torch
 
 from . import checkpoints as ck
 from .. import env
+from .datasets import DATASETS, load_data
+from .presets import PRESETS, preset_cli_defaults
 from .config import (TrainConfig, _int_at_least, _pos_int, _widths, check_saved_args, cli_dest, cli_flag,
                      cli_negated, field_type)
 
-DATASETS = {
-    "mnist": "the 4,500 MNIST training digits shipped with the package (offline; = mnist-subset)",
-    "mnist-subset": "same as mnist",
-    "mnist-full": "all 60,000 MNIST training digits from torchvision (download, or --data-root)",
-    "fashion-mnist": "Fashion-MNIST training set from torchvision (download, or --data-root)",
-    "cifar10": "CIFAR-10 training set from torchvision, 3x32x32 (download, or --data-root)",
-    "gmm": "2-D Gaussian mixture (toy, --toy-n points)",
-    "moons": "2-D two moons (toy)",
-    "swiss_roll": "2-D swiss roll (toy)",
-}
-TOY = ("gmm", "moons", "swiss_roll")
+UNLIMITED_STEPS = 10 ** 9                         # --minutes without --steps
 
 
 # options that may change when a run is resumed (the TrainConfig fields marked resumable, and
@@ -99,7 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--model", choices=["unet", "mlp"], default=None, help="default: unet for images, mlp for toy sets")
     a("--widths", type=_widths, default=[32, 64, 128], help="UNet channel widths per level (default 32,64,128)")
     a("--num-res-blocks", type=_pos_int, default=2, help="residual blocks per UNet level (default 2)")
+    a("--patch-size", type=_pos_int, default=1,
+      help="UNet on p x p pixel patches folded into channels (2: runs at 14x14 for MNIST, ~3x cheaper; default 1)")
     a("--attention", action="store_true", help="self-attention at the lowest UNet resolution")
+    a("--conditional", action="store_true", help="class-conditional UNet (labels, --p-uncond) for guidance")
     a("--dropout", type=float, default=0.0, help="dropout in the residual blocks (default 0)")
     a("--groups", type=_pos_int, default=8, help="GroupNorm groups (must divide every width; default 8)")
     a("--mlp-hidden", type=_pos_int, default=128, help="hidden width of the MLP (default 128)")
@@ -111,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--beta-end", type=float, default=0.02, help="linear schedule: beta_T (default 0.02)")
     add_config_options(p.add_argument_group("training (ddim_edu.train.TrainConfig)"))
     a = p.add_argument_group("run").add_argument
+    a("--preset", choices=list(PRESETS), default=None,
+      help="a measured recipe (ddim_edu.train.presets): its network and training options, unless typed here; "
+           "laptop = patched UNet, batch 64, lr 2e-3, min-SNR-5 for CPU runs of minutes")
+    a("--minutes", type=float, dest="max_minutes", default=None, metavar="M",
+      help="train for M minutes of wall-clock (same as --max-minutes); without --steps, the step count is then unlimited")
     a("--out", default=None, help="run directory (e.g. checkpoints/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     a("--init", default=None, metavar="MODEL_DIR",
@@ -161,29 +161,9 @@ def _check_out_dir(parser, out: Path) -> None:
         parser.error(f"--out {out}: {parent} is not writable")
 
 
-def load_data(args) -> tuple[torch.Tensor, dict]:
-    """The training tensor and a description of it for config.json."""
-    from .. import data as D
-    name = args.dataset
-    if name in TOY:
-        x = D.toy_dataset(name, n=args.toy_n, seed=args.seed)
-        return x.float(), {"name": name, "n": int(x.shape[0]), "seed": args.seed, "shape": list(x.shape[1:])}
-    if name in ("mnist", "mnist-subset"):
-        x, _ = D.load_mnist("train", pad=args.pad)
-        info = {"name": "mnist-subset", "split": "train", "description": DATASETS["mnist"]}
-    else:
-        out = D.load_dataset({"mnist-full": "mnist"}.get(name, name), "train", root=args.data_root, pad=args.pad)
-        x = out[0] if isinstance(out, (tuple, list)) else out
-        if name == "mnist-full" and x.shape[0] < 60000:
-            raise SystemExit("--dataset mnist-full: full MNIST could not be loaded (offline?); "
-                             "use --dataset mnist for the shipped 4,500 digits, or --data-root with the files")
-        info = {"name": name, "split": "train"}
-    return x.float(), {**info, "n": int(x.shape[0]), "pad": args.pad, "shape": list(x.shape[1:])}
-
-
 def model_from_args(args, data: torch.Tensor):
     """The network the options describe for ``data`` [N, C, H, W] (a UNet) or [N, D] (an MLP)."""
-    from ..nets import MLPDenoiser, UNet
+    from ..nets import ConditionalUNet, MLPDenoiser, UNet
     kind = args.model or ("mlp" if data.dim() == 2 else "unet")
     if kind == "mlp":
         if data.dim() != 2:
@@ -191,21 +171,29 @@ def model_from_args(args, data: torch.Tensor):
         return MLPDenoiser(dim=data.shape[1], hidden=args.mlp_hidden, num_layers=args.mlp_layers)
     if data.dim() != 4:
         raise SystemExit(f"--model unet needs images; {args.dataset} has shape {tuple(data.shape[1:])}")
-    w = args.widths
-    return UNet(in_channels=data.shape[1], base_channels=w[0], channel_mults=[x // w[0] for x in w],
-                num_res_blocks=args.num_res_blocks, attention=args.attention, dropout=args.dropout, groups=args.groups)
+    w, cond = args.widths, ({"num_classes": 10} if getattr(args, "conditional", False) else {})
+    return (ConditionalUNet if cond else UNet)(
+        in_channels=data.shape[1], base_channels=w[0], channel_mults=[x // w[0] for x in w], **cond,
+        num_res_blocks=args.num_res_blocks, attention=args.attention, dropout=args.dropout, groups=args.groups,
+        patch_size=getattr(args, "patch_size", 1))
 
 
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns 0, or exits with status 2
     and a message naming the option for bad options."""
     from ..diffusion.schedule import NoiseSchedule
+    from .labels import load_labels
     from .trainer import Trainer
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.preset:                                   # the preset's values become the defaults; typed options win
+        parser.set_defaults(**preset_cli_defaults(args.preset))
+        args = parser.parse_args(argv)
     typed = _explicit(parser, argv)
+    if args.max_minutes is not None and "steps" not in typed and not args.resume:
+        args.steps = UNLIMITED_STEPS                  # a time budget alone: stop at the budget, not at --steps
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     prog = f"torchrun --nproc_per_node {world} -m ddim_edu.train" if world > 1 else "python -m ddim_edu.train"
@@ -255,7 +243,8 @@ def main(argv=None) -> int:
         except (TypeError, ValueError) as e:
             parser.error(str(e))
         saved_args = {k: v for k, v in vars(args).items() if k not in ("resume", "out")}
-        tr = Trainer(model, sched, data, cfg, out_dir=args.out, device=device,
+        labels = load_labels(args) if getattr(args, "conditional", False) else None
+        tr = Trainer(model, sched, data, cfg, out_dir=args.out, device=device, labels=labels,
                      run_info={"model": model.config, "dataset": dataset_info, "args": saved_args})
         if args.resume:
             tr.restore(args.resume)

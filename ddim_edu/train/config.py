@@ -45,6 +45,9 @@ class TrainConfig:
     min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min_snr", lo=0.0, lo_open=True, finite=True)
     augment_shift: int = option(0, "shift each training image by up to N pixels (random, per image; "
                                    "background fills the border)", lo=0)
+    p_uncond: float = option(0.2, "with class labels (--conditional): probability that a training label becomes "
+                                  "the null label (Ho & Salimans 2022 label dropout; unconditional model)",
+                             lo=0.0, hi=1.0, finite=True)
     ema_decay: float = option(0.999, "EMA decay d of the weights", lo=0.0, hi=1.0, flag="--ema", dest="ema",
                               finite=True)
     ema_warmup: bool = option(True, "EMA warm-up: decay d_n = min(d, (1+n)/(10+n)) after n updates, so the early "

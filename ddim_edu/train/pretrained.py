@@ -18,6 +18,8 @@ PRETRAINED = {
               "python -m ddim_edu.train --dataset mnist --out checkpoints/mnist"),
     "toy": ("2-D MLP ε-model for the 'gmm' toy set (8 Gaussians on a ring)",
             "python -m ddim_edu.train --dataset gmm --out checkpoints/toy"),
+    "mnist_cond": ("class-conditional UNet ε(x_t, t, y) for 28×28 MNIST, null label 10 (EMA weights; guidance)",
+                   "python -m ddim_edu.train --init checkpoints/mnist --conditional --out checkpoints/mnist_cond"),
 }
 
 
@@ -34,7 +36,7 @@ def available_pretrained() -> list[str]:
 
 
 def load_pretrained(name: str, device=None, *, return_config: bool = False):
-    """(model, sched) for ``name`` ("mnist" or "toy"): the EMA weights in eval mode on
+    """(model, sched) for ``name`` ("mnist", "toy" or "mnist_cond"): the EMA weights in eval mode on
     ``device`` (default CPU). ``return_config=True`` adds the run's config.json as a dict."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, one of {', '.join(map(repr, PRETRAINED))}; got {type(name).__name__}")

@@ -21,6 +21,7 @@ from . import state as files
 from .checkpoints import load_state_checked
 from .config import TrainConfig
 from .ema import make_ema
+from .labels import check_training_labels, label_batch, with_label_embedding
 from .loss import diffusion_loss, held_out_loss
 from .samples import save_sample_grid
 from .schedules import lr_at, random_shift
@@ -34,13 +35,14 @@ class Trainer:
 
     Batches are ``data[randint(N, (B,), generator=data_gen)]``; t and ε come from a second
     CPU generator (seeded from ``seed`` and the rank), so a run is a pure function of its
-    seed and resumes exactly. ``run_info`` (model config, dataset, command, …) goes into
-    config.json. Call :meth:`fit`; use :attr:`ema_model` afterwards. ``TypeError``/``ValueError``
-    for non-float or empty data, a config out of range, or a batch the processes cannot share.
+    seed and resumes exactly. ``labels`` (LongTensor [N], for a conditional model) trains ε_θ(x_t, t, y)
+    with label dropout ``p_uncond`` (:mod:`~ddim_edu.train.labels`). ``run_info`` (model config, dataset,
+    command, …) goes into config.json. Call :meth:`fit`; use :attr:`ema_model` afterwards. ``TypeError``/
+    ``ValueError`` for non-float or empty data or labels, a config out of range, or an unshareable batch.
     """
 
-    def __init__(self, model, sched, data: torch.Tensor, cfg: TrainConfig | None = None, *,
-                 out_dir=None, device=None, run_info: dict | None = None, val_data: torch.Tensor | None = None):
+    def __init__(self, model, sched, data: torch.Tensor, cfg: TrainConfig | None = None, *, out_dir=None,
+                 device=None, run_info: dict | None = None, val_data: torch.Tensor | None = None, labels=None):
         self.cfg = (cfg or TrainConfig()).validate()
         check_tensor("data", data, floating=True, min_dim=2)
         if data.shape[0] < 1:
@@ -55,14 +57,14 @@ class Trainer:
         if not self.run_info.get("model"):
             self.run_info["model"] = getattr(model, "config", None)
         self.data = data.detach().to(self.device, torch.float32)
+        self.labels, self.null_label = check_training_labels(model, labels, data.shape[0], self.device)
         # held-out examples: every log line then also records the validation loss (metrics.held_out_loss)
         self.val_data = None if val_data is None else check_tensor("val_data", val_data, floating=True).to(
             self.device, torch.float32)
         cl = self.cuda if self.cfg.channels_last is None else self.cfg.channels_last
         self.mem_format = torch.channels_last if cl and data.dim() == 4 else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.mem_format) if data.dim() == 4 else model.to(self.device)
-        self.model.train()
-        self.net = self.model
+        self.net = self.model.train()
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
             self.net = DDP(self.model, device_ids=[self.device.index] if self.cuda else None)
@@ -73,8 +75,7 @@ class Trainer:
         base = self.cfg.seed * 1000 + 2 * self.rank
         self.data_gen = torch.Generator().manual_seed(base)
         self.noise_gen = torch.Generator().manual_seed(base + 1)
-        self.step, self.wall_before, self.history, self.commands = 0, 0.0, [], []
-        self.stopped = None
+        self.step, self.wall_before, self.history, self.commands, self.stopped = 0, 0.0, [], [], None
 
     @property
     def ema_model(self) -> torch.nn.Module:
@@ -95,7 +96,8 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
-            loss = diffusion_loss(self.net, x0, self.sched, self.noise_gen, weighting=self.cfg.loss_weighting,
+            net = label_batch(self.net, self.labels, idx, self.cfg.p_uncond, self.null_label, self.noise_gen)
+            loss = diffusion_loss(net, x0, self.sched, self.noise_gen, weighting=self.cfg.loss_weighting,
                                   min_snr_gamma=self.cfg.min_snr_gamma)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -110,16 +112,15 @@ class Trainer:
     def fit(self) -> "Trainer":
         """Train until ``cfg.steps`` (total, counting resumed steps) or ``cfg.max_minutes``."""
         cfg, main = self.cfg, self.rank == 0
-        bar = env.progress_bar(None, cfg.progress if main else False, "train", total=cfg.steps, initial=self.step,
-                               dynamic_ncols=True, leave=True)
+        bar = env.progress_bar(None, cfg.progress if main else False, "train", initial=self.step, leave=True,
+                               total=None if cfg.max_minutes else cfg.steps, dynamic_ncols=True)  # minutes: no total
         self._t0 = time.perf_counter()
         acc, n_acc = torch.zeros((), device=self.device), 0
         self.stopped = None
         try:
             while self.step < cfg.steps:
                 loss = self.train_step()
-                acc += loss
-                n_acc += 1
+                acc, n_acc = acc + loss, n_acc + 1
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     shown = self._log(acc, n_acc)
@@ -270,7 +271,7 @@ class Trainer:
         """Start this (new) run from the EMA weights saved in ``run_dir`` (``--init``), see
         :meth:`start_from`; ``ValueError`` if its noise schedule or model differ from this run's."""
         weights, init = files.load_init(run_dir, self.sched.to_config())
-        return self.start_from(weights, init["step"], init, source=f"--init {run_dir}")
+        return self.start_from(with_label_embedding(self.model, weights), init["step"], init, source=f"--init {run_dir}")
 
     def save_samples(self, path=None):
         """A PNG of the EMA model's samples now (see :func:`~ddim_edu.train.samples.save_sample_grid`;
@@ -285,12 +286,11 @@ class Trainer:
 
 def train(model, data: torch.Tensor, sched, steps: int = 1000, *, out_dir=None, device=None, val_data=None,
           **kwargs) -> Trainer:
-    """Convenience for notebooks: ``trainer = train(model, data, sched, steps=500)``, then
-    sample from ``trainer.ema_model``. ``data`` is a float tensor [N, ...] (images [N, C, H, W]
-    in [-1, 1], or points [N, D]); keyword arguments are :class:`TrainConfig` fields, with the
-    same defaults except ``ckpt_every=0`` (sample grids and checkpoints need an ``out_dir``);
-    ``val_data`` adds a held-out loss to every entry of ``trainer.history``. ``TypeError`` for
-    an unknown option, ``ValueError`` for a value out of range."""
+    """Convenience for notebooks: ``trainer = train(model, data, sched, steps=500)``, then sample from
+    ``trainer.ema_model``. ``data`` is a float tensor [N, ...] (images [N, C, H, W] in [-1, 1], or points
+    [N, D]); keyword arguments are :class:`TrainConfig` fields, with the same defaults except ``ckpt_every=0``
+    (sample grids and checkpoints need an ``out_dir``); ``val_data`` adds a held-out loss to every entry of
+    ``trainer.history``. ``TypeError`` for an unknown option, ``ValueError`` for a value out of range."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     bad = sorted(set(kwargs) - fields)
     if bad:

@@ -40,7 +40,7 @@ def _stub(*args, **kwargs):
 
 
 def test_every_exercise_has_a_check_and_a_solution():
-    assert len(NAMES) == 20 and all(len(ALL[n].mistakes) >= 2 for n in NAMES)      # notebooks 01–06 and 08
+    assert len(NAMES) == 22 and all(len(ALL[n].mistakes) >= 2 for n in NAMES)      # notebooks 01–06, 08, 09
     assert all(f.__name__.startswith("my_") for n in NAMES for f in ALL[n].solution_functions)
 
 
@@ -117,7 +117,7 @@ def test_solutions_agree_with_the_golden_values(sched):
 
 
 def test_registry_and_notebook_namespaces_agree():
-    assert {n.split(".")[0] for n in NAMES} == {f"ex0{i}" for i in (1, 2, 3, 4, 5, 6, 8)}
+    assert {n.split(".")[0] for n in NAMES} == {f"ex0{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9)}
     for name in NAMES:
         notebook, attr = name.split(".")
         assert getattr(getattr(de.course, notebook), attr) is ALL[name]

@@ -195,7 +195,7 @@ def test_unet_rejects_bad_dropout():
 
 # ----------------------------------------------------------------------------- build_model errors
 def test_build_model_unknown_type():
-    with pytest.raises(ValueError, match=r"config\['type'\] must be one of 'unet', 'mlp', got 'resnet'"):
+    with pytest.raises(ValueError, match=r"config\['type'\] must be one of 'unet', 'mlp', 'unet_cond', got 'resnet'"):
         build_model({"type": "resnet"})
 
 

@@ -1,0 +1,60 @@
+r"""Named training recipes: a network and the :class:`~.config.TrainConfig` options that go with it,
+chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
+
+``laptop`` — legible MNIST digits from a few minutes of CPU training:
+
+* the course's UNet (widths 32/64/128, two blocks per level) on 2×2 pixel patches
+  (``patch_size=2``): the same network run at 14/7/4 instead of 28/14/7, about 3× cheaper a
+  step on a CPU;
+* batch 64 and a 4× larger learning rate (2e-3, warm-up 100 steps, then constant: a time budget
+  does not know its step count in advance, so no decay horizon is needed);
+* min-SNR-5 loss weighting, w_t = min(SNR_t, 5)/SNR_t (Hang et al. 2023), which is DDIM's L_γ
+  (eq. 5) with γ_t ∝ w_t: by Theorem 1 the same optimum as L_simple when parameters are not shared
+  across t, so every sampler of the course applies unchanged;
+* EMA 0.999 with warm-up (the warm-up's d_n = (1+n)/(10+n) keeps it short early on).
+
+Use it from Python (``model = preset_model("laptop")``, ``de.train.train(model, images, sched,
+steps, **preset_training("laptop"))``) or from the command line (``python -m ddim_edu.train --preset
+laptop --minutes 10 --out runs/laptop``), where options typed on the command line win.
+"""
+from __future__ import annotations
+
+from ..validation import check_choice, check_int
+
+# name -> (network options, TrainConfig options); network options use the CLI's names
+PRESETS: dict[str, tuple[dict, dict]] = {
+    "laptop": ({"widths": [32, 64, 128], "num_res_blocks": 2, "patch_size": 2},
+               {"batch_size": 64, "lr": 2e-3, "lr_warmup": 100, "lr_schedule": "constant",
+                "loss_weighting": "min_snr", "min_snr_gamma": 5.0, "ema_decay": 0.999}),
+}
+
+__all__ = ["PRESETS", "preset_model", "preset_training"]
+
+
+def _get(name: str) -> tuple[dict, dict]:
+    return PRESETS[check_choice("preset", name, tuple(PRESETS))]
+
+
+def preset_model(name: str = "laptop", in_channels: int = 1):
+    """A freshly initialised :class:`~ddim_edu.nets.UNet` of preset ``name`` for images with
+    ``in_channels`` channels (H and W multiples of its patch size). ``ValueError`` for an unknown name."""
+    from ..nets import UNet
+    net, _ = _get(name)
+    w = net["widths"]
+    return UNet(in_channels=check_int("in_channels", in_channels, lo=1), base_channels=w[0],
+                channel_mults=[c // w[0] for c in w], num_res_blocks=net["num_res_blocks"],
+                patch_size=net["patch_size"])
+
+
+def preset_training(name: str = "laptop") -> dict:
+    """The :class:`~.config.TrainConfig` options of preset ``name`` (a new dict: change it freely)."""
+    return dict(_get(name)[1])
+
+
+def preset_cli_defaults(name: str) -> dict:
+    """Preset ``name`` as ``python -m ddim_edu.train`` option values, keyed by argparse ``dest``."""
+    from .config import TrainConfig, cli_dest
+    import dataclasses
+    dest = {f.name: cli_dest(f) for f in dataclasses.fields(TrainConfig)}
+    net, train = _get(name)
+    return {**net, **{dest[k]: v for k, v in train.items()}}
