@@ -60,7 +60,13 @@ RECIPES = {
     "ema995": ({"ema_decay": 0.995}, {}, "EMA 0.995"),
     "ema99": ({"ema_decay": 0.99}, {}, "EMA 0.99"),
     "shift2": ({"augment_shift": 2}, {}, "2-pixel random shifts"),
+    "p2": ({}, {"patch_size": 2}, "2x2 pixel patches: the UNet runs at 14/7/4 (patch_size=2)"),
+    "p2fast": ({"batch_size": 64, "lr": 2e-3}, {"patch_size": 2},
+               "patch 2, batch 64, lr 2e-3 (the laptop preset without min-SNR)"),
+    "laptop": ({"batch_size": 64, "lr": 2e-3, "loss_weighting": "min_snr", "min_snr_gamma": 5.0},
+               {"patch_size": 2}, "patch 2, batch 64, lr 2e-3, min-SNR-5 (the laptop preset)"),
 }
+COMBINED = ("p2fast", "laptop")          # recipes that combine several of the changes above (the laptop preset)
 OUT = ROOT / "results" / "speedrun"
 
 
@@ -120,7 +126,8 @@ def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | 
     net = {**BASE_NET, **net_kw, **({"widths": widths} if widths else {})}
     w = net["widths"]
     torch.manual_seed(seed)
-    model = de.nets.UNet(base_channels=w[0], channel_mults=[x // w[0] for x in w], num_res_blocks=net["num_res_blocks"])
+    model = de.nets.UNet(base_channels=w[0], channel_mults=[x // w[0] for x in w], num_res_blocks=net["num_res_blocks"],
+                         patch_size=net.get("patch_size", 1))
     kw = {**train_kw, **({"batch_size": batch} if batch else {})}
     cfg = TrainConfig(**{**kw, "steps": steps, "seed": seed, "progress": False, "ckpt_every": 0, "sample_every": 0})
     return model, cfg, net
@@ -312,7 +319,8 @@ def table(a) -> str:
     pts = sorted((r for r in rows if r["mode"] != "reference"),
                  key=lambda r: (r["mode"], r["net"]["widths"], r["recipe"], r["batch"], r["separate"], r["budget"]))
     ref = [r for r in rows if r["mode"] == "reference"]
-    net = lambda r: f"{'/'.join(map(str, r['net']['widths']))} × {r['net']['num_res_blocks']}"  # noqa: E731
+    net = lambda r: (f"{'/'.join(map(str, r['net']['widths']))} × {r['net']['num_res_blocks']}"  # noqa: E731
+                     + (f" (patch {r['net']['patch_size']})" if r['net'].get('patch_size', 1) > 1 else ""))
     run = lambda r: (r["recipe"], net(r), r["batch"], r["mode"], r["separate"])  # noqa: E731
     budget = lambda r: budget_name(r["mode"], r["budget"]) + (" (sep)" if r["separate"] else "")  # noqa: E731
     quality = lambda r: [f"{r['confident']:.1%} ± {r['confident_se']:.1%}", r["classes_present"],  # noqa: E731
