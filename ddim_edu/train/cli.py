@@ -43,19 +43,20 @@ def add_config_options(parser) -> None:
     (``parser`` is an ``argparse.ArgumentParser`` or argument group)."""
     for f in dataclasses.fields(TrainConfig):
         m, kind, flag, dest = f.metadata, field_type(f), cli_flag(f), cli_dest(f)
+        flags = (flag, *m["aliases"])
         if kind is bool:
             negated = cli_negated(f)                # stored as no_<name>: True turns the option off
             store_true = negated or not flag.startswith("--no-")
-            parser.add_argument(flag, dest=dest, action="store_true" if store_true else "store_false",
+            parser.add_argument(*flags, dest=dest, action="store_true" if store_true else "store_false",
                                 default=(not f.default) if negated else f.default,
                                 help=f"{m['help']}; {flag} turns it off" if flag.startswith("--no-") else m["help"])
             continue
         if kind is str:
-            parser.add_argument(flag, dest=dest, choices=m["choices"], default=f.default,
+            parser.add_argument(*flags, dest=dest, choices=m["choices"], default=f.default,
                                 help=m["help"] + f" (default {f.default})")
             continue
         parse = _int_at_least(m["lo"]) if kind is int and m["lo"] is not None else kind
-        parser.add_argument(flag, dest=dest, type=parse, default=f.default, metavar="N" if kind is int else "X",
+        parser.add_argument(*flags, dest=dest, type=parse, default=f.default, metavar="N" if kind is int else "X",
                             help=m["help"] + ("" if f.default is None else f" (default {f.default})"))
 
 
@@ -109,8 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--preset", choices=list(PRESETS), default=None,
       help="a measured recipe (ddim_edu.train.presets): its network and training options, unless typed here; "
            "laptop = patched UNet, batch 64, lr 2e-3, min-SNR-5 for CPU runs of minutes")
-    a("--minutes", type=float, dest="max_minutes", default=None, metavar="M",
-      help="train for M minutes of wall-clock (same as --max-minutes); without --steps, the step count is then unlimited")
     a("--out", default=None, help="run directory (e.g. checkpoints/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     a("--init", default=None, metavar="MODEL_DIR",

@@ -13,17 +13,18 @@ from ..validation import check_float, check_int
 
 
 def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, flag: str | None = None,
-           dest: str | None = None, resumable: bool = False, finite: bool = False, choices: tuple | None = None):
+           dest: str | None = None, resumable: bool = False, finite: bool = False, choices: tuple | None = None,
+           aliases: tuple = ()):
     """A :class:`TrainConfig` field whose ``metadata`` describes it: ``help`` (the CLI help),
     the allowed range ``lo``/``hi`` (checked by :meth:`TrainConfig.validate` and the CLI),
     the CLI ``flag`` (default ``--name-with-dashes``; ``--no-name`` for a bool that is on by
     default), the ``dest`` under which the CLI stores it (the key in config.json's "args";
     a bool stored as ``no_<name>`` holds the negation), and ``resumable``: whether ``--resume``
     may change it (it does not alter the training trajectory); ``finite``: a float that must not be infinite;
-    ``choices``: the allowed values of a string field."""
+    ``choices``: the allowed values of a string field; ``aliases``: more CLI spellings of the same option."""
     return dataclasses.field(default=default, metadata={
         "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "flag": flag, "dest": dest, "resumable": resumable,
-        "finite": finite, "choices": choices})
+        "finite": finite, "choices": choices, "aliases": tuple(aliases)})
 
 
 @dataclasses.dataclass
@@ -63,8 +64,9 @@ class TrainConfig:
                                     "for a training curve (0: off)", lo=0, resumable=True)
     sample_count: int = option(64, "images in each sample grid", lo=1, resumable=True)
     sample_steps: int = option(50, "DDIM steps (eta = 0) for each sample grid", lo=1, resumable=True)
-    max_minutes: float | None = option(None, "stop cleanly, with a checkpoint, after this many minutes",
-                                       lo=0.0, lo_open=True, resumable=True)
+    max_minutes: float | None = option(None, "stop cleanly, with a checkpoint, after this many minutes of wall-clock "
+                                             "(a new run given only a time budget, no --steps, trains until it is up)",
+                                       lo=0.0, lo_open=True, resumable=True, aliases=("--minutes",))
     progress: bool | None = option(None, "a progress bar (None: on unless fast mode, DDIM_EDU_FAST=1)",
                                    resumable=True)
     compile: bool = option(False, "torch.compile the model (CUDA; slower start)", resumable=True)

@@ -96,10 +96,11 @@ def test_cli_defaults_are_the_config_defaults():
     by_dest = {a.dest: a for a in parser._actions}
     for f in dataclasses.fields(TrainConfig):
         action = by_dest[cli_dest(f)]
-        assert action.option_strings == [cli_flag(f)]
+        assert action.option_strings == [cli_flag(f), *f.metadata["aliases"]]
         assert (not action.default if cli_negated(f) else action.default) == f.default, f.name
         assert f.metadata["help"] in action.help
     assert train_cli.config_from_args(parser.parse_args([])) == TrainConfig()
+    assert parser.parse_args(["--minutes", "3"]).max_minutes == 3.0 == parser.parse_args(["--max-minutes", "3"]).max_minutes
     assert TrainConfig().sample_every == 1000 and TrainConfig().progress is None
 
 
@@ -107,7 +108,7 @@ def test_cli_keeps_every_old_flag_and_saved_key():
     parser = train_cli.build_parser()
     flags = {a.dest: a.option_strings for a in parser._actions}
     for dest, flag in OLD_FLAGS.items():
-        assert flags[dest] == [flag]
+        assert flags[dest][0] == flag                     # the old spelling first (an alias may follow)
     shipped = ck.read_json(ROOT / "checkpoints" / "toy" / "config.json")["args"]
     assert set(shipped) <= set(flags)
     args = parser.parse_args(["--ema", "0.9", "--no-ema-warmup", "--no-progress", "--max-minutes", "2.5", "--compile",
