@@ -44,9 +44,12 @@ import torch
 
 from common import ROOT, de, fixed_noise, markdown_table, sample_batched, Timer
 from ddim_edu.evaluation import kernel
+from ddim_edu.nets.build import unet_from_widths
+from ddim_edu.train.presets import PRESETS
 from ddim_edu.train.trainer import Trainer, TrainConfig
 
 BASE_NET = {"widths": [32, 64, 128], "num_res_blocks": 2}
+_LAPTOP_NET, _LAPTOP_TRAIN = PRESETS["laptop"]          # the preset the CLI and notebook 02 ship
 # name -> (TrainConfig overrides, network overrides, the one change against "today")
 RECIPES = {
     "today": ({}, {}, "today's recipe: UNet 32/64/128 x2, batch 128, AdamW 5e-4 constant, EMA 0.999, L_simple"),
@@ -61,10 +64,9 @@ RECIPES = {
     "ema99": ({"ema_decay": 0.99}, {}, "EMA 0.99"),
     "shift2": ({"augment_shift": 2}, {}, "2-pixel random shifts"),
     "p2": ({}, {"patch_size": 2}, "2x2 pixel patches: the UNet runs at 14/7/4 (patch_size=2)"),
-    "p2fast": ({"batch_size": 64, "lr": 2e-3}, {"patch_size": 2},
+    "p2fast": ({**_LAPTOP_TRAIN, "loss_weighting": "none"}, _LAPTOP_NET,
                "patch 2, batch 64, lr 2e-3 (the laptop preset without min-SNR)"),
-    "laptop": ({"batch_size": 64, "lr": 2e-3, "loss_weighting": "min_snr", "min_snr_gamma": 5.0},
-               {"patch_size": 2}, "patch 2, batch 64, lr 2e-3, min-SNR-5 (the laptop preset)"),
+    "laptop": (_LAPTOP_TRAIN, _LAPTOP_NET, "patch 2, batch 64, lr 2e-3, min-SNR-5 (the laptop preset)"),
 }
 COMBINED = ("p2fast", "laptop")          # recipes that combine several of the changes above (the laptop preset)
 OUT = ROOT / "results" / "speedrun"
@@ -124,10 +126,8 @@ def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | 
     """The recipe's UNet (``widths`` overrides its widths) and TrainConfig (quiet, no checkpoints of its own)."""
     train_kw, net_kw, _ = RECIPES[recipe]
     net = {**BASE_NET, **net_kw, **({"widths": widths} if widths else {})}
-    w = net["widths"]
     torch.manual_seed(seed)
-    model = de.nets.UNet(base_channels=w[0], channel_mults=[x // w[0] for x in w], num_res_blocks=net["num_res_blocks"],
-                         patch_size=net.get("patch_size", 1))
+    model = unet_from_widths(**net)
     kw = {**train_kw, **({"batch_size": batch} if batch else {})}
     cfg = TrainConfig(**{**kw, "steps": steps, "seed": seed, "progress": False, "ckpt_every": 0, "sample_every": 0})
     return model, cfg, net

@@ -37,6 +37,21 @@ def build_model(config: dict) -> nn.Module:
         raise ValueError(f"bad config for {cls.__name__} (type {kind!r}): {err}") from err
 
 
+def unet_from_widths(widths, num_res_blocks=2, patch_size: int = 1, in_channels: int = 1,
+                     num_classes: int | None = None, **kwargs) -> nn.Module:
+    """A :class:`UNet` (or :class:`ConditionalUNet` when ``num_classes`` is given) described by its
+    channel width per level, e.g. ``[32, 64, 128]``: ``base_channels = widths[0]`` and
+    ``channel_mults = widths // widths[0]``, the form the training CLI and the presets use.
+    Other keyword arguments go to the network unchanged. ``ValueError`` if a width is not a multiple
+    of the first."""
+    widths = [int(w) for w in widths]
+    if not widths or widths[0] < 1 or any(w % widths[0] for w in widths):
+        raise ValueError(f"widths must be positive multiples of the first width, got {widths}")
+    kw = dict(in_channels=in_channels, base_channels=widths[0], channel_mults=[w // widths[0] for w in widths],
+              num_res_blocks=num_res_blocks, patch_size=patch_size, **kwargs)
+    return ConditionalUNet(num_classes=num_classes, **kw) if num_classes is not None else UNet(**kw)
+
+
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     if not isinstance(model, nn.Module):

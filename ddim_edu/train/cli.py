@@ -162,7 +162,8 @@ def _check_out_dir(parser, out: Path) -> None:
 
 def model_from_args(args, data: torch.Tensor):
     """The network the options describe for ``data`` [N, C, H, W] (a UNet) or [N, D] (an MLP)."""
-    from ..nets import ConditionalUNet, MLPDenoiser, UNet
+    from ..nets import MLPDenoiser
+    from ..nets.build import unet_from_widths
     kind = args.model or ("mlp" if data.dim() == 2 else "unet")
     if kind == "mlp":
         if data.dim() != 2:
@@ -170,11 +171,9 @@ def model_from_args(args, data: torch.Tensor):
         return MLPDenoiser(dim=data.shape[1], hidden=args.mlp_hidden, num_layers=args.mlp_layers)
     if data.dim() != 4:
         raise SystemExit(f"--model unet needs images; {args.dataset} has shape {tuple(data.shape[1:])}")
-    w, cond = args.widths, ({"num_classes": 10} if getattr(args, "conditional", False) else {})
-    return (ConditionalUNet if cond else UNet)(
-        in_channels=data.shape[1], base_channels=w[0], channel_mults=[x // w[0] for x in w], **cond,
-        num_res_blocks=args.num_res_blocks, attention=args.attention, dropout=args.dropout, groups=args.groups,
-        patch_size=getattr(args, "patch_size", 1))
+    return unet_from_widths(args.widths, args.num_res_blocks, getattr(args, "patch_size", 1), data.shape[1],
+                            num_classes=10 if getattr(args, "conditional", False) else None,
+                            attention=args.attention, dropout=args.dropout, groups=args.groups)
 
 
 def main(argv=None) -> int:

@@ -38,12 +38,8 @@ def _get(name: str) -> tuple[dict, dict]:
 def preset_model(name: str = "laptop", in_channels: int = 1):
     """A freshly initialised :class:`~ddim_edu.nets.UNet` of preset ``name`` for images with
     ``in_channels`` channels (H and W multiples of its patch size). ``ValueError`` for an unknown name."""
-    from ..nets import UNet
-    net, _ = _get(name)
-    w = net["widths"]
-    return UNet(in_channels=check_int("in_channels", in_channels, lo=1), base_channels=w[0],
-                channel_mults=[c // w[0] for c in w], num_res_blocks=net["num_res_blocks"],
-                patch_size=net["patch_size"])
+    from ..nets.build import unet_from_widths
+    return unet_from_widths(in_channels=check_int("in_channels", in_channels, lo=1), **_get(name)[0])
 
 
 def preset_training(name: str = "laptop") -> dict:

@@ -295,3 +295,15 @@ def test_models_run_in_their_parameters_dtype(kind, dtype):
     assert (out.double() - ref).abs().max() <= tol * ref.abs().max()
     mixed = copy.deepcopy(model).float()(x.double(), t)          # float32 weights, float64 data
     assert mixed.dtype == torch.float64 and (mixed - ref).abs().max() <= 1e-5 * ref.abs().max()
+
+
+def test_unet_from_widths_is_the_unet_those_widths_describe():
+    from ddim_edu.nets import ConditionalUNet, UNet, unet_from_widths
+    net = unet_from_widths([16, 32, 64], 1, patch_size=2, dropout=0.1)
+    assert isinstance(net, UNet) and net.config == UNet(base_channels=16, channel_mults=[1, 2, 4], num_res_blocks=1,
+                                                         patch_size=2, dropout=0.1).config
+    cond = unet_from_widths([8, 8, 16], num_classes=10)
+    assert isinstance(cond, ConditionalUNet) and cond.config["channel_mults"] == [1, 1, 2]
+    for bad in ([16, 24], [], [0, 8]):
+        with pytest.raises(ValueError, match="widths"):
+            unet_from_widths(bad)
