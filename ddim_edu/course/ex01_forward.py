@@ -51,12 +51,12 @@ ex01.q_sample = Exercise(
         Case("batch of one at t = 0", (_randn(1, 1, 4, 4), torch.tensor([0]), _randn(1, 1, 4, 4, seed=2), LIN)),
         Case("2-D points [4, 2], float32, cosine schedule", (_randn(4, 2, dtype=torch.float32),
              torch.tensor([999, 500, 3, 250]), _randn(4, 2, seed=3, dtype=torch.float32), COS))],
-    mistakes=[(lambda x0, t, n, s: my_q_sample(n, t, x0, s),
+    mistakes=[(lambda x0, t, n, s: s.q_sample(n, t, x0),
                "√ᾱ and √(1 − ᾱ) are swapped: √ᾱ_t multiplies x_0, √(1 − ᾱ_t) multiplies ε"),
               (lambda x0, t, n, s: (lambda a: a * x0 + (1 - a) * n)(
                   s.alpha_bar.to(x0.dtype)[t].reshape(-1, *([1] * (x0.dim() - 1)))),
                "the coefficients need square roots: √ᾱ_t and √(1 − ᾱ_t)"),
-              (lambda x0, t, n, s: my_q_sample(x0, t[:1].expand_as(t), n, s),
+              (lambda x0, t, n, s: s.q_sample(x0, t[:1].expand_as(t), n),
                "every example used t[0]: index ᾱ with the whole t and reshape to [B, 1, 1, ...]")],
     hint="index ᾱ with t (shape [B]), reshape to [B, 1, …, 1] so it broadcasts, then √ᾱ·x0 + √(1−ᾱ)·noise.")
 

@@ -104,7 +104,7 @@ ex03.sigma_hat_step = Exercise(
     cases=lambda: [Case(c.label.replace(", η = 1.0", ""), c.args[:5] + c.args[6:]) for c in _step_cases((1.0,))],
     mistakes=[(lambda x, e, t, tp, s, z: ddim_step(x, e, t, tp, s, 1.0, z)[0],
                "that is the η = 1 step; σ̂ = √(1 − ᾱ_t/ᾱ') is larger than σ(1)"),
-              (lambda x, e, t, tp, s, z: my_sigma_hat_step(x, e, t, tp, s, z) + (
+              (lambda x, e, t, tp, s, z: ddim_step(x, e, t, tp, s, 1.0, z, variance="sigma_hat")[0] + (
                   tp < 0) * math.sqrt(1 - s.alpha_bar_at(t)) * z, "no noise on the last step (t_prev = −1)"),
               (_sigma_hat_dir_wrong,
                "the ε coefficient stays √(1 − ᾱ' − σ(1)²), with σ(1) of eq. (16), not σ̂")],

@@ -15,7 +15,7 @@ from .engine import Case, Exercise
 from .fixtures import COS, LIN
 from .fixtures import mixture_eps_model as _mixture_model
 from .fixtures import seeded_randn as _randn
-from ..diffusion import ddim_step, heun_step, sigma_from_alpha_bar
+from ..diffusion import alpha_bar_from_sigma, ddim_step, from_xbar, heun_step, sigma_from_alpha_bar, to_xbar
 
 NOTEBOOK = "04_ode_view.ipynb"
 ex04 = SimpleNamespace()
@@ -37,15 +37,21 @@ def my_xbar_to_x(xbar, sigma):
     return xbar / math.sqrt(sigma ** 2 + 1)
 
 
+def _xbar_pair(x, sigma):
+    """(x̄ from x, x from x̄) at noise level σ by the package's conversions, with ᾱ = 1/(σ² + 1)."""
+    ab = alpha_bar_from_sigma(sigma)
+    return to_xbar(x, ab), from_xbar(x, ab)
+
+
 _SIGMAS = [("σ at t = 420", _sig(LIN, 420)), ("σ = 0 (clean data)", 0.0), ("σ at t = 999 (≈ 158)", _sig(LIN, 999))]
 
 ex04.xbar = Exercise(
-    "ex04.xbar", lambda x, s: (my_x_to_xbar(x, s), my_xbar_to_x(x, s)), solution=[my_x_to_xbar, my_xbar_to_x],
+    "ex04.xbar", _xbar_pair, solution=[my_x_to_xbar, my_xbar_to_x],
     adapt=lambda to, back: (lambda x, s: (to(x, s), back(x, s))),
     cases=lambda: [Case(f"{lab}, [10, 2] float64", (_randn(10, 2), s)) for lab, s in _SIGMAS]
     + [Case("batch of one, float32", (_randn(1, 1, 4, 4, dtype=torch.float32), _SIGMAS[0][1]))],
     mistakes=[(lambda x, s: (x * s, x / s if s else x), "scale by √(σ² + 1), not by σ"),
-              (lambda x, s: (my_xbar_to_x(x, s), my_x_to_xbar(x, s)), "the two conversions are swapped"),
+              (lambda x, s: _xbar_pair(x, s)[::-1], "the two conversions are swapped"),
               (lambda x, s: (x * (s ** 2 + 1), x / (s ** 2 + 1)), "take the square root of σ² + 1")],
     hint="√ᾱ = 1/√(σ² + 1), so x̄ = x·√(σ² + 1) and x = x̄/√(σ² + 1); check both on σ = 0 (they do nothing).")
 
@@ -71,9 +77,9 @@ ex04.euler_step = Exercise(
     cases=_euler_cases,
     mistakes=[(lambda x, e, t, tp, s: x * math.sqrt(_sig(s, t) ** 2 + 1) + (_sig(s, tp) - _sig(s, t)) * e,
                "you returned x̄': convert back with x' = x̄'/√(σ'² + 1)"),
-              (lambda x, e, t, tp, s: my_xbar_to_x(x * math.sqrt(_sig(s, t) ** 2 + 1) + (
-                  _sig(s, t) - _sig(s, tp)) * e, _sig(s, tp)), "the step is (σ' − σ) ε: σ decreases"),
-              (lambda x, e, t, tp, s: my_xbar_to_x(x + (_sig(s, tp) - _sig(s, t)) * e, _sig(s, tp)),
+              (lambda x, e, t, tp, s: from_xbar(x * math.sqrt(_sig(s, t) ** 2 + 1) + (
+                  _sig(s, t) - _sig(s, tp)) * e, s.alpha_bar_at(tp)), "the step is (σ' − σ) ε: σ decreases"),
+              (lambda x, e, t, tp, s: from_xbar(x + (_sig(s, tp) - _sig(s, t)) * e, s.alpha_bar_at(tp)),
                "convert x_t to x̄ = x·√(σ² + 1) before stepping")],
     hint="σ = √((1 − ᾱ)/ᾱ) for t and t_prev (σ' = 0 at t_prev = −1); x̄ = x√(σ²+1); x̄' = x̄ + (σ' − σ) ε; back.")
 
@@ -91,18 +97,22 @@ def my_heun_step(model, xbar, t, t_next, sched):
     return xbar + (s_next - s) * 0.5 * (d + d_next)
 
 
+def _heun(model, xbar, t, t_next, sched):
+    """The package's Heun step from t to t_next, with σ and σ' of ``sched``."""
+    return heun_step(model, xbar, t, t_next, _sig(sched, t), _sig(sched, t_next))[0]
+
+
 ex04.heun_step = Exercise(
-    "ex04.heun_step", lambda m, xb, t, tn, s: heun_step(m, xb, t, tn, _sig(s, t), _sig(s, tn))[0],
-    solution=my_heun_step, rtol=1e-6, atol=1e-8,
+    "ex04.heun_step", _heun, solution=my_heun_step, rtol=1e-6, atol=1e-8,
     cases=lambda: [Case(f"{t} → {tn}, [16, 2] float64", (_mixture_model(), _randn(16, 2) * _sig(LIN, t), t, tn, LIN))
                    for t, tn in [(700, 300), (999, 500), (100, 0)]]
     + [Case("500 → 499, batch of one", (_mixture_model(), _randn(1, 2) * _sig(LIN, 500), 500, 499, LIN))],
     mistakes=[(lambda m, xb, t, tn, s: xb + (_sig(s, tn) - _sig(s, t)) * m(
                   xb / math.sqrt(_sig(s, t) ** 2 + 1), torch.full((xb.shape[0],), t)),
                "that is the Euler step; average it with the slope at the trial point"),
-              (lambda m, xb, t, tn, s: my_heun_step(lambda x, tt: m(x, torch.full_like(tt, t)), xb, t, tn, s),
+              (lambda m, xb, t, tn, s: _heun(lambda x, tt: m(x, torch.full_like(tt, t)), xb, t, tn, s),
                "evaluate the second slope at t_next (the trial point's time), not at t"),
-              (lambda m, xb, t, tn, s: my_heun_step(lambda x, tt: m(x * math.sqrt(
+              (lambda m, xb, t, tn, s: _heun(lambda x, tt: m(x * math.sqrt(
                   _sig(s, int(tt[0])) ** 2 + 1), tt), xb, t, tn, s),
                "the model takes x = x̄/√(σ² + 1), not x̄")],
     hint="d = model(x̄/√(σ²+1), t); trial = x̄ + (σ' − σ) d; d' = model(trial/√(σ'²+1), t_next); x̄ + (σ' − σ)(d + d')/2.")

@@ -39,7 +39,7 @@ def _slerp_cases():
 ex05.slerp = Exercise(
     "ex05.slerp", slerp, solution=my_slerp, rtol=1e-6, atol=1e-8, cases=_slerp_cases,
     mistakes=[(lambda a, b, al: lerp(a, b, al), "that is lerp (a straight line); slerp follows the arc"),
-              (lambda a, b, al: my_slerp(a.reshape(1, -1), b.reshape(1, -1), al).reshape(a.shape),
+              (lambda a, b, al: slerp(a.reshape(1, -1), b.reshape(1, -1), al).reshape(a.shape),
                "one angle for the whole batch: compute θ per example (flatten all dimensions but the first)")],
     hint="flatten to [B, D]; θ = arccos(⟨z0, z1⟩/(‖z0‖‖z1‖)) per row; sin((1−α)θ)/sin θ z0 + sin(αθ)/sin θ z1.")
 
@@ -50,8 +50,13 @@ def my_lerp_midpoint_norm(d):
     return math.sqrt(d / 2)
 
 
+def _midpoint_norm_reference(d):
+    """‖(z0 + z1)/2‖ with ‖z0‖ ≈ ‖z1‖ ≈ √d and z0 ⟂ z1 (independent directions in high dimension)."""
+    return math.hypot(math.sqrt(d), math.sqrt(d)) / 2
+
+
 ex05.midpoint_norm = Exercise(
-    "ex05.midpoint_norm", my_lerp_midpoint_norm, rtol=0.02, atol=0.0,
+    "ex05.midpoint_norm", _midpoint_norm_reference, solution=my_lerp_midpoint_norm, rtol=0.02, atol=0.0,
     cases=lambda: [Case(f"d = {d}", (d,)) for d in (64, 784, 3072, 100_000)],
     mistakes=[(lambda d: math.sqrt(d), "√d is the norm of one code; (z0 + z1)/2 has variance 1/2 per dimension"),
               (lambda d: d / 2, "take the square root: ‖z‖ ≈ √(E‖z‖²)"),
@@ -70,12 +75,17 @@ def _paths(*shape, seed=0):
     return (_randn(*shape, seed=seed) * 0.8).to(torch.float32)
 
 
+def _roughness_reference(paths):
+    """Half the mean |Δx| between neighbouring frames on [−1, 1] (clamped first): the same on [0, 1]."""
+    return float(torch.diff(paths.clamp(-1, 1), dim=1).abs().mean() / 2)
+
+
 ex05.roughness = Exercise(
-    "ex05.roughness", my_roughness, rtol=1e-5, atol=1e-7,
+    "ex05.roughness", _roughness_reference, solution=my_roughness, rtol=1e-5, atol=1e-7,
     cases=lambda: [Case("paths [3, 7, 1, 8, 8] (some values outside [−1, 1])", (_paths(3, 7, 1, 8, 8),)),
                    Case("one path of two frames", (_paths(1, 2, 1, 4, 4, seed=1),))],
     mistakes=[(lambda p: float((p[:, 1:] - p[:, :-1]).abs().mean()), "rescale to [0, 1] first: (x + 1)/2"),
               (lambda p: float(((p + 1) / 2)[:, 1:].sub(((p + 1) / 2)[:, :-1]).abs().mean()),
                "clamp to [0, 1] after rescaling"),
-              (lambda p: my_roughness(p.transpose(0, 1)), "difference neighbouring frames (dim 1), not paths")],
+              (lambda p: _roughness_reference(p.transpose(0, 1)), "difference neighbouring frames (dim 1), not paths")],
     hint="x = ((paths + 1)/2).clamp(0, 1); mean of |x[:, 1:] − x[:, :-1]|.")

@@ -45,8 +45,8 @@ ex08.bound_weight = Exercise(
                    Case("linear schedule, T = 10", (NoiseSchedule.linear(T=10).betas,))],
     mistakes=[(_bound_weight_wrong_alpha_bar,
                "σ_t² = β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) cancels the (1 − ᾱ_t): what is left is 1 − ᾱ_{t−1}"),
-              (lambda b: 2 * my_bound_weight(b), "the KL between two Gaussians of variance σ² has 1/(2σ²): keep the 2"),
-              (lambda b: my_bound_weight(b) * (1 - b[1:]) ** 2, "α_t = 1 − β_t divides, it does not multiply"),
+              (lambda b: 2 * _bound_weight_reference(b), "the KL between two Gaussians of variance σ² has 1/(2σ²): keep the 2"),
+              (lambda b: _bound_weight_reference(b) * (1 - b[1:]) ** 2, "α_t = 1 − β_t divides, it does not multiply"),
               (lambda b: b[1:] / (2 * (1 - torch.cumprod(1 - b, 0)[:-1])), "you dropped α_t from the denominator")],
     hint="Put σ_t² = β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) into w_t = β_t² / (2 σ_t² α_t (1 − ᾱ_t)) and cancel; "
          "for t = 1 … T−1, ᾱ_{t−1} is cumprod(1 − betas)[:-1].")

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import nbformat
@@ -63,6 +64,14 @@ def _in_handout(folder: Path, code: str, timeout=300) -> str:
     return out.stdout
 
 
+def _solution_body(f) -> str:
+    """The non-blank lines of the solution function ``f``'s body, its docstring left out."""
+    src = textwrap.dedent(inspect.getsource(f))
+    fn = ast.parse(src).body[0]
+    has_doc = isinstance(fn.body[0], ast.Expr) and isinstance(fn.body[0].value, ast.Constant)
+    return "\n".join(ln for ln in src.splitlines()[fn.body[0].end_lineno if has_doc else fn.lineno:] if ln.strip())
+
+
 def _text_files(folder: Path):
     return [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".ipynb", ".toml", ".json")]
 
@@ -99,16 +108,11 @@ def test_handout_leaves_out_every_solution_and_the_answer_key(built):
         assert PLANTED not in text, path
         assert path.suffix != ".ipynb" or "BEGIN SOLUTION" not in text, path
     solved = {f for ex in ALL.values() for f in ex.solution_functions}
-    for f in solved:   # each solution's body is gone from the module students import
+    for f in solved:   # each solution's body is gone from the module students import, under any name
         module = (ho / "ddim_edu" / "course" / (f.__module__.rsplit(".", 1)[-1] + ".py")).read_text()
-        src = textwrap.dedent(inspect.getsource(f))
-        fn = ast.parse(src).body[0]
-        has_doc = isinstance(fn.body[0], ast.Expr) and isinstance(fn.body[0].value, ast.Constant)
-        body = [ln for ln in src.splitlines()[fn.body[0].end_lineno if has_doc else fn.lineno:] if ln.strip()]
         assert re.search(rf"def {f.__name__}\(.*?\n(.*?)(?=\n\S|\Z)", module, re.S).group(1).count(
             "not included in this handout") == 1, f.__name__
-        if f"_check_{f.__name__}" not in module:       # not needed by any check: nowhere in the handout
-            assert "\n".join(body) not in module, f.__name__
+        assert _solution_body(f) not in module and "_check_" not in module, f.__name__
 
 
 def test_handout_package_imports_and_its_solutions_say_not_included(built):
@@ -229,33 +233,57 @@ def test_a_student_notebook_runs_in_the_handout(built, monkeypatch):
     assert Path(text.strip().splitlines()[-1]).resolve().is_relative_to(ho.resolve())
 
 
-def test_handout_stripping_keeps_what_checks_call_under_private_names():
+def test_handout_exercise_modules_hold_no_solution_and_their_checks_run():
+    """The exercise modules exactly as the handout writes them: no reference solution's body survives
+    (no check calls one, so none is kept under another name), and, each run as a fresh module of
+    the package, every check passes the key's solutions and names each known mistake."""
+    from test_checks import _as_student, _solution
+    from ddim_edu.course.grading import grading_package
+    from ddim_edu.course.stripping import HANDOUT_STUB, _needed_by_checks
+    files = grading_package(HANDOUT_STUB, keep_checks=True)
+    for notebook, exercises in BY_NOTEBOOK.items():
+        short = next(iter(vars(exercises).values())).solution_functions[0].__module__.rsplit(".", 1)[1]
+        source = files[f"course/{short}.py"].decode()
+        tree = ast.parse(source)
+        solutions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("my_")}
+        assert _needed_by_checks(tree, solutions) == set() and "_check_" not in source, short
+        module = types.ModuleType(f"ddim_edu.course._handout_{short}")
+        module.__package__ = "ddim_edu.course"
+        exec(compile(source, f"handout/ddim_edu/course/{short}.py", "exec"), module.__dict__)
+        for ex in vars(getattr(module, f"ex{notebook[:2]}")).values():
+            assert all(_solution_body(f) not in source for f in ALL[ex.name].solution_functions), ex.name
+            assert ex.check(*_solution(ex.name)).passed is True, ex.name
+            for wrong, message in ex.mistakes:
+                result = ex.check(*_as_student(ex.name, wrong))
+                assert result.passed is False and message in result.message, (ex.name, message, result.message)
+
+
+def test_handout_stripping_refuses_a_check_that_calls_a_solution():
     from ddim_edu.course.stripping import HANDOUT_STUB, STRIPPED, strip_solutions
     source = textwrap.dedent('''
-        def my_helper(x):
-            """Doc."""
-            return x + 1
-
         def my_f(x):
-            return my_helper(x) * 2
+            """Doc."""
+            return x * 2
 
         def my_g(x):
             return x - 1
 
-        ex_f = Exercise("ex09.f", my_f, cases=None, mistakes=[(lambda x: my_f(x) + 1, "off by one")])
-        ex_g = Exercise("ex09.g", lambda x: x - 1, solution=my_g, cases=None, mistakes=[(lambda x: x, "no")])
+        ex_f = Exercise("ex09.f", lambda x: x + x, solution=my_f, cases=None, mistakes=[(lambda x: 2 * x + 1, "off")])
+        ex_g = Exercise("ex09.g", lambda x: x - 1, solution=my_g, cases=None, mistakes=[(lambda x: my_g(x) + 1, "no")])
         ''')
-    names = {"my_helper", "my_f", "my_g"}
+    names = {"my_f", "my_g"}
+    with pytest.raises(ValueError, match=r"my_g \(line 10\).*package's own function"):
+        strip_solutions(source, names, HANDOUT_STUB, keep_checks=True)
+    graded = strip_solutions(source, names)                  # the grader's copy drops checks and mistakes
+    assert graded.count(STRIPPED) == 2 and "off" not in graded and "return x" not in graded
+    clean = source.replace("my_g(x) + 1", "x")
     ns = {"Exercise": lambda name, reference, **kw: dict(kw, name=name, reference=reference)}
-    exec(strip_solutions(source, names, HANDOUT_STUB, keep_checks=True), ns)
-    for fn in ("my_helper", "my_f", "my_g"):                 # what .solution() prints: stubs
+    exec(strip_solutions(clean, names, HANDOUT_STUB, keep_checks=True), ns)
+    for fn in ("my_f", "my_g"):                              # what .solution() prints: stubs
         with pytest.raises(NotImplementedError, match="not included"):
             ns[fn](1)
-    assert ns["ex_f"]["reference"](1) == 4 and ns["ex_f"]["mistakes"][0][0](1) == 5     # checks still work
-    assert ns["ex_f"]["solution"] is ns["my_f"] and ns["ex_g"]["solution"] is ns["my_g"]
-    assert "_check_my_helper" in ns and "_check_my_g" not in ns   # my_g: no check calls it, so it is gone
-    graded = strip_solutions(source, names)                  # the grader's copy: nothing kept
-    assert STRIPPED in graded and "_check_" not in graded and "off by one" not in graded
+    assert ns["ex_f"]["reference"](1) == 2 and ns["ex_f"]["mistakes"][0][0](1) == 3    # checks still work
+    assert ns["ex_f"]["solution"] is ns["my_f"] and ns["my_f"].__doc__ == "Doc."
 
 
 # ----------------------------------------------------------------------------- the key
