@@ -1,5 +1,5 @@
 """Speed-run: sample quality against training budget (wall-clock minutes or optimiser steps) on
-the CPU, one recipe change at a time against today's recipe (issue 16).
+the CPU, one recipe change at a time against today's recipe.
 
     python benchmarks/speedrun.py --recipes today,minsnr5 --minutes 2,5,10,20      # wall-clock budgets
     python benchmarks/speedrun.py --recipes today,small --steps 300,1000 --batch 64 --threads 1

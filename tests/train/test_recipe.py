@@ -1,4 +1,4 @@
-"""The training-recipe knobs of issue 16 (loss weighting, lr schedule, shift augmentation,
+"""The training-recipe knobs (loss weighting, lr schedule, shift augmentation,
 channels_last, per-level UNet blocks): each formula against a hand computation, and the
 defaults give today's training bit-for-bit."""
 from __future__ import annotations
