@@ -13,6 +13,11 @@
 # Results go to results/ and, with the measured weights and their config.json (ready to ship), to $OUT.
 #   OUT=/tmp/gpu TRAIN_MIN=4 bash benchmarks/run_gpu.sh
 #   STAGES="tables speed" RUN=checkpoints/mnist bash benchmarks/run_gpu.sh    # measure only
+#   retrain from scratch with min-SNR-5 weighting (the largest gain the CPU speed-run measured,
+#   results/speedrun/) and 2-pixel shifts against memorising the 4,500 digits (not yet measured),
+#   the shipped weights as the training curve's baseline:
+#   OUT=/tmp/gpu INIT= BEFORE=checkpoints/mnist TRAIN_MIN=5 \
+#     EXTRA="--loss-weighting min_snr --min-snr-gamma 5 --augment-shift 2" bash benchmarks/run_gpu.sh
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
