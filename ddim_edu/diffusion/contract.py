@@ -39,9 +39,14 @@ from ..validation import _show_typed, check_callable, check_generator, check_ten
 
 def check_sampler_args(model, x, sched, generator, callback) -> None:
     """The shared argument checks: TypeError naming the argument, what was given and what is allowed.
-    ``x`` may be float16, bfloat16, float32 or float64: the sampler runs in its dtype."""
+    ``x`` may be float16, bfloat16, float32 or float64 (the sampler runs in its dtype) and must be
+    finite (ValueError for NaN or inf)."""
     check_callable("model", model, "model(x_t, t)")
     check_tensor("x", x, floating=True)
+    if not bool(torch.isfinite(x).all()):       # NaN or inf in x would run to an all-NaN result
+        bad = ~torch.isfinite(x)
+        raise ValueError(f"x must be finite, got {int(bad.sum())} NaN/inf value(s) of {x.numel()} "
+                         f"in a tensor of shape {tuple(x.shape)}")
     if not isinstance(sched, NoiseSchedule):
         raise TypeError(f"sched must be a NoiseSchedule, got {_show_typed(sched)}")
     check_generator("generator", generator)

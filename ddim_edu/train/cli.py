@@ -230,7 +230,8 @@ def main(argv=None) -> int:
         try:
             cfg = config_from_args(args)
         except (TypeError, ValueError) as e:
-            bad = {f.name: cli_flag(f) for f in dataclasses.fields(TrainConfig)}.get(str(e).split()[0])
+            bad = {f.name: " / ".join((cli_flag(f), *f.metadata["aliases"]))      # every spelling of it
+                   for f in dataclasses.fields(TrainConfig)}.get(str(e).split()[0])
             parser.error(f"{bad}: {e}" if bad else str(e))
         data, dataset_info = load_data(args)
         torch.manual_seed(args.seed)

@@ -76,6 +76,11 @@ def _cases():
                             r"\(for a seed, pass ddim_edu.env.generator\(seed\)\)"))
         add(Case(f"{name}-callback", "callback", lambda f=f: f(_eps, x, s, steps=3, callback="print", progress=False),
                  TypeError, r"callback must be callable as callback\(info: dict\), got 'print' \(str\)"))
+        for bad in (float("nan"), float("inf")):
+            x_bad = torch.zeros(2, 2)
+            x_bad[1, 0] = bad
+            add(Case(f"{name}-x={bad}", "x", lambda f=f, xb=x_bad: f(_eps, xb, s, steps=3, progress=False), ValueError,
+                     r"x must be finite, got 1 NaN/inf value\(s\) of 4 in a tensor of shape \(2, 2\)"))
         add(Case(f"{name}-model", "model", lambda f=f: f("unet", x, s, steps=3, progress=False), TypeError,
                  r"model must be callable as model\(x_t, t\), got 'unet' \(str\)"))
     # the model's output (a complex ε used to be cast with a warning, an integer one silently)
