@@ -152,11 +152,23 @@ class Exercise:
     def solution(self, reveal: bool = False) -> None:
         """Print the reference solution, only when asked twice: ``.solution()`` says how,
         ``.solution(reveal=True)`` prints it (one deliberate step, so a glance can't spoil it)."""
+        if self._left_out():
+            print(f"The reference solution of {self.name} is not included in this handout: your teacher "
+                  "has the answer key. .hint() gives a hint.")
+            return
         if reveal is not True:
             print(f"This would show the reference solution of {self.name}. Try .hint() first; "
                   f"to see the solution, run .solution(reveal=True).")
             return
         print("\n".join(textwrap.dedent(inspect.getsource(f)) for f in self.solution_functions))
+
+    def _left_out(self) -> bool:
+        """Whether the solution was stubbed out (a student handout, ``course/stripping.py``)."""
+        from .stripping import HANDOUT_STUB
+        try:
+            return any(HANDOUT_STUB in inspect.getsource(f) for f in self.solution_functions)
+        except (OSError, TypeError):
+            return False
 
     def _diagnose(self, got, want, case) -> str:
         for wrong, message in self.mistakes:
