@@ -109,9 +109,3 @@ def _uses_outside(tree, defs) -> list:
     """Uses of the stripped functions outside their own bodies (references, mistakes, helpers)."""
     return [n for node in tree.body if not (isinstance(node, ast.FunctionDef) and node.name in defs)
             for n in _names_in(node, defs)]
-
-
-def _needed_by_checks(tree, defs) -> set:
-    """The names of the stripped functions that a check, a mistake or a helper calls (none, in a
-    module whose handout :func:`strip_solutions` can write)."""
-    return {n.id for n in _uses_outside(tree, defs)}

@@ -43,9 +43,9 @@ def check_sampler_args(model, x, sched, generator, callback) -> None:
     finite (ValueError for NaN or inf)."""
     check_callable("model", model, "model(x_t, t)")
     check_tensor("x", x, floating=True)
-    if not bool(torch.isfinite(x).all()):       # NaN or inf in x would run to an all-NaN result
-        bad = ~torch.isfinite(x)
-        raise ValueError(f"x must be finite, got {int(bad.sum())} NaN/inf value(s) of {x.numel()} "
+    n_bad = int((~torch.isfinite(x)).sum())      # NaN or inf in x would run to an all-NaN result
+    if n_bad:
+        raise ValueError(f"x must be finite, got {n_bad} NaN/inf value(s) of {x.numel()} "
                          f"in a tensor of shape {tuple(x.shape)}")
     if not isinstance(sched, NoiseSchedule):
         raise TypeError(f"sched must be a NoiseSchedule, got {_show_typed(sched)}")

@@ -240,14 +240,14 @@ def test_handout_exercise_modules_hold_no_solution_and_their_checks_run():
     the package, every check passes the key's solutions and names each known mistake."""
     from test_checks import _as_student, _solution
     from ddim_edu.course.grading import grading_package
-    from ddim_edu.course.stripping import HANDOUT_STUB, _needed_by_checks
+    from ddim_edu.course.stripping import HANDOUT_STUB, _uses_outside
     files = grading_package(HANDOUT_STUB, keep_checks=True)
     for notebook, exercises in BY_NOTEBOOK.items():
         short = next(iter(vars(exercises).values())).solution_functions[0].__module__.rsplit(".", 1)[1]
         source = files[f"course/{short}.py"].decode()
         tree = ast.parse(source)
         solutions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("my_")}
-        assert _needed_by_checks(tree, solutions) == set() and "_check_" not in source, short
+        assert _uses_outside(tree, solutions) == [] and "_check_" not in source, short
         module = types.ModuleType(f"ddim_edu.course._handout_{short}")
         module.__package__ = "ddim_edu.course"
         exec(compile(source, f"handout/ddim_edu/course/{short}.py", "exec"), module.__dict__)
