@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, Timer, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, \
+from common import ROOT, Timer, ck, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, \
     model_step, sample_batched, write_results
 
 PAPER_S = list(de.course.paper.TABLE1_STEPS)   # the paper's Table 1 (CIFAR-10): its columns S and {η key: [FID]}
@@ -39,6 +39,9 @@ def parse(argv=None):
     p.add_argument("--quick", action="store_true", help="200 samples, S ∈ {10, 20}, η ∈ {0, 1}")
     p.add_argument("--out", default=str(ROOT / "results" / "table1_mnist"))
     p.add_argument("--record-config", action="store_true", help="store the FIDs in the checkpoint's config.json")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="write one table from the JSONs of runs that measured parts of it (e.g. one η each, side by "
+                        "side on one GPU; same model, n, τ and seed); samples nothing")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.etas, a.steps = 200, "0,1", "10,20"
@@ -91,8 +94,71 @@ def plot(a, fids, floor, path):
     print(f"wrote {path}")
 
 
+def report(a, fids: dict, split: dict, seconds: dict, floor: float, floor_sd: float, floor_n: int, step,
+           device: str) -> dict:
+    """Write the table (markdown, JSON, plot) of the cells ``fids[(η, S)]``; record it in the
+    checkpoint's config.json with --record-config. Returns the JSON's data."""
+    fids = {(e, S): fids[(e, S)] for e in a.eta_list for S in a.step_list}
+    label = {"hat": "σ̂", "0": "0.0 (DDIM)"}
+    header = ["η \\ S"] + [str(S) for S in a.step_list]
+    rows = [[label.get(e, e)] + [fids[(e, S)] for S in a.step_list] for e in a.eta_list]
+    rows.append([f"real digits (floor, n={floor_n}, ± {floor_sd:.2g})"] + [floor] * len(a.step_list))
+    half_rows = [[label.get(e, e)] + [" / ".join(f"{v:.3g}" for v in split[(e, S)]) for S in a.step_list]
+                 for e in a.eta_list]
+    paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
+    body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
+            f"model `{a.checkpoint}` (step {step}), "
+            f"{a.skip} τ, {device}.\n\n"
+            + markdown_table(header, rows)
+            + f"\n\nThe same cells scored on each half of their samples (n = {a.n // 2} each; the spread "
+              "shows the metric's noise, and halves score higher than the whole because FID's bias grows "
+              "as n shrinks):\n\n"
+            + markdown_table(header, half_rows)
+            + "\n\nThe paper's CIFAR-10 FIDs (Table 1, S = 10, 20, 50, 100, 1000) for comparison of shape:\n\n"
+            + markdown_table(["η \\ S", *map(str, PAPER_S)], paper_rows)
+            + "\n\nSampling time per cell (s): "
+            + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
+    data = {"checkpoint": str(a.checkpoint), "n": a.n, "skip": a.skip, "seed": a.seed, "device": device, "checkpoint_step": step, "floor": floor,
+            "floor_sd": floor_sd, "floor_n": floor_n, "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
+            "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
+            "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}
+    write_results(Path(a.out), "Table 1 on MNIST: classifier-FID by η and S", body, data)
+    plot(a, fids, floor, Path(a.out + ".png"))
+    if a.record_config:
+        ck.record_results(a.checkpoint, "classifier_fid", {**data["fid"], "floor": floor, "n": a.n, "skip": a.skip,
+                                                             "device": data["device"]})
+        print(f"recorded in {Path(a.checkpoint) / 'config.json'}")
+    return data
+
+
+def merge(a) -> dict:
+    """One table from parts measured apart (--merge): the same model, n, τ, seed and floor."""
+    parts = [json.loads(Path(p).read_text()) for p in a.merge]
+    same = ("checkpoint", "n", "skip", "seed", "checkpoint_step", "floor")
+    for p, part in zip(a.merge[1:], parts[1:]):
+        if any(part.get(k) != parts[0].get(k) for k in same):
+            raise SystemExit(f"{p} is not a part of the same table as {a.merge[0]} (they differ in {same})")
+    cell = lambda key: (key.split(",")[0][4:], int(key.split(",")[1][2:]))  # "eta=0.2,S=10" -> ("0.2", 10)
+    fids, split, seconds = {}, {}, {}
+    for part in parts:
+        for key in part["fid"]:
+            fids[cell(key)], split[cell(key)], seconds[cell(key)] = part["fid"][key], part["halves"][key], part["seconds"][key]
+    order = ["0", "0.2", "0.5", "1", "hat"]
+    a.eta_list = sorted({e for e, _ in fids}, key=lambda e: order.index(e) if e in order else len(order))
+    a.step_list = sorted({S for _, S in fids})
+    missing = [f"eta={e},S={S}" for e in a.eta_list for S in a.step_list if (e, S) not in fids]
+    if missing:
+        raise SystemExit(f"the parts leave cells unmeasured: {', '.join(missing)}")
+    a.n, a.skip, a.seed = parts[0]["n"], parts[0]["skip"], parts[0].get("seed", a.seed)
+    a.checkpoint = parts[0].get("checkpoint", a.checkpoint)
+    return report(a, fids, split, seconds, parts[0]["floor"], parts[0]["floor_sd"], parts[0].get("floor_n", a.n),
+                  parts[0]["checkpoint_step"], parts[0]["device"])
+
+
 def main(argv=None):
     a = parse(argv)
+    if a.merge:
+        return merge(a)
     device = torch.device(a.device) if a.device else de.env.device()
     model, sched, config = load(a.checkpoint, device)
     classifier = de.evaluation.load_classifier(device=device)
@@ -115,40 +181,9 @@ def main(argv=None):
             seconds[(eta, S)] = tm.seconds
             print(f"eta={eta:>4} S={S:>5}  FID={fids[(eta, S)]:8.3f}  halves {split[(eta, S)][0]:.3f} "
                   f"{split[(eta, S)][1]:.3f}  ({tm.seconds:.1f} s)", flush=True)
-    label = {"hat": "σ̂", "0": "0.0 (DDIM)"}
-    header = ["η \\ S"] + [str(S) for S in a.step_list]
-    rows = [[label.get(e, e)] + [fids[(e, S)] for S in a.step_list] for e in a.eta_list]
-    rows.append([f"real digits (floor, n={min(a.n, len(train))}, ± {floor_sd:.2g})"] + [floor] * len(a.step_list))
-    half_rows = [[label.get(e, e)] + [" / ".join(f"{v:.3g}" for v in split[(e, S)]) for S in a.step_list]
-                 for e in a.eta_list]
-    paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
-    body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
-            f"model `{a.checkpoint}` (step {model_step(config)}), "
-            f"{a.skip} τ, {hardware(device)}.\n\n"
-            + markdown_table(header, rows)
-            + f"\n\nThe same cells scored on each half of their samples (n = {a.n // 2} each; the spread "
-              "shows the metric's noise, and halves score higher than the whole because FID's bias grows "
-              "as n shrinks):\n\n"
-            + markdown_table(header, half_rows)
-            + "\n\nThe paper's CIFAR-10 FIDs (Table 1, S = 10, 20, 50, 100, 1000) for comparison of shape:\n\n"
-            + markdown_table(["η \\ S", *map(str, PAPER_S)], paper_rows)
-            + "\n\nSampling time per cell (s): "
-            + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
-    data = {"n": a.n, "skip": a.skip, "device": hardware(device), "checkpoint_step": model_step(config), "floor": floor,
-            "floor_sd": floor_sd, "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
-            "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
-            "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}
-    write_results(Path(a.out), "Table 1 on MNIST: classifier-FID by η and S", body, data)
+    data = report(a, fids, split, seconds, floor, floor_sd, min(a.n, len(train)), model_step(config), hardware(device))
     # the first 8 samples of every cell (rows: η outer, S inner), all from the same x_T
     de.viz.grids.save_grid((torch.cat(firsts) + 1) / 2, Path(a.out + "_samples.png"), nrow=8)
-    plot(a, fids, floor, Path(a.out + ".png"))
-    if a.record_config:
-        path = Path(a.checkpoint) / "config.json"
-        cfg = json.loads(path.read_text())
-        cfg.setdefault("results", {})["classifier_fid"] = {**data["fid"], "floor": floor, "n": a.n, "skip": a.skip,
-                                                           "device": data["device"]}
-        path.write_text(json.dumps(cfg, indent=1) + "\n")
-        print(f"recorded in {path}")
     return data
 
 

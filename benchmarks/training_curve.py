@@ -14,8 +14,10 @@ held-out digits with t and ε fixed (each digit --loss-repeats times), so the po
 A falling training loss with a flat held-out loss is memorisation, not progress; flat FIDs
 (within the halves' spread) mean training has stopped paying.
 
+Each cell also gets its kernel distance (KID ± jackknife standard error, unbiased at small n).
 --pick prints the run's point (a snapshot or the last weights, never an earlier model) with the
-lowest DDIM FID at S = 10 plus S = 20: early stopping. The curve draws its x_T with another seed
+lowest DDIM (η = 0) KID summed over the curve's η = 0 cells: early stopping. --best does the same
+over several runs' curves (a recipe race: each curve's own points only). The curve draws its x_T with another seed
 than Table 1 (benchmarks/quality.py), so that a Table 1 of the picked point is not biased by the pick.
 """
 from __future__ import annotations
@@ -33,7 +35,7 @@ from quality import halves, real_floor, sampler
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="a run directory written by python -m ddim_edu.train")
+    p.add_argument("--run", default=None, help="a run directory written by python -m ddim_edu.train")
     p.add_argument("--before", nargs="+", default=[], metavar="DIR",
                    help="earlier checkpoints, oldest first (e.g. the one the run was warm-started from)")
     p.add_argument("--n", type=int, default=2000, help="samples per cell")
@@ -41,10 +43,14 @@ def parse(argv=None):
     p.add_argument("--loss-repeats", type=int, default=8, help="fixed (t, ε) draws per digit for the losses")
     p.add_argument("--seed", type=int, default=1, help="x_T's seed (Table 1 uses 0)")
     p.add_argument("--pick", default=None, metavar="JSON", help="print the run's best point in a curve's JSON; nothing else")
+    p.add_argument("--best", nargs="+", default=None, metavar="JSON",
+                   help="print the best point of several runs' curves (each its own run's points); nothing else")
     p.add_argument("--device", default=None)
     p.add_argument("--quick", action="store_true", help="200 samples, cells 0:10,0:20, 2 loss repeats")
     p.add_argument("--out", default=str(ROOT / "results" / "training_curve_mnist"))
     a = p.parse_args(argv)
+    if a.run is None and a.best is None:
+        p.error("--run is required (or --best)")
     if a.quick:
         a.n, a.cells, a.loss_repeats = 200, "0:10,0:20", 2
     a.cell_list = [(e, int(S)) for e, S in (c.split(":") for c in a.cells.split(","))]
@@ -63,12 +69,31 @@ def checkpoints(run: Path, before: list[str]) -> list[Path]:
     return points
 
 
-def pick(curve: dict, run: Path, key=("eta=0,S=10", "eta=0,S=20")) -> str:
-    """Early stopping: of the run's own points, the one with the lowest sum of the ``key`` FIDs."""
-    own = [p for p in curve["points"] if Path(p["checkpoint"]) == run or Path(p["checkpoint"]).parent == run / "snapshots"]
+def own_points(curve: dict, run: Path) -> list[dict]:
+    """The curve's points that belong to ``run``: its snapshots and its last weights."""
+    return [p for p in curve["points"] if Path(p["checkpoint"]) == run or Path(p["checkpoint"]).parent == run / "snapshots"]
+
+
+def score(point: dict) -> float:
+    """Early stopping's score of a point: its η = 0 KIDs summed over S (FIDs for curves without KID)."""
+    metric = point.get("kid") or point["fid"]
+    return sum(v[0] if isinstance(v, list) else v for k, v in metric.items() if k.startswith("eta=0,"))
+
+
+def pick(curve: dict, run: Path) -> str:
+    """Early stopping: of the run's own points, the one with the lowest :func:`score`."""
+    own = own_points(curve, run)
     if not own:
         raise ValueError(f"the curve has no point of the run {run}")
-    return min(own, key=lambda p: sum(p["fid"][k] for k in key))["checkpoint"]
+    return min(own, key=score)["checkpoint"]
+
+
+def best(curves: list[dict]) -> str:
+    """A recipe race: of every curve's own run's points, the one with the lowest :func:`score`."""
+    own = [p for c in curves for p in own_points(c, Path(c["run"]))]
+    if not own:
+        raise ValueError("the curves have no point of their runs")
+    return min(own, key=score)["checkpoint"]
 
 
 def losses(model, sched, train, held_out, repeats: int, device) -> tuple[float, float]:
@@ -107,6 +132,9 @@ def main(argv=None):
     if a.pick:
         print(pick(json.loads(Path(a.pick).read_text()), Path(a.run)))
         return None
+    if a.best:
+        print(best([json.loads(Path(c).read_text()) for c in a.best]))
+        return None
     device = torch.device(a.device) if a.device else de.env.device()
     classifier = de.evaluation.load_classifier(device=device)
     held_out, _ = de.data.load_mnist("test")
@@ -118,28 +146,34 @@ def main(argv=None):
     points = []
     for path in checkpoints(Path(a.run), a.before):
         model, sched, config = load(str(path), device)
-        point = {"checkpoint": str(path), "step": model_step(config), "fid": {}, "halves": {}}
+        point = {"checkpoint": str(path), "step": model_step(config), "fid": {}, "kid": {}, "halves": {}}
         point["train_loss"], point["held_out_loss"] = losses(model, sched, train, held_out, a.loss_repeats, device)
         for eta, S in a.cell_list:
             x0 = sample_batched(sampler(model, sched, eta, S, a.seed), x_T, batch, device).clamp(-1, 1)
             f = features(classifier, x0, device)
-            point["fid"][f"eta={eta},S={S}"], point["halves"][f"eta={eta},S={S}"] = fid_from_features(f, ref), halves(f, ref)
+            key = f"eta={eta},S={S}"
+            point["fid"][key], point["halves"][key] = fid_from_features(f, ref), halves(f, ref)
+            kid = de.evaluation.kernel_distance(f, ref, subsets=0)
+            point["kid"][key] = [kid.value, kid.stderr]
         points.append(point)
         print(f"step {point['step']:>6}  loss train {point['train_loss']:.5f} held-out {point['held_out_loss']:.5f}  "
-              + "  ".join(f"{k} {v:.3f}" for k, v in point["fid"].items()), flush=True)
+              + "  ".join(f"{k} FID {v:.3f} KID {point['kid'][k][0] * 1e3:.1f}±{point['kid'][k][1] * 1e3:.1f}e-3"
+                        for k, v in point["fid"].items()), flush=True)
     keys = [f"eta={e},S={S}" for e, S in a.cell_list]
     header = ["steps", "L train", "L held-out"] + [f"η={e} S={S}" for e, S in a.cell_list]
-    rows = [[p["step"], p["train_loss"], p["held_out_loss"]] + [p["fid"][k] for k in keys] for p in points]
-    best = [min(points, key=lambda p: p["fid"][k])["step"] for k in keys]
-    body = (f"Classifier-FID of {a.n} samples a cell (the same x_T at every point) against the 500 held-out "
+    rows = [[p["step"], p["train_loss"], p["held_out_loss"]]
+            + [f"{p['fid'][k]:.3g} ({p['kid'][k][0] * 1e3:.1f} ± {p['kid'][k][1] * 1e3:.1f})" for k in keys] for p in points]
+    best_steps = [min(points, key=lambda p: p["fid"][k])["step"] for k in keys]
+    body = (f"`{a.run}`. Classifier-FID (and KID ×10³ ± its standard error) of {a.n} samples a cell (the same x_T "
+            f"at every point) against the 500 held-out "
             f"digits, and L_simple with fixed (t, ε) on 500 training / the 500 held-out digits "
             f"({a.loss_repeats} draws each), {hardware(device)}. Real digits score {floor:.3f}.\n\n"
             + markdown_table(header, rows)
-            + "\n\nLowest FID at step: " + ", ".join(f"{h}: {s}" for h, s in zip(header[3:], best))
+            + "\n\nLowest FID at step: " + ", ".join(f"{h}: {s}" for h, s in zip(header[3:], best_steps))
             + "\n\nEach cell's halves (n = " + str(a.n // 2) + " each), the metric's noise:\n\n"
             + markdown_table(["steps"] + header[3:], [[p["step"]] + [" / ".join(f"{v:.3g}" for v in p["halves"][k])
                                                                       for k in keys] for p in points]) + "\n")
-    data = {"n": a.n, "cells": keys, "device": hardware(device), "floor": floor, "loss_repeats": a.loss_repeats,
+    data = {"run": a.run, "n": a.n, "cells": keys, "device": hardware(device), "floor": floor, "loss_repeats": a.loss_repeats,
             "points": points}
     write_results(Path(a.out), "Training curve on MNIST: quality against training steps", body, data)
     plot(points, a, floor, Path(a.out + ".png"))

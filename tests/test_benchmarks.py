@@ -24,6 +24,23 @@ def test_quality_table(tmp_path):
     assert (tmp_path / "t1_samples.png").stat().st_size > 0
 
 
+def test_quality_merge_is_the_table_measured_at_once(tmp_path):
+    """Parts measured one η each (side by side on one GPU) merge into the table measured in one
+    run: the same cells and FIDs (same x_T and noise per cell); parts of another table are refused."""
+    import quality
+    common = ["--n", "6", "--steps", "2,3", "--device", "cpu"]
+    whole = quality.main(common + ["--etas", "0,1", "--out", str(tmp_path / "whole")])
+    for eta in ("1", "0"):
+        quality.main(common + ["--etas", eta, "--out", str(tmp_path / f"part{eta}")])
+    merged = quality.main(["--merge", str(tmp_path / "part1.json"), str(tmp_path / "part0.json"),
+                           "--out", str(tmp_path / "merged")])
+    assert merged["fid"] == pytest.approx(whole["fid"]) and list(merged["fid"]) == list(whole["fid"])
+    assert (tmp_path / "merged.md").read_text().startswith("# Table 1")
+    quality.main(["--n", "8", "--etas", "0.5", "--steps", "2,3", "--device", "cpu", "--out", str(tmp_path / "other")])
+    with pytest.raises(SystemExit, match="not a part of the same table"):
+        quality.main(["--merge", str(tmp_path / "part0.json"), str(tmp_path / "other.json"), "--out", str(tmp_path / "x")])
+
+
 @pytest.mark.parametrize("eta", ["1", "hat"])
 def test_quality_batches_get_fresh_noise(eta):
     """Sampled in batches of one, two identical x_T must still end apart: each batch draws new noise."""
@@ -105,3 +122,22 @@ def test_training_curve_pick_keeps_to_the_run(tmp_path):
     assert training_curve.pick(curve, run) == str(run)
     with pytest.raises(ValueError, match="no point"):
         training_curve.pick({"points": curve["points"][:1]}, run)
+
+
+def test_training_curve_best_races_runs_on_kid(tmp_path):
+    """A recipe race: the lowest η = 0 KID sum over every curve's own run points (its FIDs and η = 1
+    cells ignored), never an earlier model a curve starts from."""
+    import training_curve
+
+    def point(path, k10, k20, fid=0.0, eta1=0.0):
+        return {"checkpoint": str(path), "fid": {"eta=0,S=10": fid},
+                "kid": {"eta=0,S=10": [k10, 0.001], "eta=0,S=20": [k20, 0.001], "eta=1,S=10": [eta1, 0.001]}}
+    a, b = tmp_path / "a", tmp_path / "b"
+    curves = [{"run": str(a), "points": [point("checkpoints/mnist", -0.01, -0.01),
+                                         point(a / "snapshots" / "step_0001000", 0.02, 0.01, eta1=-1.0),
+                                         point(a, 0.01, 0.01, fid=9.0)]},
+              {"run": str(b), "points": [point(b / "snapshots" / "step_0001000", 0.03, 0.01), point(b, 0.005, 0.01)]}]
+    assert training_curve.best(curves) == str(b)
+    assert training_curve.pick(curves[0], a) == str(a)
+    with pytest.raises(ValueError, match="no point"):
+        training_curve.best([{"run": str(b), "points": curves[0]["points"]}])

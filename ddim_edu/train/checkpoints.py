@@ -244,6 +244,18 @@ def save_model_dir(run_dir, weights: dict[str, torch.Tensor], config: dict) -> N
     recover(run_dir)
 
 
+def record_results(run_dir, key: str, value) -> None:
+    """Store ``value`` (JSON-able) under ``config["results"][key]`` of a folder written by
+    :func:`save_model_dir`, and re-sign: config.json is rewritten with its weights, so the checksum
+    in model.safetensors matches it again (editing config.json by hand breaks loading). Raises
+    ``ValueError`` if the folder does not load (see :func:`read_model_dir`)."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"key must be a non-empty string, got {key!r}")
+    config, weights, _ = read_model_dir(run_dir)
+    config.setdefault("results", {})[key] = value
+    save_model_dir(run_dir, weights, config)
+
+
 def read_model_dir(run_dir, require_checksum: bool = True, what: str = "the run's"):
     """``(config, weights, weights_path)`` of a folder written by :func:`save_model_dir`, with
     config.json checked against the checksum that model.safetensors carries. ``ValueError`` if

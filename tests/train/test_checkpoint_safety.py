@@ -116,6 +116,23 @@ def test_a_flipped_bit_in_config_json_is_caught(saved_run):
     ck.load_model(saved_run)
 
 
+def test_recorded_results_keep_the_folder_loadable(saved_run):
+    """Results added after training (Table 1's FIDs) re-sign config.json: the folder still loads
+    with the same weights, earlier results stay, and a hand edit is still caught."""
+    before = ck.load_model(saved_run)[0].state_dict()
+    ck.record_results(saved_run, "classifier_fid", {"eta=0,S=10": 0.4})
+    ck.record_results(saved_run, "other", 1)
+    model, _, config = ck.load_model(saved_run)
+    assert config["results"]["classifier_fid"] == {"eta=0,S=10": 0.4} and config["results"]["other"] == 1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    cfg = saved_run / "config.json"
+    cfg.write_text(cfg.read_text().replace('"other": 1', '"other": 2'))
+    with pytest.raises(ValueError, match="was edited"):
+        ck.load_model(saved_run)
+    with pytest.raises(ValueError, match="key must be"):
+        ck.record_results(saved_run, "", 1)
+
+
 def test_a_flipped_bit_in_the_state_record_is_caught(saved_run):
     path = saved_run / "state.safetensors"
     raw = path.read_bytes()

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Retrain the shipped MNIST model from scratch in one prepared GPU command (under 10 minutes on one
+# H100/H200, no network): a recipe race, measured in full.
+#   1. the recipes in RECIPES train side by side on the one GPU, TRAIN_MIN minutes each, the same
+#      network as today's model (UNet 32/64/128, dropout 0.1, EMA 0.9995, batch 256), keeping the EMA
+#      weights every SNAP steps; the CUDA-parametrised tests run beside them;
+#   2. the training curve of every run (benchmarks/training_curve.py: KID and classifier-FID of
+#      N_CURVE DDIM samples at S = 10, 20, 50; L_simple on training and on held-out digits), with
+#      the shipped weights as the first run's baseline; the best point of all runs (the lowest
+#      η = 0 KID summed over S, training_curve.py --best) is the candidate to ship;
+#   3. the candidate: Table 1 (N_TABLE samples a cell; one process per η, side by side, merged
+#      afterwards by quality.py --merge), η = 0 and 1 on the quadratic τ, and Table 2 with class survival; beside it, for every run's own best
+#      point and the shipped model: KID at S = 10, 20, 50 for η = 0 and 1 (N_KID samples, the same
+#      x_T for all) and class survival of the 500 held-out digits after encode -> decode at S = 10, 20, 50.
+# Everything lands in results/retrain_mnist/ and comes back in $OUT/results.tgz, with the candidate's
+# weights and config.json (ready to ship) and every other run's best weights as $OUT/<recipe>.safetensors.
+#   OUT=/tmp/gpu bash benchmarks/retrain_gpu.sh
+# A dry run on a CPU (plumbing only; nothing it prints means anything):
+#   OUT=/tmp/dry BUDGET_S=1200 TRAIN_MIN=0.2 BATCH=4 SNAP=2 STEPS=3 N_CURVE=8 LOSS_REPEATS=1 N_KID=8 N_TABLE=8 \
+#     CURVE_CELLS=0:2 TABLE_STEPS=2,3 QUAD_STEPS=2 TABLE2_STEPS=2,3 RECON_STEPS=2 KID_STEPS=2 NO_TESTS=1 \
+#     bash benchmarks/retrain_gpu.sh
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
+TRAIN_MIN=${TRAIN_MIN:-4.0}; BUDGET_S=${BUDGET_S:-540}; BATCH=${BATCH:-256}; SNAP=${SNAP:-1000}; STEPS=${STEPS:-200000}
+N_CURVE=${N_CURVE:-1000}; LOSS_REPEATS=${LOSS_REPEATS:-4}; N_KID=${N_KID:-2000}; N_TABLE=${N_TABLE:-2000}
+CURVE_CELLS=${CURVE_CELLS:-0:10,0:20,0:50}; KID_STEPS=${KID_STEPS:-10,20,50}; RECON_STEPS=${RECON_STEPS:-10,20,50}
+TABLE_STEPS=${TABLE_STEPS:-10,20,50,100,1000}; QUAD_STEPS=${QUAD_STEPS:-10,20,50}
+TABLE2_STEPS=${TABLE2_STEPS:-10,20,50,100,200,500,1000}
+R=results/retrain_mnist; mkdir -p "$R"
+# name -> the options that differ from the common recipe (one change at a time)
+declare -A RECIPES=(
+  [lsimple]="--lr 1e-3"
+  [minsnr]="--lr 1e-3 --loss-weighting min_snr --min-snr-gamma 5"
+  [minsnr_shift1]="--lr 1e-3 --loss-weighting min_snr --min-snr-gamma 5 --augment-shift 1"
+)
+NAMES=(lsimple minsnr minsnr_shift1)
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg
+t0=$(date +%s)
+left() { echo $(( BUDGET_S - ($(date +%s) - t0) )); }
+log() { echo "== [$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/log.txt"; }
+SHIP=""
+pack() {
+  for n in "${NAMES[@]}"; do [ -f "runs/race/$n/config.json" ] && cp "runs/race/$n/config.json" "$R/config_$n.json"; done
+  tar czf "$OUT/results.tgz" results/retrain_mnist 2>/dev/null
+  [ -n "$SHIP" ] && cp "$SHIP/model.safetensors" "$SHIP/config.json" "$OUT/" 2>/dev/null; true
+}
+best_of() { python3 benchmarks/training_curve.py --pick "$R/curve_$1.json" --run "runs/race/$1" 2>/dev/null || echo "runs/race/$1"; }
+
+nvidia-smi -L 2>/dev/null
+python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+if [ -z "${NO_TESTS:-}" ]; then
+  log "CUDA tests (beside the training)"
+  timeout 200 python3 -m pytest tests -q -k cuda --continue-on-collection-errors -p no:cacheprovider -o addopts="" \
+    --ignore=tests/test_plotting.py --ignore=tests/test_classroom.py > "$R/cuda_tests.txt" 2>&1 &
+fi
+
+log "1. training ${NAMES[*]} side by side, $TRAIN_MIN min each at batch $BATCH"
+pids=()
+for n in "${NAMES[@]}"; do
+  python3 -m ddim_edu.train --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout 0.1 --ema 0.9995 --seed 1 \
+    --max-minutes "$TRAIN_MIN" --out "runs/race/$n" --ckpt-every 0 --sample-every 0 --log-every 500 \
+    --snapshot-every "$SNAP" --no-progress ${RECIPES[$n]} > "$R/train_$n.log" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+for n in "${NAMES[@]}"; do echo "-- $n: ${RECIPES[$n]}"; tail -3 "$R/train_$n.log"; done | tee -a "$OUT/log.txt"
+pack
+
+log "2. training curves (n = $N_CURVE, cells $CURVE_CELLS)"
+pids=()
+for n in "${NAMES[@]}"; do
+  before=""; [ "$n" = "${NAMES[0]}" ] && before="--before checkpoints/mnist"
+  timeout $(( $(left) - 200 > 60 ? $(left) - 200 : 60 )) python3 benchmarks/training_curve.py --run "runs/race/$n" $before \
+    --n "$N_CURVE" --cells "$CURVE_CELLS" --loss-repeats "$LOSS_REPEATS" --out "$R/curve_$n" > "$R/curve_$n.log" 2>&1 &
+  pids+=($!)
+done
+wait "${pids[@]}"
+for n in "${NAMES[@]}"; do echo "-- $n"; grep "^step" "$R/curve_$n.log"; done | tee -a "$OUT/log.txt"
+curves=(); for n in "${NAMES[@]}"; do [ -f "$R/curve_$n.json" ] && curves+=("$R/curve_$n.json"); done
+SHIP=$(python3 benchmarks/training_curve.py --best "${curves[@]}" || echo "runs/race/${NAMES[1]}")
+log "the candidate to ship: $SHIP"
+pack
+
+log "3. Table 1 and 2 of $SHIP; KID and class survival of every run's best point and the shipped model"
+pids=()
+end=$(( $(left) - 10 ))
+for e in 0 0.2 0.5 1 hat; do
+  timeout $end python3 benchmarks/quality.py --checkpoint "$SHIP" --n "$N_TABLE" --etas "$e" --steps "$TABLE_STEPS" \
+    --out "$R/table1_eta$e" > "$R/table1_eta$e.log" 2>&1 & pids+=($!)
+done
+timeout $end python3 benchmarks/quality.py --checkpoint "$SHIP" --n "$N_TABLE" --etas 0,1 --steps "$QUAD_STEPS" \
+  --skip quadratic --out "$R/table1_quadratic" > "$R/table1_quadratic.log" 2>&1 & pids+=($!)
+timeout $end python3 benchmarks/reconstruction.py --checkpoint "$SHIP" --steps "$TABLE2_STEPS" --out "$R/table2" \
+  > "$R/table2.log" 2>&1 & pids+=($!)
+for n in shipped "${NAMES[@]}"; do
+  if [ "$n" = shipped ]; then ck=checkpoints/mnist; else ck=$(best_of "$n"); fi
+  echo "$n $ck" >> "$R/best_points.txt"
+  timeout $end python3 benchmarks/kid_table.py --checkpoint "$ck" --n "$N_KID" --steps "$KID_STEPS" --batch 1000 \
+    --out "$R/kid_$n" > "$R/kid_$n.log" 2>&1 & pids+=($!)
+  timeout $end python3 benchmarks/reconstruction.py --checkpoint "$ck" --steps "$RECON_STEPS" --out "$R/recon_$n" \
+    > "$R/recon_$n.log" 2>&1 & pids+=($!)
+done
+wait "${pids[@]}"
+cat "$R/best_points.txt" | tee -a "$OUT/log.txt"
+for f in "$R"/kid_*.log "$R"/recon_*.log "$R"/table*.log; do echo "-- $f"; grep -v "^recorded\|^wrote" "$f" | tail -12; done \
+  | tee -a "$OUT/log.txt"
+[ -f "$R/cuda_tests.txt" ] && tail -3 "$R/cuda_tests.txt" | tee -a "$OUT/log.txt"
+# the other runs' best weights come back too, in case the measurements favour another
+for n in "${NAMES[@]}"; do ck=$(best_of "$n"); [ "$ck" != "$SHIP" ] && cp "$ck/model.safetensors" "$OUT/$n.safetensors"; done
+pack
+log "done"
