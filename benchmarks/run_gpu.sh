@@ -44,7 +44,7 @@ if want tests; then
   log "CUDA tests (beside the training)"
   # test_plotting and test_classroom import ipywidgets / nbformat, which a bare GPU image may lack
   timeout 240 python3 -m pytest tests -q -k cuda --continue-on-collection-errors -p no:cacheprovider -o addopts="" \
-    --ignore=tests/test_plotting.py --ignore=tests/test_classroom.py > "$OUT/tests.txt" 2>&1 &
+    --ignore=tests/course --ignore=tests/viz/test_plotting.py > "$OUT/tests.txt" 2>&1 &
   tests_pid=$!
 fi
 if want train; then
