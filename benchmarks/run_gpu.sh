@@ -61,7 +61,7 @@ if want curve; then
   log "1b. training curve: ${BEFORE:-no earlier model}, the snapshots, the last weights"
   [ "$(left)" -gt 60 ] && timeout $(( $(left) - 20 )) python3 benchmarks/training_curve.py --run "$RUN" \
     ${BEFORE:+--before $BEFORE} $CURVE_ARGS 2>&1 | tee -a "$OUT/log.txt"
-  # early stopping: of this run's points, the one with the lowest DDIM FID at S = 10 plus S = 20
+  # early stopping: of this run's points, the one with the lowest DDIM (η = 0) KID summed over the curve's S
   # (the curve samples another x_T than Table 1, so Table 1 stays an independent measurement)
   SHIP=$(python3 benchmarks/training_curve.py --pick results/training_curve_mnist.json --run "$RUN" || echo "$RUN")
   log "measuring $SHIP (sent back as model.safetensors, to ship if it beats the weights it started from)"

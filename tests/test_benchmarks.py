@@ -69,6 +69,25 @@ def test_reconstruction_table(tmp_path):
     import reconstruction
     data = reconstruction.main(["--n", "3", "--steps", "2,4", "--device", "cpu", "--out", str(tmp_path / "t2")])
     assert set(data["mse"]) == {"2", "4"} and json.loads((tmp_path / "t2.json").read_text())["n"] == 3
+    kept = data["class_survival"]
+    assert set(kept) == {"2", "4"} and all(0 <= v["value"] <= 1 and v["stderr"] > 0 for v in kept.values())
+
+
+def test_kid_table_of_another_checkpoint(tmp_path):
+    """--checkpoint measures that model: a UNet trained three steps is far from the held-out digits,
+    the shipped model close to them, on the same x_T."""
+    import kid_table
+    from ddim_edu.train.trainer import Trainer, TrainConfig
+    net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    cfg = TrainConfig(steps=3, batch_size=4, ckpt_every=0, progress=False)
+    Trainer(net, de.NoiseSchedule.linear(1000), de.data.load_mnist("train")[0][:16], cfg, out_dir=tmp_path / "run",
+            device="cpu").fit()
+    common = ["--n", "16", "--steps", "5", "--etas", "0", "--device", "cpu"]
+    kid_table.main(common + ["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "raw")])
+    kid_table.main(common + ["--out", str(tmp_path / "shipped")])
+    raw, shipped = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("raw", "shipped"))
+    assert raw["checkpoint_step"] == 3 and shipped["checkpoint_step"] > 10_000
+    assert raw["cells"]["eta=0,S=5"]["kid"] > 100 * max(shipped["cells"]["eta=0,S=5"]["kid"], 0.01)
 
 
 def test_solvers_study(tmp_path):
