@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..train import checkpoints as ck
+from ..train.state_dicts import load_state_checked
 from .. import env
 from ..validation import check_int, check_tensor
 
@@ -156,7 +157,7 @@ def load_classifier(path=None, device=None, require_checksum: bool = True) -> MN
         model = MNISTClassifier(**mcfg)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where} has an invalid classifier config: {e}") from None
-    ck.load_state_checked(model, state, str(weights_path))
+    load_state_checked(model, state, str(weights_path))
     return model.to(torch.device(device) if device is not None else "cpu").eval()
 
 

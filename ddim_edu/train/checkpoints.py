@@ -32,6 +32,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as _st_load, save as _st_save
 
+from .state_dicts import _few, load_state_checked, prefixed
+
 FORMAT = "ddim_edu/1"
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 STATE_FILE, STATE_JSON = "state.safetensors", "state.json"
@@ -170,36 +172,6 @@ def read_json(path, what: str = "a JSON config") -> dict:
     if not isinstance(obj, dict):
         raise ValueError(f"{path} is corrupt: expected a JSON object, got {type(obj).__name__}")
     return obj
-
-
-# ----------------------------------------------------------------- state dicts
-def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Raise ``ValueError`` naming the keys where ``state`` does not fit ``model``."""
-    want = model.state_dict()
-    missing = sorted(set(want) - set(state))
-    extra = sorted(set(state) - set(want))
-    shapes = sorted(f"{k}: {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
-                    for k in set(want) & set(state) if state[k].shape != want[k].shape)
-    if missing or extra or shapes:
-        parts = [f"{what}: {_few(xs)}" for what, xs in (("missing keys", missing), ("unexpected keys", extra),
-                                                        ("shape mismatches", shapes)) if xs]
-        raise ValueError(f"weights in {source} do not match the model built from its config; " + "; ".join(parts))
-
-
-def _few(xs: list[str]) -> str:
-    return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
-
-
-def load_state_checked(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint"):
-    """``model.load_state_dict(state)`` after :func:`check_state_dict`; returns ``model``."""
-    check_state_dict(model, state, source)
-    model.load_state_dict(state, strict=True)
-    return model
-
-
-def prefixed(state: dict, prefix: str) -> dict:
-    """Sub-dict of keys starting with ``prefix``, prefix removed."""
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 # ----------------------------------------------------------------- run directories

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from .. import env
-from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, _dumps, load_model, load_tensors, prefixed, read_json,
-                          recover, save_model_dir, save_tensors)
+from .checkpoints import (FORMAT, STATE_FILE, STATE_JSON, _dumps, load_model, load_tensors, read_json, recover,
+                          save_model_dir, save_tensors)
+from .state_dicts import prefixed
 
 
 def flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from .. import env
 from ..validation import check_tensor
 from . import state as files
-from .checkpoints import load_state_checked
+from .state_dicts import load_state_checked
 from .config import TrainConfig
 from .ema import make_ema
 from .labels import check_training_labels, label_batch, with_label_embedding
