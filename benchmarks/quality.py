@@ -118,8 +118,9 @@ def report(a, fids: dict, split: dict, seconds: dict, floor: float, floor_sd: fl
             + markdown_table(["η \\ S", *map(str, PAPER_S)], paper_rows)
             + "\n\nSampling time per cell (s): "
             + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
-    data = {"checkpoint": str(a.checkpoint), "n": a.n, "skip": a.skip, "seed": a.seed, "device": device, "checkpoint_step": step, "floor": floor,
-            "floor_sd": floor_sd, "floor_n": floor_n, "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
+    data = {"checkpoint": str(a.checkpoint), "n": a.n, "skip": a.skip, "seed": a.seed, "device": device,
+            "checkpoint_step": step, "floor": floor, "floor_sd": floor_sd, "floor_n": floor_n,
+            "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
             "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
             "seconds": {f"eta={e},S={S}": v for (e, S), v in seconds.items()}}
     write_results(Path(a.out), "Table 1 on MNIST: classifier-FID by η and S", body, data)
@@ -142,7 +143,8 @@ def merge(a) -> dict:
     fids, split, seconds = {}, {}, {}
     for part in parts:
         for key in part["fid"]:
-            fids[cell(key)], split[cell(key)], seconds[cell(key)] = part["fid"][key], part["halves"][key], part["seconds"][key]
+            c = cell(key)
+            fids[c], split[c], seconds[c] = part["fid"][key], part["halves"][key], part["seconds"][key]
     order = ["0", "0.2", "0.5", "1", "hat"]
     a.eta_list = sorted({e for e, _ in fids}, key=lambda e: order.index(e) if e in order else len(order))
     a.step_list = sorted({S for _, S in fids})

@@ -32,7 +32,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as _st_load, save as _st_save
 
-from .state_dicts import _few, load_state_checked, prefixed
+from .state_dicts import few_names, load_state_checked, prefixed
 
 FORMAT = "ddim_edu/1"
 MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
@@ -88,7 +88,7 @@ def non_finite_keys(tensors: dict[str, torch.Tensor]) -> list[str]:
 def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
     bad = non_finite_keys(tensors)
     if bad:
-        raise ValueError(f"{what} holds non-finite values (NaN or inf) in: {_few(bad)}")
+        raise ValueError(f"{what} holds non-finite values (NaN or inf) in: {few_names(bad)}")
 
 
 def save_tensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

@@ -16,7 +16,7 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
     shapes = sorted(f"{k}: {tuple(state[k].shape)} vs model {tuple(want[k].shape)}"
                     for k in set(want) & set(state) if state[k].shape != want[k].shape)
     if missing or extra or shapes:
-        parts = [f"{what}: {_few(xs)}" for what, xs in (("missing keys", missing), ("unexpected keys", extra),
+        parts = [f"{what}: {few_names(xs)}" for what, xs in (("missing keys", missing), ("unexpected keys", extra),
                                                         ("shape mismatches", shapes)) if xs]
         raise ValueError(f"weights in {source} do not match the model built from its config; " + "; ".join(parts))
 
@@ -33,5 +33,6 @@ def prefixed(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _few(xs: list[str]) -> str:
+def few_names(xs: list[str]) -> str:
+    """The first 8 of ``xs``, comma-separated, and how many more (for error messages)."""
     return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
