@@ -49,9 +49,23 @@ def check_sampler_args(model, x, sched, generator, callback) -> None:
                          f"in a tensor of shape {tuple(x.shape)}")
     if not isinstance(sched, NoiseSchedule):
         raise TypeError(f"sched must be a NoiseSchedule, got {_show_typed(sched)}")
+    check_schedule_matches(model, sched)
     check_generator("generator", generator)
     if callback is not None:
         check_callable("callback", callback, "callback(info: dict)")
+
+
+def check_schedule_matches(model, sched: NoiseSchedule) -> None:
+    """A loaded model (``train.load_model``, ``load_pretrained``) knows the schedule it was trained with,
+    ``model.schedule_config``; ValueError if ``sched`` is another one. ᾱ_t gives t its meaning, so a
+    network trained on one schedule predicts the wrong ε on another. Models without the attribute
+    (built in a notebook, wrapped in a function) are not checked."""
+    trained = getattr(model, "schedule_config", None)
+    if not isinstance(trained, dict) or sched.name not in ("linear", "cosine"):
+        return
+    if sched.to_config() != trained:
+        raise ValueError(f"sched is {sched!r} but the model was trained with {trained}: sample with the "
+                         "schedule that load_model returned, or NoiseSchedule.from_config(model.schedule_config)")
 
 
 def sampler_grid(sched: NoiseSchedule, steps, skip, timesteps) -> list[int]:

@@ -13,7 +13,8 @@ from ..validation import check_float, check_int, check_tensor
 
 
 def check_t(t, batch: int, device: torch.device | None = None) -> torch.Tensor:
-    """t must be an integer tensor of shape [batch] (the original timesteps)."""
+    """t must be an integer tensor of shape [batch] of original timesteps, none negative (a network
+    does not know T, so the upper end is the schedule's check). TypeError or ValueError saying which."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a LongTensor of shape [{batch}] of integer timesteps, got {type(t).__name__}")
     if t.dtype.is_floating_point or t.dtype == torch.bool or t.is_complex():
@@ -23,6 +24,9 @@ def check_t(t, batch: int, device: torch.device | None = None) -> torch.Tensor:
         raise ValueError(f"t must have shape [{batch}] (one timestep per example), got {tuple(t.shape)}")
     if device is not None and t.device != device:
         raise ValueError(f"t is on {t.device} but x is on {device}: put both on one device")
+    if t.numel() and int(t.min()) < 0:       # −1 is the samplers' name for clean data, never a model input
+        raise ValueError(f"t must be timesteps in {{0, …, T−1}}, got a minimum of {int(t.min())}; "
+                         "t = −1 (clean data, in the sampler contract) is never passed to a network")
     return t
 
 

@@ -255,7 +255,9 @@ def load_model(run_dir, device=None, weights: str = "ema", require_checksum: boo
 
     ``weights="ema"`` reads model.safetensors (the EMA weights everyone should use);
     ``"raw"`` reads the last optimiser iterate from state.safetensors. config.json must match
-    the checksum in model.safetensors (``require_checksum=False`` accepts a folder without one)."""
+    the checksum in model.safetensors (``require_checksum=False`` accepts a folder without one).
+    The model carries its training schedule as ``model.schedule_config``, so a sampler handed a
+    different schedule refuses it instead of feeding the network times it never saw."""
     from ..nets import build_model
     from ..diffusion.schedule import NoiseSchedule
     from ..validation import check_choice
@@ -279,5 +281,6 @@ def load_model(run_dir, device=None, weights: str = "ema", require_checksum: boo
         path = _require(run_dir / STATE_FILE, "the resume state state.safetensors")
         state = prefixed(load_tensors(path, require_checksum=require_checksum), "model.")
     load_state_checked(model, state, str(path))
+    model.schedule_config = sched.to_config()    # the samplers refuse another schedule (diffusion.contract)
     return model.to(torch.device(device) if device is not None else "cpu").eval(), sched, config
 

@@ -10,6 +10,7 @@ import re
 from typing import Callable
 
 import numpy as np
+import pytest
 import torch
 
 import ddim_edu as de
@@ -160,3 +161,31 @@ def test_numpy_integer_seeds_and_timesteps_are_accepted(sched):
     g = de.env.generator(np.int64(3))
     de.ddim_step(torch.zeros(2, 2), torch.zeros(2, 2), np.int64(500), np.int64(400), sched, 0.0)
     assert isinstance(g, torch.Generator)
+
+
+def _trained_on_linear_1000():
+    """A tiny network that says, as a loaded checkpoint does, which schedule it was trained with."""
+    net = de.nets.MLPDenoiser(dim=2, hidden=8, num_layers=1)
+    net.schedule_config = de.NoiseSchedule.linear(T=1000).to_config()
+    return net
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("other", [de.NoiseSchedule.linear(T=500), de.NoiseSchedule.cosine(T=1000),
+                                   de.NoiseSchedule.linear(T=1000, beta_end=0.03)])
+def test_every_sampler_refuses_a_schedule_the_model_was_not_trained_with(name, other):
+    with pytest.raises(ValueError, match=r"sched is NoiseSchedule\.\w+\(.*\) but the model was trained with "
+                                         r"\{'name': 'linear', 'T': 1000"):
+        de.SAMPLERS[name](_trained_on_linear_1000(), torch.randn(3, 2), other, steps=4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_sampler_runs_with_the_schedule_the_model_was_trained_with(name):
+    out = de.SAMPLERS[name](_trained_on_linear_1000(), torch.randn(3, 2), de.NoiseSchedule.linear(T=1000), steps=4)
+    assert out.shape == (3, 2) and torch.isfinite(out).all()
+
+
+def test_a_loaded_checkpoint_knows_its_schedule():
+    model, sched = de.load_pretrained("mnist")
+    assert model.schedule_config == sched.to_config() == {"name": "linear", "T": 1000, "beta_start": 1e-4,
+                                                         "beta_end": 0.02}

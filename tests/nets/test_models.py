@@ -163,6 +163,14 @@ def test_unet_rejects_t_wrong_shape():
         _unet(base_channels=8)(torch.randn(2, 1, 28, 28), torch.tensor(5))
 
 
+@pytest.mark.parametrize("net, x", [(lambda: _unet(base_channels=8), lambda: torch.randn(2, 1, 28, 28)),
+                                    (lambda: MLPDenoiser(dim=2), lambda: torch.randn(2, 2))])
+def test_networks_reject_negative_t(net, x):
+    """t = −1 means clean data in the sampler contract; a network given it would embed a time it never saw."""
+    with pytest.raises(ValueError, match=r"t must be timesteps in \{0, …, T−1\}, got a minimum of -1"):
+        net()(x(), torch.tensor([3, -1]))
+
+
 def test_unet_rejects_t_not_tensor():
     with pytest.raises(TypeError, match=r"t must be a LongTensor of shape \[2\].*got int"):
         _unet(base_channels=8)(torch.randn(2, 1, 28, 28), 5)
