@@ -47,7 +47,7 @@ def main(argv=None):
     etas = [float(e) for e in a.etas.split(",")]
     model, sched, config = load(a.checkpoint, device)
     classifier = de.evaluation.load_classifier(device=device)
-    held_out = de.data.load_mnist("test")[0]
+    held_out, held_out_labels = de.data.load_mnist("test")     # 50 of each class: KID takes the labels
     ref = features(classifier, held_out, device)
     train = de.data.load_mnist("train")[0]
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(a.seed + 1))[:a.n]]
@@ -56,7 +56,7 @@ def main(argv=None):
 
     def score(x):
         f = features(classifier, x, device)
-        kid = de.evaluation.kernel_distance(f, ref, subsets=0)
+        kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=held_out_labels)
         conf = de.evaluation.confident_share(x, classifier)
         return {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
                 "confident": conf.value, "confident_se": conf.stderr}

@@ -135,17 +135,18 @@ def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | 
 
 @functools.lru_cache(maxsize=1)
 def reference():
-    """The course classifier, the 500 held-out digits and their classifier features (computed once)."""
+    """The course classifier, the 500 held-out digits, their classifier features and their labels
+    (50 of each class, which KID takes into account), computed once."""
     classifier = de.evaluation.load_classifier(device="cpu")
-    held_out, _ = de.data.load_mnist("test")
-    return classifier, held_out, de.evaluation.metrics.classifier_features(held_out, classifier)
+    held_out, labels = de.data.load_mnist("test")
+    return classifier, held_out, de.evaluation.metrics.classifier_features(held_out, classifier), labels
 
 
 class Scorer:
     """The fixed x_T, classifier and held-out reference features that every point shares."""
 
     def __init__(self, n: int, sample_steps: int, seed: int):
-        self.classifier, self.held_out, self.ref = reference()
+        self.classifier, self.held_out, self.ref, self.ref_labels = reference()
         self.x_T, self.n, self.sample_steps = fixed_noise(n, (1, 28, 28), seed), n, sample_steps
 
     def __call__(self, model, sched, images: torch.Tensor | None = None) -> dict:
@@ -161,7 +162,7 @@ class Scorer:
     def images(self, x0: torch.Tensor, seconds: float) -> dict:
         conf = kernel.confident_share(x0, self.classifier, threshold=0.9)
         hist = kernel.class_histogram(x0, self.classifier)
-        kid = kernel.classifier_kid(x0, self.ref, self.classifier, subsets=0)
+        kid = kernel.classifier_kid(x0, self.ref, self.classifier, subsets=0, reference_labels=self.ref_labels)
         return {"n": len(x0), "sample_steps": self.sample_steps, "sample_s": round(seconds, 1),
                 "confident": conf.value, "confident_se": conf.stderr, "classes_present": hist.classes_present,
                 "class_counts": list(hist.counts), "kid": kid.value, "kid_se": kid.stderr}

@@ -137,7 +137,7 @@ def main(argv=None):
         return None
     device = torch.device(a.device) if a.device else de.env.device()
     classifier = de.evaluation.load_classifier(device=device)
-    held_out, _ = de.data.load_mnist("test")
+    held_out, held_out_labels = de.data.load_mnist("test")    # 50 of each class: KID takes the labels
     train, _ = de.data.load_mnist("train")
     ref = features(classifier, held_out, device)
     floor, _ = real_floor(classifier, train, ref, a.n, device)
@@ -153,7 +153,7 @@ def main(argv=None):
             f = features(classifier, x0, device)
             key = f"eta={eta},S={S}"
             point["fid"][key], point["halves"][key] = fid_from_features(f, ref), halves(f, ref)
-            kid = de.evaluation.kernel_distance(f, ref, subsets=0)
+            kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=held_out_labels)
             point["kid"][key] = [kid.value, kid.stderr]
         points.append(point)
         print(f"step {point['step']:>6}  loss train {point['train_loss']:.5f} held-out {point['held_out_loss']:.5f}  "

@@ -90,6 +90,17 @@ def test_kid_table_of_another_checkpoint(tmp_path):
     assert raw["cells"]["eta=0,S=5"]["kid"] > 100 * max(shipped["cells"]["eta=0,S=5"]["kid"], 0.01)
 
 
+def test_kid_reference_shift_is_the_same_for_every_draw(tmp_path):
+    """The held-out labels change only the reference's within-set term: every draw moves by the same
+    amount, upwards (same-class pairs are the ones a stratified set has too few of)."""
+    import kid_reference
+    kid_reference.main(["--n", "60", "--draws", "3", "--out", str(tmp_path / "ref")])
+    r = json.loads((tmp_path / "ref.json").read_text())
+    assert r["shift"] > 0
+    for d in r["draws"]:
+        assert d["reference labels"]["kid"] - d["plain"]["kid"] == pytest.approx(r["shift"], rel=1e-9)
+
+
 def test_solvers_study(tmp_path):
     import solvers
     solvers.main(["--quick", "--n", "8", "--device", "cpu", "--out", str(tmp_path / "s")])

@@ -11,7 +11,9 @@ polynomial kernel k(x, y) = (xᵀy / d + 1)³ (d = feature dimension):
 
 Unlike the Fréchet distance it has no small-sample bias (E[MMD²_u] = MMD², so it can be
 negative when the two distributions agree), which is why notebook-sized comparisons use it
-(CORRECTNESS.md, pitfall 13). Everything is computed on the CPU in float64.
+(CORRECTNESS.md, pitfall 13). That needs i.i.d. sets: for a set drawn with a fixed number per
+class, such as the course's held-out digits, pass its labels and the within-set term is
+averaged class by class (``evaluation.mmd``). Everything is computed on the CPU in float64.
 
 Which numbers are reported (``KIDEstimate``):
 
@@ -34,8 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..validation import FLOAT_DTYPES, check_float, check_generator, check_int
+from ..validation import FLOAT_DTYPES, _show_typed, check_float, check_generator, check_int
 from .metrics import _batched, _check_images
+from .mmd import mmd2
 
 __all__ = ["Estimate", "KIDEstimate", "ClassHistogram", "kernel_distance", "classifier_kid",
            "confident_share", "class_histogram"]
@@ -124,50 +127,40 @@ def _share_stderr(k: int, n: int) -> float:
 
 
 # ---------------------------------------------------------------------------- KID
-def _row_sums(a: torch.Tensor, b: torch.Tensor, same: bool, chunk: int = 1024) -> torch.Tensor:
-    """Σ_j k(a_i, b_j) for each i (the j = i term left out when ``same``), in row blocks so that
-    a 5,000-row reference never needs a 5,000² matrix at once."""
-    d = a.shape[1]
-    out = []
-    for i in range(0, a.shape[0], chunk):
-        block = (a[i:i + chunk] @ b.T / d + 1.0) ** 3
-        if same:
-            rows = torch.arange(block.shape[0])
-            block[rows, rows + i] = 0.0
-        out.append(block.sum(1))
-    return torch.cat(out)
+def _labels(name: str, labels, rows: int, features: str) -> torch.Tensor | None:
+    """Class labels of a stratified set: None, or integers [rows] with at least 2 rows per class."""
+    if labels is None:
+        return None
+    if isinstance(labels, np.ndarray):
+        labels = torch.from_numpy(np.ascontiguousarray(labels))
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of class labels [{rows}] or None, got {_show_typed(labels)}")
+    if labels.shape != (rows,):
+        raise ValueError(f"{name} must have one label per row of {features}, shape [{rows}], got {tuple(labels.shape)}")
+    labels = labels.detach().to("cpu", torch.long)
+    counts = torch.unique(labels, return_counts=True)
+    if int(counts[1].min()) < 2:
+        lone = counts[0][counts[1] < 2].tolist()
+        raise ValueError(f"{name}: every class needs at least 2 rows for its within-class pairs, "
+                         f"got a single row of class {', '.join(map(str, lone[:5]))}")
+    return labels
 
 
-def _mmd2(a: torch.Tensor, b: torch.Tensor, with_stderr: bool = False):
-    """MMD²_u of float64 features (module docstring) and, if asked, its jackknife standard error."""
-    n, m = a.shape[0], b.shape[0]
-    ra, rb = _row_sums(a, a, True), _row_sums(b, b, True)
-    ca, cb = _row_sums(a, b, False), _row_sums(b, a, False)      # Σ_j k(a_i, b_j), Σ_i k(a_i, b_j)
-    value = float(ra.sum() / (n * (n - 1)) + rb.sum() / (m * (m - 1)) - 2 * ca.sum() / (n * m))
-    if not with_stderr:
-        return value
-    if min(n, m) < 3:
-        return value, math.nan                   # leaving one out of 2 rows leaves no pair
-    # θ₋ᵢ (x_i left out) = const − 2 r_i/((n−1)(n−2)) + 2 c_i/((n−1)m); only the varying part matters
-    ua = 2 * ca / ((n - 1) * m) - 2 * ra / ((n - 1) * (n - 2))
-    ub = 2 * cb / ((m - 1) * n) - 2 * rb / ((m - 1) * (m - 2))
-    var = (n - 1) / n * (ua - ua.mean()).pow(2).sum() + (m - 1) / m * (ub - ub.mean()).pow(2).sum()
-    return value, math.sqrt(float(var))
-
-
-def _kid(a: torch.Tensor, b: torch.Tensor, subsets, subset_size, generator) -> KIDEstimate:
+def _kid(a: torch.Tensor, b: torch.Tensor, subsets, subset_size, generator, labels_a=None,
+         labels_b=None) -> KIDEstimate:
     n, m = a.shape[0], b.shape[0]
     subsets = check_int("subsets", subsets, lo=0)
     if subset_size is None:
         subset_size = max(2, min(n, m, 2000) // 2)
     subset_size = check_int("subset_size", subset_size, lo=2, hi=min(n, m))
     check_generator("generator", generator)
-    value, stderr = _mmd2(a, b, with_stderr=True)
+    value, stderr = mmd2(a, b, labels_a, labels_b, with_stderr=True)
     runs = []
     for _ in range(subsets):                     # the draws torchmetrics makes: a's permutation, then b's
         ia = torch.randperm(n, generator=generator)[:subset_size]
         ib = torch.randperm(m, generator=generator)[:subset_size]
-        runs.append(_mmd2(a[ia], b[ib]))
+        runs.append(mmd2(a[ia], b[ib]))
     sub = np.asarray(runs, dtype=np.float64)
     return KIDEstimate(value=value, stderr=stderr, n=n, n_b=m,
                        subset_mean=float(sub.mean()) if subsets else math.nan,
@@ -176,7 +169,7 @@ def _kid(a: torch.Tensor, b: torch.Tensor, subsets, subset_size, generator) -> K
 
 
 def kernel_distance(features_a, features_b, *, subsets: int = 100, subset_size: int | None = None,
-                    generator: torch.Generator | None = None) -> KIDEstimate:
+                    generator: torch.Generator | None = None, labels_a=None, labels_b=None) -> KIDEstimate:
     """Kernel distance (KID): the unbiased MMD² between two feature sets, with its standard error.
 
     ``features_a`` [n, d], ``features_b`` [m, d]: torch tensors or numpy arrays of any float
@@ -185,36 +178,46 @@ def kernel_distance(features_a, features_b, *, subsets: int = 100, subset_size: 
     MMD²_u of Gretton et al. 2012 eq. (3) as used for KID by Bińkowski et al. 2018 (Sec. 4).
     Unitless (squared feature-space distance under k); ≈ 0 (possibly < 0) for equal distributions.
 
+    ``labels_a`` / ``labels_b``: integer class labels [n] / [m] of a set drawn stratified, with a
+    fixed number of rows per class (the course's held-out digits: 50 of each), at least 2 per
+    class; its within-set pairs are then averaged class by class (``evaluation.mmd``), because
+    the plain MMD²_u is biased low for such a set (about −2×10⁻³ for the held-out digits). None
+    (default): an i.i.d. set, the plain estimator.
+
     Returns a :class:`KIDEstimate`: ``value`` = MMD²_u over the full sets, ``stderr`` = its
-    two-sample jackknife standard error (nan if n or m is 2). Additionally, the paper's subset
+    two-sample jackknife standard error (nan if a set or class has 2 rows). Additionally, the paper's subset
     statistics over ``subsets`` (>= 0; 0 skips them) random subsets of ``subset_size`` rows
     (2 <= subset_size <= min(n, m); default min(n, m) // 2, at most 1,000) drawn with
     ``torch.randperm(·, generator=generator)`` exactly as torchmetrics' KernelInceptionDistance
     draws them: ``subset_mean`` and ``subset_std`` (the spread of a ``subset_size``-row KID,
-    not a standard error of ``value``).
+    not a standard error of ``value``; labels are not used there).
 
-    Raises TypeError (not a tensor/array, integer dtype, bad generator) or ValueError (not 2-D,
-    feature dimensions differ, fewer than 2 rows, nan/inf, subsets < 0, subset_size out of range),
-    naming the argument.
+    Raises TypeError (not a tensor/array, integer dtype, bad generator, float labels) or ValueError
+    (not 2-D, feature dimensions differ, fewer than 2 rows, nan/inf, subsets < 0, subset_size out
+    of range, labels of the wrong shape or a class with one row), naming the argument.
     """
     a, b = _features("features_a", features_a), _features("features_b", features_b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"features_b must have the feature dimension of features_a ({a.shape[1]}), "
                          f"got shape {tuple(b.shape)}")
-    return _kid(a, b, subsets, subset_size, generator)
+    return _kid(a, b, subsets, subset_size, generator, _labels("labels_a", labels_a, a.shape[0], "features_a"),
+                _labels("labels_b", labels_b, b.shape[0], "features_b"))
 
 
 def classifier_kid(samples: torch.Tensor, reference, classifier=None, *, subsets: int = 100,
                    subset_size: int | None = None, generator: torch.Generator | None = None,
-                   batch_size: int = 500) -> KIDEstimate:
+                   batch_size: int = 500, reference_labels=None) -> KIDEstimate:
     """KID between the course classifier's 128-d features of ``samples`` and ``reference``.
 
     ``samples``: images [N, 1, 28, 28] (or 32×32) in [−1, 1], N >= 2 ([0, 1] or 0–255 images are
     refused with the conversion to use). ``reference``: images like ``samples``, or their
     precomputed features [M, d] from :func:`~ddim_edu.evaluation.metrics.classifier_features`
-    (compute a reference once, reuse it). ``classifier``: default the shipped MNIST classifier.
-    The other arguments and the result are those of :func:`kernel_distance`. Comparable only
-    between runs of this course (a stand-in for Inception features).
+    (compute a reference once, reuse it). ``reference_labels``: the reference's classes when it
+    was drawn stratified, as ``load_mnist("test")`` is (pass its labels: without them KID reads
+    about 2×10⁻³ low; see :func:`kernel_distance`'s ``labels_b``). ``classifier``: default the
+    shipped MNIST classifier. The other arguments and the result are those of
+    :func:`kernel_distance`. Comparable only between runs of this course (a stand-in for
+    Inception features).
     """
     a = _features("samples", _batched("features", samples, classifier, batch_size, "samples"))
     if isinstance(reference, (torch.Tensor, np.ndarray)) and reference.ndim == 2:
@@ -224,7 +227,8 @@ def classifier_kid(samples: torch.Tensor, reference, classifier=None, *, subsets
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"reference features must have the classifier's feature dimension {a.shape[1]}, "
                          f"got shape {tuple(b.shape)}")
-    return _kid(a, b, subsets, subset_size, generator)
+    return _kid(a, b, subsets, subset_size, generator, None,
+                _labels("reference_labels", reference_labels, b.shape[0], "reference"))
 
 
 # ---------------------------------------------------------------------------- classifier shares
