@@ -24,7 +24,9 @@ def check_t(t, batch: int, device: torch.device | None = None) -> torch.Tensor:
         raise ValueError(f"t must have shape [{batch}] (one timestep per example), got {tuple(t.shape)}")
     if device is not None and t.device != device:
         raise ValueError(f"t is on {t.device} but x is on {device}: put both on one device")
-    if t.numel() and int(t.min()) < 0:       # −1 is the samplers' name for clean data, never a model input
+    # −1 is the samplers' name for clean data, never a model input (not checked inside torch.compile,
+    # where reading a value from the tensor would break the graph)
+    if t.numel() and not torch.compiler.is_compiling() and int(t.min()) < 0:
         raise ValueError(f"t must be timesteps in {{0, …, T−1}}, got a minimum of {int(t.min())}; "
                          "t = −1 (clean data, in the sampler contract) is never passed to a network")
     return t
