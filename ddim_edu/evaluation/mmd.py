@@ -90,11 +90,10 @@ def mmd2(a: torch.Tensor, b: torch.Tensor, labels_a: torch.Tensor | None = None,
     ``with_stderr`` also the jackknife standard error (nan when a class has fewer than 3 rows)."""
     labels_a = torch.zeros(a.shape[0], dtype=torch.long) if labels_a is None else labels_a
     labels_b = torch.zeros(b.shape[0], dtype=torch.long) if labels_b is None else labels_b
-    ones = torch.ones(b.shape[0], 1, dtype=torch.float64)
-    cross_a = _class_sums(a, b, ones, same=False)[:, 0] / b.shape[0]       # h_i = mean_j k(a_i, b_j)
-    cross_b = _class_sums(b, a, torch.ones(a.shape[0], 1, dtype=torch.float64), same=False)[:, 0] / a.shape[0]
-    jack = with_stderr and min(int(torch.bincount(torch.unique(l, return_inverse=True)[1]).min())
-                               for l in (labels_a, labels_b)) >= 3
+    ones = lambda x: torch.ones(x.shape[0], 1, dtype=torch.float64)
+    cross_a = _class_sums(a, b, ones(b), same=False)[:, 0] / b.shape[0]     # h_i = mean_j k(a_i, b_j)
+    cross_b = _class_sums(b, a, ones(a), same=False)[:, 0] / a.shape[0]     # g_j = mean_i k(a_i, b_j)
+    jack = with_stderr and min(int(torch.unique(l, return_counts=True)[1].min()) for l in (labels_a, labels_b)) >= 3
     wa, dwa = _within(a, labels_a, jack)
     wb, dwb = _within(b, labels_b, jack)
     value = wa + wb - 2 * float(cross_a.mean())
