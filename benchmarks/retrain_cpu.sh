@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Retrain the shipped MNIST model on a CPU, over as many sessions as it takes: every call continues
+# where the last one stopped (the run resumes from its checkpoint; a measurement already written
+# is not repeated), so it can be killed at any time and called again.
+#   1. training: a warm start from INIT (by default the min-SNR-5 run of 8,268 steps at batch 256,
+#      results/retrain_mnist/README.md) with the same recipe and a cosine decay of the learning
+#      rate to 0 over STEPS more steps, checkpointed every CKPT steps, the EMA weights kept every
+#      SNAP steps; TRAIN_MIN minutes a call at most;
+#   2. once the run has all its steps: its training curve (L_simple on training and held-out digits
+#      at every snapshot, and the KID of N_CURVE DDIM-10 samples);
+#   3. the run's last weights and the shipped model, the same x_T: KID at S = 10, 20, 50 for
+#      η = 0 and 1 (N_KID samples a cell), and the 500 held-out digits' class survival after
+#      encode -> decode at S = 10, 20, 50 (benchmarks/kid_table.py, reconstruction.py).
+# Everything lands in results/retrain_mnist/cpu_*; each measuring process gets THREADS threads.
+#   TRAIN_MIN=100 bash benchmarks/retrain_cpu.sh          # one session's worth; call again to go on
+# A dry run (plumbing only; nothing it prints means anything):
+#   RUN=/tmp/dry_run R=/tmp/dry_results STEPS=4 CKPT=2 SNAP=2 BATCH=4 N_CURVE=8 N_KID=8 KID_STEPS=2 \
+#     RECON_STEPS=2 RECON_N=8 bash benchmarks/retrain_cpu.sh
+set -u
+cd "$(dirname "$0")/.."
+INIT=${INIT:-runs/retrain/minsnr_8268}; RUN=${RUN:-runs/retrain/cpu_cos3000}; R=${R:-results/retrain_mnist}
+STEPS=${STEPS:-3000}; BATCH=${BATCH:-256}; CKPT=${CKPT:-50}; SNAP=${SNAP:-500}; TRAIN_MIN=${TRAIN_MIN:-100}
+N_CURVE=${N_CURVE:-500}; N_KID=${N_KID:-2000}; KID_STEPS=${KID_STEPS:-10,20,50}
+RECON_STEPS=${RECON_STEPS:-10,20,50}; RECON_N=${RECON_N:-500}; THREADS=${THREADS:-2}
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$THREADS
+mkdir -p "$R"
+log() { echo "== [$(date -u +%H:%M:%S)] $*"; }
+# the run's step and the step it trains to (STEPS applies to a new run only; a resumed run keeps its own)
+step_of() { python3 -c "import json, sys; c = json.load(open(sys.argv[1])); print(c['step'], c['training']['steps'])" \
+  "$1/config.json" 2>/dev/null || echo "0 $STEPS"; }
+
+if [ -f "$RUN/state.safetensors" ]; then
+  log "1. resuming $RUN (step, of steps: $(step_of "$RUN")) for $TRAIN_MIN min at most"
+  python3 -m ddim_edu.train --resume "$RUN" --max-minutes "$TRAIN_MIN" --device cpu >> "$R/cpu_train.log" 2>&1
+else
+  log "1. warm start from $INIT: $STEPS steps at batch $BATCH, for $TRAIN_MIN min at most"
+  python3 -m ddim_edu.train --init "$INIT" --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout 0.1 \
+    --ema 0.9995 --seed 3 --lr 1e-3 --lr-warmup 100 --lr-schedule cosine --lr-decay-steps "$STEPS" \
+    --loss-weighting min_snr --min-snr-gamma 5 --ckpt-every "$CKPT" --snapshot-every "$SNAP" --sample-every 0 \
+    --log-every 50 --no-progress --max-minutes "$TRAIN_MIN" --device cpu --out "$RUN" >> "$R/cpu_train.log" 2>&1
+fi
+tail -2 "$R/cpu_train.log"
+read -r done_steps target <<< "$(step_of "$RUN")"
+if [ "$done_steps" -lt "$target" ]; then
+  log "stopped at step $done_steps of $target; call again to go on"; exit 0
+fi
+cp "$RUN/config.json" "$R/config_cpu.json"
+
+if [ ! -f "$R/cpu_curve.json" ]; then
+  log "2. training curve of $RUN (KID of $N_CURVE DDIM-10 samples, L_simple)"
+  python3 benchmarks/training_curve.py --run "$RUN" --before "$INIT" --n "$N_CURVE" --cells 0:10 \
+    --loss-repeats 4 --out "$R/cpu_curve" 2>&1 | tee "$R/cpu_curve.log" | grep "^step\|held"
+fi
+for name in cpu shipped; do
+  ck=$RUN; [ "$name" = shipped ] && ck=checkpoints/mnist
+  if [ ! -f "$R/cpu_kid_$name.json" ]; then
+    log "3. KID of $ck: $N_KID samples a cell, S = $KID_STEPS, η = 0 and 1"
+    python3 benchmarks/kid_table.py --checkpoint "$ck" --n "$N_KID" --steps "$KID_STEPS" --threads "$THREADS" \
+      --device cpu --out "$R/cpu_kid_$name" > "$R/cpu_kid_$name.log" 2>&1; tail -8 "$R/cpu_kid_$name.log"
+  fi
+  if [ ! -f "$R/cpu_recon_$name.json" ]; then
+    log "3. class survival of $ck's encode -> decode, S = $RECON_STEPS"
+    python3 benchmarks/reconstruction.py --checkpoint "$ck" --steps "$RECON_STEPS" --n "$RECON_N" --device cpu \
+      --out "$R/cpu_recon_$name" > "$R/cpu_recon_$name.log" 2>&1; tail -6 "$R/cpu_recon_$name.log"
+  fi
+done
+log "done"
