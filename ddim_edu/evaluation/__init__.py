@@ -8,7 +8,7 @@ _METRICS = ("classifier_accuracy", "classifier_features", "classifier_fid", "fea
             "frechet_distance", "predict_labels", "predict_proba", "reconstruction_mse")
 _KERNEL = ("Estimate", "KIDEstimate", "ClassHistogram", "kernel_distance", "classifier_kid", "confident_share",
            "class_histogram")
-_OTHERS = {"ClassSurvival": ".survival", "class_survival": ".survival", "mean_estimate": ".survival",
+_OTHERS = {"ClassSurvival": ".survival", "class_survival": ".survival", "mean_estimate": ".survival", "share_estimate": ".survival",
            "mixture_mmd": ".toy_distance", "sampler_grid_distances": ".toy_distance",
            "survival": ".survival", "toy_distance": ".toy_distance"}
 __getattr__, __dir__ = lazy_attributes(__name__, {

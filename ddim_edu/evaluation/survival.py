@@ -11,8 +11,10 @@ r"""Judging a reconstruction by what a reader sees, and means with their standar
   (t, ε) draws, under two conditions) pass the per-item differences: the pairing removes the
   variation the two conditions share, so the error of the difference is far smaller than the
   two separate errors combined.
+* :func:`share_estimate`: a share k/N of independent yes/no outcomes (an accuracy, a confident
+  share) ± its binomial standard error, which does not claim certainty at k = 0 or k = N.
 
-Both return :class:`~ddim_edu.evaluation.kernel.Estimate` (value, stderr, n), so a notebook can
+All three return :class:`~ddim_edu.evaluation.kernel.Estimate` (value, stderr, n), so a notebook can
 state a margin as ``estimate.value / estimate.stderr`` standard errors.
 """
 from __future__ import annotations
@@ -22,10 +24,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..validation import check_int
 from .kernel import Estimate, _share_stderr
 from .metrics import predict_labels
 
-__all__ = ["ClassSurvival", "class_survival", "mean_estimate"]
+__all__ = ["ClassSurvival", "class_survival", "mean_estimate", "share_estimate"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,3 +73,13 @@ def mean_estimate(values) -> Estimate:
         raise ValueError("values must be finite")
     n = v.numel()
     return Estimate(value=float(v.mean()), stderr=float(v.std(unbiased=True)) / math.sqrt(n), n=n)
+
+
+def share_estimate(k: int, n: int) -> Estimate:
+    """The share k/n of n independent yes/no outcomes (ints, 0 <= k <= n, n >= 1) ± its binomial
+    standard error √(p(1−p)/n); at k = 0 or k = n, where that formula gives 0 and claims
+    certainty, p is replaced by (k + ½)/(n + 1) (about 0.7/n). Raises TypeError/ValueError
+    naming ``k`` or ``n``."""
+    n = check_int("n", n, lo=1)
+    k = check_int("k", k, lo=0, hi=n)
+    return Estimate(value=k / n, stderr=_share_stderr(k, n), n=n)

@@ -1,4 +1,4 @@
-"""class_survival and mean_estimate against direct computations (numpy, a hand-made classifier)."""
+"""class_survival, mean_estimate and share_estimate against direct computations (numpy, a hand-made classifier)."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddim_edu.evaluation.survival import class_survival, mean_estimate
+from ddim_edu.evaluation.survival import class_survival, mean_estimate, share_estimate
 
 
 class Brightness(nn.Module):
@@ -80,3 +80,29 @@ def test_mean_estimate_refuses_bad_input():
         mean_estimate([1.0])
     with pytest.raises(ValueError, match="finite"):
         mean_estimate([1.0, float("nan")])
+
+
+def test_share_estimate_is_the_binomial_error():
+    """Inside (0, n): √(p(1−p)/n), as numpy computes it from the 0/1 outcomes (ddof = 0)."""
+    outcomes = np.array([1] * 37 + [0] * 13, dtype=float)
+    est = share_estimate(37, 50)
+    assert est.value == 37 / 50 and est.n == 50
+    assert math.isclose(est.stderr, outcomes.std(ddof=0) / math.sqrt(50), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("k", [0, 30])
+def test_share_estimate_never_claims_certainty(k):
+    """All or none: the plain formula gives 0; the estimate gives about 0.7/n, the error of (k ± ½)/(n + 1)."""
+    est = share_estimate(k, 30)
+    assert est.value == k / 30
+    assert math.isclose(est.stderr, math.sqrt(0.5 / 31 * 30.5 / 31 / 30), rel_tol=1e-12)
+    assert 0.5 / 30 < est.stderr < 1.0 / 30
+
+
+def test_share_estimate_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"k must be in \[0, 10\], got 11"):
+        share_estimate(11, 10)
+    with pytest.raises(ValueError, match="n must be in"):
+        share_estimate(0, 0)
+    with pytest.raises(TypeError, match="k must be an int, got 0.5"):
+        share_estimate(0.5, 10)
