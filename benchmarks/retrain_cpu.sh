@@ -6,11 +6,14 @@
 #      results/retrain_mnist/README.md) with the same recipe and a cosine decay of the learning
 #      rate to 0 over STEPS more steps, checkpointed every CKPT steps, the EMA weights kept every
 #      SNAP steps; TRAIN_MIN minutes a call at most;
-#   2. once the run has all its steps: its training curve (L_simple on training and held-out digits
-#      at every snapshot, and the KID of N_CURVE DDIM-10 samples);
-#   3. the run's last weights and the shipped model, the same x_T: KID at S = 10, 20, 50 for
-#      η = 0 and 1 (N_KID samples a cell), and the 500 held-out digits' class survival after
-#      encode -> decode at S = 10, 20, 50 (benchmarks/kid_table.py, reconstruction.py).
+#   2. once the run has all its steps, its last weights: KID at S = 10, 20, 50 for η = 0 and 1
+#      (N_KID samples a cell), and the 500 held-out digits' class survival after encode -> decode
+#      at S = 10, 20, 50 (benchmarks/kid_table.py, reconstruction.py);
+#   3. its training curve (L_simple on training and held-out digits at every snapshot, and the KID
+#      of N_CURVE DDIM-10 samples);
+#   4. the shipped model measured the same way, unless $R/kid_shipped.json and recon_shipped.json
+#      hold it already (the same x_T and noise seed, measured on an H200: the samplers are
+#      deterministic given them, so only rounding differs); MEASURE_SHIPPED=1 measures it anyway.
 # Everything lands in results/retrain_mnist/cpu_*; each measuring process gets THREADS threads.
 #   TRAIN_MIN=100 bash benchmarks/retrain_cpu.sh          # one session's worth; call again to go on
 # A dry run (plumbing only; nothing it prints means anything):
@@ -46,22 +49,29 @@ if [ "$done_steps" -lt "$target" ]; then
 fi
 cp "$RUN/config.json" "$R/config_cpu.json"
 
+measure() {  # name, checkpoint
+  if [ ! -f "$R/cpu_kid_$1.json" ]; then
+    log "KID of $2: $N_KID samples a cell, S = $KID_STEPS, η = 0 and 1"
+    python3 benchmarks/kid_table.py --checkpoint "$2" --n "$N_KID" --steps "$KID_STEPS" --threads "$THREADS" \
+      --device cpu --out "$R/cpu_kid_$1" > "$R/cpu_kid_$1.log" 2>&1; tail -8 "$R/cpu_kid_$1.log"
+  fi
+  if [ ! -f "$R/cpu_recon_$1.json" ]; then
+    log "class survival of $2's encode -> decode, S = $RECON_STEPS"
+    python3 benchmarks/reconstruction.py --checkpoint "$2" --steps "$RECON_STEPS" --n "$RECON_N" --device cpu \
+      --out "$R/cpu_recon_$1" > "$R/cpu_recon_$1.log" 2>&1; tail -6 "$R/cpu_recon_$1.log"
+  fi
+}
+log "2. the run's last weights"
+measure cpu "$RUN"
 if [ ! -f "$R/cpu_curve.json" ]; then
-  log "2. training curve of $RUN (KID of $N_CURVE DDIM-10 samples, L_simple)"
+  log "3. training curve of $RUN (KID of $N_CURVE DDIM-10 samples, L_simple)"
   python3 benchmarks/training_curve.py --run "$RUN" --before "$INIT" --n "$N_CURVE" --cells 0:10 \
     --loss-repeats 4 --out "$R/cpu_curve" 2>&1 | tee "$R/cpu_curve.log" | grep "^step\|held"
 fi
-for name in cpu shipped; do
-  ck=$RUN; [ "$name" = shipped ] && ck=checkpoints/mnist
-  if [ ! -f "$R/cpu_kid_$name.json" ]; then
-    log "3. KID of $ck: $N_KID samples a cell, S = $KID_STEPS, η = 0 and 1"
-    python3 benchmarks/kid_table.py --checkpoint "$ck" --n "$N_KID" --steps "$KID_STEPS" --threads "$THREADS" \
-      --device cpu --out "$R/cpu_kid_$name" > "$R/cpu_kid_$name.log" 2>&1; tail -8 "$R/cpu_kid_$name.log"
-  fi
-  if [ ! -f "$R/cpu_recon_$name.json" ]; then
-    log "3. class survival of $ck's encode -> decode, S = $RECON_STEPS"
-    python3 benchmarks/reconstruction.py --checkpoint "$ck" --steps "$RECON_STEPS" --n "$RECON_N" --device cpu \
-      --out "$R/cpu_recon_$name" > "$R/cpu_recon_$name.log" 2>&1; tail -6 "$R/cpu_recon_$name.log"
-  fi
-done
+if [ "${MEASURE_SHIPPED:-0}" = 1 ] || [ ! -f "$R/kid_shipped.json" ] || [ ! -f "$R/recon_shipped.json" ]; then
+  log "4. the shipped model"
+  measure shipped checkpoints/mnist
+else
+  log "4. the shipped model: $R/kid_shipped.json and recon_shipped.json (H200, same x_T and noise seed)"
+fi
 log "done"
