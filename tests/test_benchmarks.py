@@ -171,3 +171,15 @@ def test_training_curve_best_races_runs_on_kid(tmp_path):
     assert training_curve.pick(curves[0], a) == str(a)
     with pytest.raises(ValueError, match="no point"):
         training_curve.best([{"run": str(b), "points": curves[0]["points"]}])
+
+
+def test_memorisation_table(tmp_path):
+    """memorisation.py: a copy share per S beside the held-out digits' own distances, and its figure."""
+    import memorisation
+    data = memorisation.main(["--n", "6", "--steps", "2,3", "--device", "cpu", "--threads", str(torch.get_num_threads()),
+                              "--out", str(tmp_path / "mem")])
+    assert set(data["cells"]) == {"2", "3"} and data["held_out"]["n"] == 500 and data["train"] == 4500
+    for c in data["cells"].values():
+        assert 0 <= c["copy_share"] <= 1 and 0 < c["distance_q05"] <= c["distance_median"]
+    assert (tmp_path / "mem.md").read_text().startswith("# Memorisation")
+    assert (tmp_path / "mem.png").stat().st_size > 0
