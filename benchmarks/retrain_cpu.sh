@@ -35,6 +35,10 @@ step_of() { python3 -c "import json, sys; c = json.load(open(sys.argv[1])); prin
 if [ -f "$RUN/state.safetensors" ]; then
   log "1. resuming $RUN (step, of steps: $(step_of "$RUN")) for $TRAIN_MIN min at most"
   python3 -m ddim_edu.train --resume "$RUN" --max-minutes "$TRAIN_MIN" --device cpu >> "$R/cpu_train.log" 2>&1
+elif [ ! -f "$INIT/model.safetensors" ]; then
+  # runs/ is not in the repository: a fresh clone has neither the run nor the weights it starts from
+  log "neither $RUN/state.safetensors (a run to resume) nor $INIT/model.safetensors (weights to start from):"
+  log "give INIT=<a checkpoint folder> (e.g. a run of retrain_gpu.sh), or RUN=<a run folder> to resume"; exit 1
 else
   log "1. warm start from $INIT: $STEPS steps at batch $BATCH, for $TRAIN_MIN min at most"
   python3 -m ddim_edu.train --init "$INIT" --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout 0.1 \
