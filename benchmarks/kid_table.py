@@ -8,9 +8,11 @@ features: KID (unbiased, ``de.evaluation.kernel_distance``, jackknife standard e
 Fréchet distance of the same features (biased upwards at small n), plus the share of samples
 classified with confidence > 0.9. Every cell starts from the same x_T. The "real digits" row is
 n random training digits against the same reference (KID ≈ 0 within its error: the floor).
-The η = 1 minus η = 0 difference is reported with the standard error √(se₀² + se₁²), which
-overstates the error of a difference of two KIDs against the same reference (they are
-positively correlated), so the margins in standard errors are conservative.
+The η = 1 minus η = 0 difference at each S is reported with the standard error of the paired
+difference (``de.evaluation.kid_difference``: the i-th samples of the two cells share their
+x_T), beside √(se₀² + se₁²), the error two separate KIDs would allow. With ``--against
+CHECKPOINT`` the same cells (same x_T and noise) are also sampled from a second model, and
+this model minus that one is reported per cell, paired the same way.
 Writes results/kid_mnist.json and .md (thread count, sample count and hardware included).
 """
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--device", default=None, help="default: CUDA when present, else the CPU")
+    p.add_argument("--against", default=None, help="a second model's folder: its cells on the same x_T, and "
+                   "this model minus it, paired")
     p.add_argument("--out", default=str(ROOT / "results" / "kid_mnist"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -46,42 +50,58 @@ def main(argv=None):
     steps = [int(s) for s in a.steps.split(",")]
     etas = [float(e) for e in a.etas.split(",")]
     model, sched, config = load(a.checkpoint, device)
+    other = load(a.against, device)[0] if a.against else None
     classifier = de.evaluation.load_classifier(device=device)
     held_out, held_out_labels = de.data.load_mnist("test")     # 50 of each class: KID takes the labels
     ref = features(classifier, held_out, device)
     train = de.data.load_mnist("train")[0]
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(a.seed + 1))[:a.n]]
     x_T = fixed_noise(a.n, (1, 28, 28), a.seed)
-    cells, start = {}, time.perf_counter()
+    cells, feats, start = {}, {}, time.perf_counter()
 
     def score(x):
         f = features(classifier, x, device)
         kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=held_out_labels)
         conf = de.evaluation.confident_share(x, classifier)
-        return {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
-                "confident": conf.value, "confident_se": conf.stderr}
+        return f, {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
+                   "confident": conf.value, "confident_se": conf.stderr}
 
+    def cell(net, eta, S):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(a.seed + 100)
+        x = sample_batched(lambda xb: de.ddim_sample(net, xb, sched, steps=S, eta=eta, generator=gen,
+                                                    progress=False).clamp(-1, 1), x_T, a.batch, device)
+        f, c = score(x)
+        return f, {**c, "seconds": time.perf_counter() - t0}
+
+    def paired(fa, fb, ca, cb):
+        d = de.evaluation.kid_difference(fa, fb, ref, labels_ref=held_out_labels)
+        return {"diff": d.value, "se": d.stderr, "z": d.value / d.stderr if d.stderr > 0 else math.nan,
+                "se_unpaired": math.hypot(ca["kid_se"], cb["kid_se"])}
+
+    against = {}
     for eta in etas:
         for S in steps:
-            t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(a.seed + 100)
-            x = sample_batched(lambda xb: de.ddim_sample(model, xb, sched, steps=S, eta=eta, generator=gen,
-                                                        progress=False).clamp(-1, 1), x_T, a.batch, device)
-            cells[f"eta={eta:g},S={S}"] = {**score(x), "seconds": time.perf_counter() - t0}
-            print(f"η = {eta:g}, S = {S}: {cells[f'eta={eta:g},S={S}']}", flush=True)
-    floor = score(real)
+            key = f"eta={eta:g},S={S}"
+            feats[key], cells[key] = cell(model, eta, S)
+            print(f"η = {eta:g}, S = {S}: {cells[key]}", flush=True)
+            if other is not None:
+                f_other, c_other = cell(other, eta, S)
+                against[key] = {"cell": c_other, **paired(feats[key], f_other, cells[key], c_other)}
+                print(f"   {a.against}: {c_other}; this minus it {against[key]}", flush=True)
+    floor = score(real)[1]
     diffs = {}
     for S in steps:
-        c0, c1 = cells.get(f"eta=0,S={S}"), cells.get(f"eta=1,S={S}")
-        if c0 and c1:
-            d, se = c1["kid"] - c0["kid"], math.hypot(c0["kid_se"], c1["kid_se"])
-            diffs[str(S)] = {"diff": d, "se": se, "z": d / se}
+        k0, k1 = f"eta=0,S={S}", f"eta=1,S={S}"
+        if k0 in cells and k1 in cells:
+            diffs[str(S)] = paired(feats[k1], feats[k0], cells[k1], cells[k0])
     hw = (hardware(device) if torch.device(device).type == "cuda"
           else f"CPU, {os.cpu_count()} cores ({platform.machine()})")
     data = {"n": a.n, "reference": "500 held-out MNIST digits", "threads": torch.get_num_threads(), "device": str(device),
             "hardware": hw, "checkpoint": a.checkpoint, "checkpoint_step": model_step(config), "seed": a.seed,
             "steps": steps, "etas": etas, "cells": cells, "floor": floor,
-            "eta1_minus_eta0": diffs, "seconds_total": time.perf_counter() - start}
+            "eta1_minus_eta0": diffs, "against": a.against, "minus_against": against,
+            "seconds_total": time.perf_counter() - start}
     rows = [[f"η = {eta:g}", S, f"{c['kid'] * 1e3:.2f} ± {c['kid_se'] * 1e3:.2f}", c["fid"],
              f"{c['confident']:.3f} ± {c['confident_se']:.3f}"]
             for (eta, S), c in ((tuple(float(v.split('=')[1]) if i == 0 else int(v.split('=')[1])
@@ -93,10 +113,21 @@ def main(argv=None):
             "KID ×10³ ± its jackknife standard error (unbiased: ≈ 0 for real digits); classifier-FID of the same "
             "features (biased upwards at this n); share classified with confidence > 0.9.\n\n"
             + markdown_table(["sampler", "S", "KID ×10³", "classifier-FID", "confident share"], rows)
-            + "\n\nη = 1 minus η = 0 (KID ×10³, conservative standard error √(se₀² + se₁²)):\n\n"
-            + markdown_table(["S", "difference", "in standard errors"],
-                             [[S, f"{d['diff'] * 1e3:.2f} ± {d['se'] * 1e3:.2f}", f"{d['z']:.1f}"] for S, d in diffs.items()]))
+            + "\n\nη = 1 minus η = 0 (KID ×10³ ± the standard error of the paired difference, the samples of "
+            "both cells sharing their x_T; beside it √(se₀² + se₁²), the error of two separate KIDs):\n\n"
+            + markdown_table(["S", "difference", "in standard errors", "unpaired error"],
+                             [[S, f"{d['diff'] * 1e3:.2f} ± {d['se'] * 1e3:.2f}", f"{d['z']:.1f}",
+                               f"{d['se_unpaired'] * 1e3:.2f}"] for S, d in diffs.items()]))
+    if against:
+        body += (f"\n\nThis model minus `{a.against}`, the same x_T and noise (KID ×10³, paired standard error; "
+                 "negative: this model nearer the held-out digits):\n\n"
+                 + markdown_table(["cell", f"KID ×10³ of `{a.against}`", "difference", "in standard errors",
+                                   "unpaired error"],
+                                  [[k, f"{d['cell']['kid'] * 1e3:.2f} ± {d['cell']['kid_se'] * 1e3:.2f}",
+                                    f"{d['diff'] * 1e3:.2f} ± {d['se'] * 1e3:.2f}", f"{d['z']:.1f}",
+                                    f"{d['se_unpaired'] * 1e3:.2f}"] for k, d in against.items()]))
     write_results(Path(a.out), "Kernel distance (KID) on MNIST, η = 0 against η = 1", body, data)
+    return data
 
 
 if __name__ == "__main__":

@@ -90,6 +90,20 @@ def test_kid_table_of_another_checkpoint(tmp_path):
     assert raw["cells"]["eta=0,S=5"]["kid"] > 100 * max(shipped["cells"]["eta=0,S=5"]["kid"], 0.01)
 
 
+def test_kid_table_paired_differences(tmp_path):
+    """--against the same weights: every cell again, differing by exactly 0 ± 0 (same x_T and noise);
+    η = 1 minus η = 0 is the difference of the two cells' KIDs."""
+    import kid_table
+    data = kid_table.main(["--n", "8", "--steps", "2", "--device", "cpu", "--against", str(BENCH.parent / "checkpoints" / "mnist"),
+                           "--out", str(tmp_path / "k")])
+    assert set(data["minus_against"]) == {"eta=0,S=2", "eta=1,S=2"}
+    for d in data["minus_against"].values():
+        assert d["diff"] == 0.0 and d["se"] == 0.0 and d["se_unpaired"] > 0
+    c = data["cells"]
+    assert data["eta1_minus_eta0"]["2"]["diff"] == pytest.approx(c["eta=1,S=2"]["kid"] - c["eta=0,S=2"]["kid"])
+    assert "This model minus `" in (tmp_path / "k.md").read_text()
+
+
 def test_kid_reference_shift_is_the_same_for_every_draw(tmp_path):
     """The held-out labels change only the reference's within-set term: every draw moves by the same
     amount, upwards (same-class pairs are the ones a stratified set has too few of)."""
