@@ -11,7 +11,7 @@
 #   3. the candidate: Table 1 (N_TABLE samples a cell; one process per η, side by side, merged
 #      afterwards by quality.py --merge), η = 0 and 1 on the quadratic τ, and Table 2 with class survival; beside it, for every run's own best
 #      point and the shipped model: KID at S = 10, 20, 50 for η = 0 and 1 (N_KID samples, the same
-#      x_T for all) and class survival of the 500 held-out digits after encode -> decode at S = 10, 20, 50.
+#      x_T for all; each run's also minus the shipped model's, with the paired standard error) and class survival of the 500 held-out digits after encode -> decode at S = 10, 20, 50.
 # Everything lands in results/retrain_mnist/ and comes back in $OUT/results.tgz, with the candidate's
 # weights and config.json (ready to ship) and every other run's best weights as $OUT/<recipe>.safetensors.
 #   OUT=/tmp/gpu bash benchmarks/retrain_gpu.sh
@@ -100,8 +100,9 @@ timeout $end python3 benchmarks/reconstruction.py --checkpoint "$SHIP" --steps "
 for n in shipped "${NAMES[@]}"; do
   if [ "$n" = shipped ]; then ck=checkpoints/mnist; else ck=$(best_of "$n"); fi
   echo "$n $ck" >> "$R/best_points.txt"
+  against=(); [ "$n" != shipped ] && against=(--against checkpoints/mnist)   # this run minus shipped, paired
   timeout $end python3 benchmarks/kid_table.py --checkpoint "$ck" --n "$N_KID" --steps "$KID_STEPS" --batch 1000 \
-    --out "$R/kid_$n" > "$R/kid_$n.log" 2>&1 & pids+=($!)
+    "${against[@]}" --out "$R/kid_$n" > "$R/kid_$n.log" 2>&1 & pids+=($!)
   timeout $end python3 benchmarks/reconstruction.py --checkpoint "$ck" --steps "$RECON_STEPS" --out "$R/recon_$n" \
     > "$R/recon_$n.log" 2>&1 & pids+=($!)
 done
