@@ -56,8 +56,8 @@ def figure(x, train, held_out, res, path: Path, S: int, k: int = 12):
     g = torch.Generator().manual_seed(1)
     rand, held = torch.randperm(len(x), generator=g)[:k], torch.randperm(len(held_out), generator=g)[:k]
     d_held, i_held = de.evaluation.nearest_distances(held_out[held], train)
-    panels = [(x[res.distances.argsort()[:k]], res.distances.sort().values[:k], res.indices[res.distances.argsort()[:k]],
-               f"the {k} of {len(x)} samples nearest a training digit"),
+    near = res.distances.argsort()[:k]
+    panels = [(x[near], res.distances[near], res.indices[near], f"the {k} of {len(x)} samples nearest a training digit"),
               (x[rand], res.distances[rand], res.indices[rand], f"{k} random samples"),
               (held_out[held], d_held[:, 0], i_held[:, 0], f"{k} random held-out digits (never trained on)")]
     fig, axes = plt.subplots(3, 1, figsize=(9, 6.3))

@@ -70,9 +70,14 @@ def nearest_distances(x: torch.Tensor, reference: torch.Tensor, k: int = 1,
     ValueError for shapes that differ, empty sets, nan/inf, a k out of range or images outside
     [−1, 1] ([0, 1] and 0-255 images are refused).
     """
-    a, b = _flat_images("x", x), _flat_images("reference", reference)
+    return _nearest(x, reference, k, batch_size, ("x", "reference"))
+
+
+def _nearest(x, reference, k, batch_size, names):
+    """:func:`nearest_distances`, its errors naming the caller's arguments ``names``."""
+    a, b = _flat_images(names[0], x), _flat_images(names[1], reference)
     if x.shape[1:] != reference.shape[1:]:
-        raise ValueError(f"x and reference must hold images of one shape, got {tuple(x.shape[1:])} "
+        raise ValueError(f"{names[0]} and {names[1]} must hold images of one shape, got {tuple(x.shape[1:])} "
                          f"and {tuple(reference.shape[1:])}")
     k = check_int("k", k, lo=1, hi=b.shape[0])
     batch_size = check_int("batch_size", batch_size, lo=1)
@@ -95,14 +100,18 @@ def copy_share(samples: torch.Tensor, train: torch.Tensor, held_out: torch.Tenso
     the threshold is ``torch.quantile`` of the H held-out distances (linear interpolation).
     Returns :class:`CopyShare`: about ``q`` for a model whose samples are as new as held-out
     images, near 1 for one that returns its training images. Raises as :func:`nearest_distances`
-    does, and ValueError for ``q`` outside (0, 1).
+    does (naming ``samples``, ``train``, ``held_out``), and ValueError for ``q`` outside (0, 1) or a
+    ``held_out`` set whose q-quantile lies at distance 0 (it overlaps ``train``).
     """
-    q = check_float("q", q, lo=0.0, hi=1.0, lo_open=True)
-    if q == 1.0:
+    q = check_float("q", q)
+    if not 0.0 < q < 1.0:
         raise ValueError(f"q must be in (0, 1), got {q}")
-    d_samples, i_samples = nearest_distances(samples, train, 1, batch_size)
-    d_held, _ = nearest_distances(held_out, train, 1, batch_size)
+    d_samples, i_samples = _nearest(samples, train, 1, batch_size, ("samples", "train"))
+    d_held, _ = _nearest(held_out, train, 1, batch_size, ("held_out", "train"))
     threshold = float(torch.quantile(d_held[:, 0], q))
+    if threshold == 0.0:
+        raise ValueError(f"held_out must be images not in train, but at least a share q = {q} of them "
+                         "are exact copies of training images (the threshold would be 0)")
     below = d_samples[:, 0] < threshold
     n, k = below.numel(), int(below.sum())
     return CopyShare(value=k / n, stderr=_share_stderr(k, n), n=n, q=q, threshold=threshold,

@@ -88,6 +88,12 @@ def test_bad_input_is_refused_by_name():
         nearest_distances(torch.rand(100, 1, 6, 6) * 0.9 + 0.05, torch.rand(100, 1, 6, 6))   # [0, 1] images
     for q in (0, 1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="q must be"):
-            copy_share(ref, ref, ref, q=q)
+            copy_share(ref, ref, images(3, 1), q=q)
     with pytest.raises(TypeError, match="q must be a number"):
         copy_share(ref, ref, ref, q="0.05")
+    with pytest.raises(ValueError, match="held_out must be images not in train"):
+        copy_share(ref, ref, ref)                                 # held-out digits that are training digits
+    with pytest.raises(ValueError, match="held_out and train must hold images of one shape"):
+        copy_share(ref, ref, images(3, 0, size=5))
+    with pytest.raises(TypeError, match="samples must be a floating-point tensor"):
+        copy_share(ref.long(), ref, images(3, 1))
