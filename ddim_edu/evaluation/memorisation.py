@@ -49,8 +49,11 @@ class CopyShare(Estimate):
 
 def _flat_images(name: str, x) -> torch.Tensor:
     check_tensor(name, x, floating=True, min_dim=2)
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one image, got shape {tuple(x.shape)}")
+    if x.layout != torch.strided or x.is_meta:
+        raise TypeError(f"{name} must be a dense tensor that holds its values (layout torch.strided, not on the "
+                        f"meta device), got layout {x.layout} on device {x.device}")
+    if x.shape[0] == 0 or x[0].numel() == 0:
+        raise ValueError(f"{name} must hold at least one image of at least one pixel, got shape {tuple(x.shape)}")
     check_image_range(name, x)
     x = x.detach().to("cpu", torch.float64).flatten(1)
     if not torch.isfinite(x).all():
@@ -66,8 +69,8 @@ def nearest_distances(x: torch.Tensor, reference: torch.Tensor, k: int = 1,
     dtype, any device; e.g. [N, 1, 28, 28]). ``k``: 1 <= k <= M. Returns ``(distances, indices)``,
     both [N, k], sorted nearest first: RMS per-pixel distances (float64, CPU; see the module
     docstring) and the rows of ``reference`` they belong to (long). ``x`` is compared with
-    ``reference`` ``batch_size`` rows at a time. Raises TypeError for non-float tensors and
-    ValueError for shapes that differ, empty sets, nan/inf, a k out of range or images outside
+    ``reference`` ``batch_size`` rows at a time. Raises TypeError for non-float, sparse or
+    meta tensors and ValueError for shapes that differ, empty sets or images of no pixels, nan/inf, a k out of range or images outside
     [−1, 1] ([0, 1] and 0-255 images are refused).
     """
     return _nearest(x, reference, k, batch_size, ("x", "reference"))

@@ -80,6 +80,12 @@ def test_bad_input_is_refused_by_name():
         nearest_distances(ref, ref, k=0)
     with pytest.raises(ValueError, match="at least one image"):
         nearest_distances(ref[:0], ref)
+    with pytest.raises(ValueError, match=r"x must hold at least one image of at least one pixel.*\(2, 1, 0, 0\)"):
+        nearest_distances(torch.zeros(2, 1, 0, 0), torch.zeros(4, 1, 0, 0))   # was nan, not an error
+    with pytest.raises(TypeError, match="x must be a dense tensor.*meta"):
+        nearest_distances(torch.zeros(2, 1, 9, 9, device="meta"), ref)
+    with pytest.raises(TypeError, match="reference must be a dense tensor.*sparse_coo"):
+        nearest_distances(ref, ref.to_sparse())
     bad = ref.clone()
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="x must be finite"):
