@@ -70,8 +70,8 @@ def nearest_distances(x: torch.Tensor, reference: torch.Tensor, k: int = 1,
     both [N, k], sorted nearest first: RMS per-pixel distances (float64, CPU; see the module
     docstring) and the rows of ``reference`` they belong to (long). ``x`` is compared with
     ``reference`` ``batch_size`` rows at a time. Raises TypeError for non-float, sparse or
-    meta tensors and ValueError for shapes that differ, empty sets or images of no pixels, nan/inf, a k out of range or images outside
-    [−1, 1] ([0, 1] and 0-255 images are refused).
+    meta tensors and ValueError for shapes that differ, empty sets, images of no pixels,
+    nan/inf, a k out of range or images outside [−1, 1] ([0, 1] and 0-255 images are refused).
     """
     return _nearest(x, reference, k, batch_size, ("x", "reference"))
 
