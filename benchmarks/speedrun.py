@@ -67,8 +67,12 @@ RECIPES = {
     "p2fast": ({**_LAPTOP_TRAIN, "loss_weighting": "none"}, _LAPTOP_NET,
                "patch 2, batch 64, lr 2e-3 (the laptop preset without min-SNR)"),
     "laptop": (_LAPTOP_TRAIN, _LAPTOP_NET, "patch 2, batch 64, lr 2e-3, min-SNR-5 (the laptop preset)"),
+    "lapcos": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine"}, _LAPTOP_NET,
+               "the laptop preset with its lr decayed to 0 by a cosine over the budget"),
+    "lapcos4e3": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine", "lr": 4e-3}, _LAPTOP_NET,
+                  "the laptop preset with lr 4e-3, decayed to 0 by a cosine over the budget"),
 }
-COMBINED = ("p2fast", "laptop")          # recipes that combine several of the changes above (the laptop preset)
+COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3")          # recipes that combine several of the changes above (the laptop preset)
 OUT = ROOT / "results" / "speedrun"
 
 
@@ -313,6 +317,19 @@ def speed(a, sched, data) -> dict:
     return res
 
 
+def change(r: dict) -> str:
+    """A row's change against "today": its recipe's, and the --batch / --widths it was run with."""
+    if r["recipe"] not in RECIPES:
+        return r["change"]
+    train_kw, net_kw, text = RECIPES[r["recipe"]]
+    more = []
+    if r["batch"] != train_kw.get("batch_size", TrainConfig.batch_size):
+        more.append(f"batch {r['batch']} (--batch)")
+    if r["net"]["widths"] != {**BASE_NET, **net_kw}["widths"]:
+        more.append(f"widths {'/'.join(map(str, r['net']['widths']))} (--widths)")
+    return "; ".join([text, *more])
+
+
 def table(a) -> str:
     """results/speedrun_cpu.md from every JSON in --out-dir."""
     files = sorted(Path(a.out_dir).glob("*.json"))
@@ -322,21 +339,22 @@ def table(a) -> str:
     ref = [r for r in rows if r["mode"] == "reference"]
     net = lambda r: (f"{'/'.join(map(str, r['net']['widths']))} × {r['net']['num_res_blocks']}"  # noqa: E731
                      + (f" (patch {r['net']['patch_size']})" if r['net'].get('patch_size', 1) > 1 else ""))
-    run = lambda r: (r["recipe"], net(r), r["batch"], r["mode"], r["separate"])  # noqa: E731
+    seed = lambda r: r["config"]["seed"]  # noqa: E731
+    run = lambda r: (r["recipe"], net(r), r["batch"], seed(r), r["mode"], r["separate"])  # noqa: E731
     budget = lambda r: budget_name(r["mode"], r["budget"]) + (" (sep)" if r["separate"] else "")  # noqa: E731
     quality = lambda r: [f"{r['confident']:.1%} ± {r['confident_se']:.1%}", r["classes_present"],  # noqa: E731
                          f"{r['kid']:.4f} ± {r['kid_se']:.4f}", "—" if r["held_out_loss"] is None else r["held_out_loss"]]
     # the summary: one row per run, one column per budget: confident share / KID / steps at steps/s
     budgets = sorted({(r["mode"], r["budget"]) for r in pts}, key=lambda mb: (mb[0], mb[1]))
     cell = {(run(r), (r["mode"], r["budget"])): r for r in pts}
-    summary = [[*run(r)[:3]] + [(f"{c['confident']:.0%}, {c['classes_present']} cl., KID {c['kid']:.3f}, "
+    summary = [[*run(r)[:4]] + [(f"{c['confident']:.0%}, {c['classes_present']} cl., KID {c['kid']:.3f}, "
                                  f"{c['steps']} st. @ {c['steps_per_s']}/s") if (c := cell.get((run(r), mb))) else "—"
                                 for mb in budgets] for r in {run(r): r for r in pts}.values()]
-    header = ["recipe", "change", "widths × blocks", "batch", "budget", "steps", "steps/s", "confident > 0.9",
+    header = ["recipe", "change", "widths × blocks", "batch", "seed", "budget", "steps", "steps/s", "confident > 0.9",
               "classes", "KID", "held-out L", "threads", "load start→end", "date"]
-    body = [[r["recipe"], r["change"], net(r), r["batch"], budget(r), r["steps"], r["steps_per_s"], *quality(r),
+    body = [[r["recipe"], change(r), net(r), r["batch"], seed(r), budget(r), r["steps"], r["steps_per_s"], *quality(r),
              r["threads"], f"{r['load_start']:.1f}→{r['load_end']:.1f}", r["date"]] for r in pts]
-    body += [[r["recipe"], r["change"], "32/64/128 × 2" if r["recipe"] == "shipped" else "—", "—", "—", "—", "—",
+    body += [[r["recipe"], r["change"], "32/64/128 × 2" if r["recipe"] == "shipped" else "—", "—", "—", "—", "—", "—",
               *quality(r), r["threads"], "—", r["date"]] for r in ref]
     text = ("Speed-run (benchmarks/speedrun.py): each row is the EMA model of one recipe after a training budget, "
             "scored by n DDIM-50 samples from a fixed x_T (confident share and classes by the course classifier, "
@@ -346,7 +364,8 @@ def table(a) -> str:
             "idle-machine numbers.** Step budgets compare recipes independently of load. The course classifier "
             "calls pure noise one digit with confidence > 0.9 (reference row \"noise\"): read the confident share "
             "only together with the KID and the classes present.\n\n"
-            + markdown_table(["recipe", "widths × blocks", "batch"] + [budget_name(*mb) for mb in budgets], summary)
+            + markdown_table(["recipe", "widths × blocks", "batch", "seed"] + [budget_name(*mb) for mb in budgets],
+                             summary)
             + "\n\nEvery point:\n\n" + markdown_table(header, body) + "\n")
     speeds = [json.loads(f.read_text()) for f in files if f.name.startswith("speed_")]
     if speeds:

@@ -38,6 +38,7 @@ def test_speedrun_step_budgets_write_one_json_per_point_and_a_table(tmp_path):
     assert md.read_text().startswith("# Speed-run") and "3steps" in text
     assert text.count("| small |") == 1 + 3                          # one summary row, three points
     assert "loaded machine" in text
+    assert "| seed |" in text and "batch 4 (--batch)" in text           # a run's seed and its --batch override
 
 
 def test_speedrun_minute_budgets_and_cosine_needs_a_horizon(tmp_path):
