@@ -15,6 +15,14 @@
 # Everything lands in results/retrain_mnist/ and comes back in $OUT/results.tgz, with the candidate's
 # weights and config.json (ready to ship) and every other run's best weights as $OUT/<recipe>.safetensors.
 #   OUT=/tmp/gpu bash benchmarks/retrain_gpu.sh
+# STAGES picks the steps (default "train curve measure"). When a device session is too short to train
+# a long run and measure it too, train and take the curve on the GPU (the candidate's weights and
+# config.json come back in $OUT), then measure on any machine with SHIP naming the folder they are in:
+#   RACE=minsnr_cos COS_STEPS=14000 TRAIN_MIN=8 BUDGET_S=570 CURVE_LEAVE=0 SNAP=2000 N_CURVE=500 \
+#     CURVE_CELLS=0:10 STAGES="train curve" OUT=/tmp/gpu bash benchmarks/retrain_gpu.sh
+#   mkdir -p runs/ship && cp /tmp/gpu/model.safetensors /tmp/gpu/config.json runs/ship/   # then, on a CPU:
+#   RACE=minsnr_cos SHIP=runs/ship STAGES=measure BUDGET_S=30000 N_KID=2000 N_TABLE=2000 TABLE_STEPS=10,20,50 \
+#     QUAD_STEPS=10 TABLE2_STEPS=10,20,50 NO_TESTS=1 OUT=/tmp/cpu bash benchmarks/retrain_gpu.sh
 # A dry run on a CPU (plumbing only; nothing it prints means anything):
 #   OUT=/tmp/dry BUDGET_S=1200 TRAIN_MIN=0.2 BATCH=4 SNAP=2 STEPS=3 N_CURVE=8 LOSS_REPEATS=1 N_KID=8 N_TABLE=8 \
 #     CURVE_CELLS=0:2 TABLE_STEPS=2,3 QUAD_STEPS=2 TABLE2_STEPS=2,3 RECON_STEPS=2 KID_STEPS=2 NO_TESTS=1 \
@@ -23,6 +31,9 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 TRAIN_MIN=${TRAIN_MIN:-4.0}; BUDGET_S=${BUDGET_S:-540}; BATCH=${BATCH:-256}; SNAP=${SNAP:-1000}; STEPS=${STEPS:-200000}
+COS_STEPS=${COS_STEPS:-12000}   # minsnr_cos: the step where its cosine reaches lr 0, and its last step
+STAGES=" ${STAGES:-train curve measure} "
+stage() { [[ "$STAGES" == *" $1 "* ]]; }
 N_CURVE=${N_CURVE:-1000}; LOSS_REPEATS=${LOSS_REPEATS:-4}; N_KID=${N_KID:-2000}; N_TABLE=${N_TABLE:-2000}
 CURVE_CELLS=${CURVE_CELLS:-0:10,0:20,0:50}; KID_STEPS=${KID_STEPS:-10,20,50}; RECON_STEPS=${RECON_STEPS:-10,20,50}
 TABLE_STEPS=${TABLE_STEPS:-10,20,50,100,1000}; QUAD_STEPS=${QUAD_STEPS:-10,20,50}
@@ -34,6 +45,9 @@ declare -A RECIPES=(
   [lsimple]="--lr 1e-3"
   [minsnr]="--lr 1e-3 --loss-weighting min_snr --min-snr-gamma 5"
   [minsnr_shift1]="--lr 1e-3 --loss-weighting min_snr --min-snr-gamma 5 --augment-shift 1"
+  # min-SNR-5 with the lr decayed to 0 by a cosine over COS_STEPS steps: the decay closed most of the gap
+  # in classifier-FID to the shipped model when it ended the continued min-SNR run (results/retrain_mnist)
+  [minsnr_cos]="--lr 1e-3 --loss-weighting min_snr --min-snr-gamma 5 --lr-schedule cosine --steps $COS_STEPS"
 )
 NAMES=(${RACE:-lsimple minsnr minsnr_shift1})   # RACE=minsnr: one recipe, the whole GPU to itself
 # one CPU thread a process: a dozen processes at PyTorch's default of one thread per core starved each
@@ -42,7 +56,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_
 t0=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - t0) )); }
 log() { echo "== [$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/log.txt"; }
-SHIP=""
+SHIP=${SHIP:-}       # the candidate to ship: set by the curve stage, or given for STAGES=measure
 pack() {
   for n in "${NAMES[@]}"; do [ -f "runs/race/$n/config.json" ] && cp "runs/race/$n/config.json" "$R/config_$n.json"; done
   tar czf "$OUT/results.tgz" results/retrain_mnist 2>/dev/null
@@ -52,13 +66,14 @@ best_of() { python3 benchmarks/training_curve.py --pick "$R/curve_$1.json" --run
 
 nvidia-smi -L 2>/dev/null
 python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-if [ -z "${NO_TESTS:-}" ]; then
+if stage train && [ -z "${NO_TESTS:-}" ]; then
   log "CUDA tests (beside the training)"
   # tests/course and tests/viz/test_plotting.py import nbformat / ipywidgets, which a bare GPU image lacks
   timeout 200 python3 -m pytest tests -q -k cuda --continue-on-collection-errors -p no:cacheprovider -o addopts="" \
     --ignore=tests/course --ignore=tests/viz/test_plotting.py > "$R/cuda_tests.txt" 2>&1 &
 fi
 
+if stage train; then
 log "1. training ${NAMES[*]} side by side, $TRAIN_MIN min each at batch $BATCH"
 pids=()
 for n in "${NAMES[@]}"; do
@@ -70,7 +85,10 @@ done
 wait "${pids[@]}"
 for n in "${NAMES[@]}"; do echo "-- $n: ${RECIPES[$n]}"; tail -3 "$R/train_$n.log"; done | tee -a "$OUT/log.txt"
 pack
+stage curve || stage measure || { SHIP=runs/race/${NAMES[-1]}; pack; }     # its last weights come back
+fi
 
+if stage curve; then
 log "2. training curves (n = $N_CURVE, cells $CURVE_CELLS)"
 pids=()
 for n in "${NAMES[@]}"; do
@@ -85,6 +103,10 @@ curves=(); for n in "${NAMES[@]}"; do [ -f "$R/curve_$n.json" ] && curves+=("$R/
 SHIP=$(python3 benchmarks/training_curve.py --best "${curves[@]}" || echo "runs/race/${NAMES[-1]}")
 log "the candidate to ship: $SHIP"
 pack
+fi
+
+stage measure || { log "done (stages:$STAGES)"; exit 0; }
+[ -z "$SHIP" ] && SHIP=$(best_of "${NAMES[-1]}")      # no curve this call: the last run's best point, or its end
 
 log "3. Table 1 and 2 of $SHIP; KID and class survival of every run's best point and the shipped model"
 pids=()
@@ -99,6 +121,7 @@ timeout $end python3 benchmarks/reconstruction.py --checkpoint "$SHIP" --steps "
   > "$R/table2.log" 2>&1 & pids+=($!)
 for n in shipped "${NAMES[@]}"; do
   if [ "$n" = shipped ]; then ck=checkpoints/mnist; else ck=$(best_of "$n"); fi
+  [ -f "$ck/config.json" ] || ck=$SHIP          # measuring elsewhere: only the candidate came along
   echo "$n $ck" >> "$R/best_points.txt"
   against=(); [ "$n" != shipped ] && against=(--against checkpoints/mnist)   # this run minus shipped, paired
   timeout $end python3 benchmarks/kid_table.py --checkpoint "$ck" --n "$N_KID" --steps "$KID_STEPS" --batch 1000 \
@@ -112,6 +135,6 @@ for f in "$R"/kid_*.log "$R"/recon_*.log "$R"/table*.log; do echo "-- $f"; grep 
   | tee -a "$OUT/log.txt"
 [ -f "$R/cuda_tests.txt" ] && tail -3 "$R/cuda_tests.txt" | tee -a "$OUT/log.txt"
 # the other runs' best weights come back too, in case the measurements favour another
-for n in "${NAMES[@]}"; do ck=$(best_of "$n"); [ "$ck" != "$SHIP" ] && cp "$ck/model.safetensors" "$OUT/$n.safetensors"; done
+for n in "${NAMES[@]}"; do ck=$(best_of "$n"); [ "$ck" != "$SHIP" ] && [ -f "$ck/model.safetensors" ] && cp "$ck/model.safetensors" "$OUT/$n.safetensors"; done
 pack
 log "done"
