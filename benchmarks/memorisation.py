@@ -47,7 +47,7 @@ def quantiles(d: torch.Tensor) -> list:
     return [float(v) for v in torch.quantile(d, torch.tensor([0.05, 0.5], dtype=d.dtype))]
 
 
-def figure(x, train, held_out, res, path: Path, S: int, k: int = 12):
+def figure(x, train, held_out, res, path: Path, S: int, eta: float, k: int = 12):
     """Each panel: k images above their nearest training digits — the samples nearest a training
     digit, random samples, and random held-out digits (the calibration: real digits never seen)."""
     import matplotlib
@@ -64,7 +64,7 @@ def figure(x, train, held_out, res, path: Path, S: int, k: int = 12):
     for ax, (images, d, idx, what) in zip(axes, panels):
         de.viz.image_rows({"image": images, "nearest\ntraining": train[idx]}, ax=ax,
                           title=f"{what}: distances {float(d.min()):.2f}–{float(d.max()):.2f}")
-    fig.suptitle(f"DDIM (S = {S}) samples and held-out digits above their nearest of the {len(train):,} "
+    fig.suptitle(f"DDIM (η = {eta:g}, S = {S}) samples and held-out digits above their nearest of the {len(train):,} "
                  f"training digits (copy threshold {res.threshold:.2f})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -95,7 +95,7 @@ def main(argv=None):
                          "distance_q05": d5, "distance_median": d50, "seconds": time.perf_counter() - t0}
         print(f"S = {S}: {cells[str(S)]}", flush=True)
         if S == max(steps):
-            figure(x, train, held_out, res, out.with_suffix(".png"), S)
+            figure(x, train, held_out, res, out.with_suffix(".png"), S, a.eta)
     h5, h50 = quantiles(res.held_out_distances)
     hw = (hardware(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores ({platform.machine()})")
     data = {"n": a.n, "eta": a.eta, "q": a.q, "threads": torch.get_num_threads(), "device": str(device),
@@ -112,7 +112,8 @@ def main(argv=None):
             f"the share of samples nearer a training digit than {a.q:g} of the held-out digits are (threshold "
             f"{res.threshold:.3f}), ± its binomial standard error (the threshold's own error, from "
             f"{len(held_out)} held-out digits, not included). About {a.q:g} means the samples are as new as unseen "
-            f"real digits; near 1, copies of the training set.\n\n"
+            f"real digits; near 1, copies of the training set; well below {a.q:g}, samples farther from every "
+            f"training digit than real digits are (blurred or malformed digits, not more original ones).\n\n"
             + markdown_table(["images", "copy share", "distance, 5% quantile", "distance, median"], rows)
             + f"\n\n![samples above their nearest training digits]({out.with_suffix('.png').name})")
     write_results(out, "Memorisation: DDIM samples against their nearest training digits", body, data)
