@@ -88,7 +88,9 @@ def main(argv=None):
             if other is not None:
                 f_other, c_other = cell(other, eta, S)
                 against[key] = {"cell": c_other, **paired(feats[key], f_other, cells[key], c_other)}
-                print(f"   {a.against}: {c_other}; this minus it {against[key]}", flush=True)
+                d = against[key]
+                print(f"   {a.against}: {c_other}; this minus it {d['diff']:+.3e} ± {d['se']:.3e} (paired, "
+                      f"{d['z']:+.1f} s.e.; unpaired ± {d['se_unpaired']:.3e})", flush=True)
     floor = score(real)[1]
     diffs = {}
     for S in steps:

@@ -46,8 +46,8 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None) -> Est
         raise ValueError(f"reference must have the feature dimension of features_a ({a.shape[1]}), "
                          f"got shape {tuple(ref.shape)}")
     labels = _labels("labels_ref", labels_ref, ref.shape[0], "reference")
-    if labels is not None and int(torch.unique(labels, return_counts=True)[1].min()) < 3:
-        raise ValueError("labels_ref: every class needs at least 3 rows for the jackknife, got "
-                         f"{int(torch.unique(labels, return_counts=True)[1].min())} in one")
+    fewest = None if labels is None else int(torch.unique(labels, return_counts=True)[1].min())
+    if fewest is not None and fewest < 3:
+        raise ValueError(f"labels_ref: every class needs at least 3 rows for the jackknife, got {fewest} in one")
     value, stderr = mmd2_difference(a, b, ref, labels)
     return Estimate(value=value, stderr=stderr, n=a.shape[0])
