@@ -72,7 +72,8 @@ RECIPES = {
     "lapcos4e3": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine", "lr": 4e-3}, _LAPTOP_NET,
                   "the laptop preset with lr 4e-3, decayed to 0 by a cosine over the budget"),
 }
-COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3")          # recipes that combine several of the changes above (the laptop preset)
+# recipes that combine several of the changes above: the laptop preset and its variants
+COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3")
 OUT = ROOT / "results" / "speedrun"
 
 
