@@ -12,8 +12,6 @@ of U-statistics, Bińkowski et al. 2018, Sec. 4, for KID).
 """
 from __future__ import annotations
 
-import torch
-
 from .kernel import Estimate, _features, _labels
 from .mmd import mmd2_difference
 
@@ -45,9 +43,7 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None) -> Est
     if ref.shape[1] != a.shape[1]:
         raise ValueError(f"reference must have the feature dimension of features_a ({a.shape[1]}), "
                          f"got shape {tuple(ref.shape)}")
-    labels = _labels("labels_ref", labels_ref, ref.shape[0], "reference")
-    fewest = None if labels is None else int(torch.unique(labels, return_counts=True)[1].min())
-    if fewest is not None and fewest < 3:
-        raise ValueError(f"labels_ref: every class needs at least 3 rows for the jackknife, got {fewest} in one")
+    labels = _labels("labels_ref", labels_ref, ref.shape[0], "reference", min_rows=3,
+                     why="the jackknife, which leaves one out of its within-class pairs")
     value, stderr = mmd2_difference(a, b, ref, labels)
     return Estimate(value=value, stderr=stderr, n=a.shape[0])

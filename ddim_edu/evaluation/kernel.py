@@ -127,8 +127,10 @@ def _share_stderr(k: int, n: int) -> float:
 
 
 # ---------------------------------------------------------------------------- KID
-def _labels(name: str, labels, rows: int, features: str) -> torch.Tensor | None:
-    """Class labels of a stratified set: None, or integers [rows] with at least 2 rows per class."""
+def _labels(name: str, labels, rows: int, features: str, min_rows: int = 2,
+            why: str = "its within-class pairs") -> torch.Tensor | None:
+    """Class labels of a stratified set: None, or integers [rows] with at least ``min_rows`` rows per class
+    (2 for the within-class pairs; 3 where a jackknife leaves one out), else ValueError saying ``why``."""
     if labels is None:
         return None
     if isinstance(labels, np.ndarray):
@@ -140,10 +142,11 @@ def _labels(name: str, labels, rows: int, features: str) -> torch.Tensor | None:
         raise ValueError(f"{name} must have one label per row of {features}, shape [{rows}], got {tuple(labels.shape)}")
     labels = labels.detach().to("cpu", torch.long)
     counts = torch.unique(labels, return_counts=True)
-    if int(counts[1].min()) < 2:
-        lone = counts[0][counts[1] < 2].tolist()
-        raise ValueError(f"{name}: every class needs at least 2 rows for its within-class pairs, "
-                         f"got a single row of class {', '.join(map(str, lone[:5]))}")
+    if int(counts[1].min()) < min_rows:
+        few = counts[1] < min_rows
+        got = "a single row" if int(counts[1][few].max()) == 1 else f"fewer than {min_rows} rows"
+        raise ValueError(f"{name}: every class needs at least {min_rows} rows for {why}, "
+                         f"got {got} of class {', '.join(map(str, counts[0][few].tolist()[:5]))}")
     return labels
 
 
