@@ -5,7 +5,8 @@
 #   1. training: a warm start from INIT (by default the min-SNR-5 run of 8,268 steps at batch 256,
 #      results/retrain_mnist/README.md) with the same recipe and a cosine decay of the learning
 #      rate to 0 over STEPS more steps, checkpointed every CKPT steps, the EMA weights kept every
-#      SNAP steps; TRAIN_MIN minutes a call at most;
+#      SNAP steps; TRAIN_MIN minutes a call at most. INIT=none trains from scratch instead, with
+#      retrain_gpu.sh's recipe minsnr_cos (the shipped network, min-SNR-5, a cosine over all STEPS);
 #   2. once the run has all its steps, its last weights: KID at S = 10, 20, 50 for η = 0 and 1
 #      (N_KID samples a cell), and the 500 held-out digits' class survival after encode -> decode
 #      at S = 10, 20, 50 (benchmarks/kid_table.py, reconstruction.py);
@@ -14,14 +15,19 @@
 #   4. the shipped model measured the same way, unless $R/kid_shipped.json and recon_shipped.json
 #      hold it already (the same x_T and noise seed, measured on an H200: the samplers are
 #      deterministic given them, so only rounding differs); MEASURE_SHIPPED=1 measures it anyway.
-# Everything lands in results/retrain_mnist/cpu_*; each measuring process gets THREADS threads.
+# Everything lands in results/retrain_mnist/${NAME}_*; each measuring process gets THREADS threads.
 #   TRAIN_MIN=100 bash benchmarks/retrain_cpu.sh          # one session's worth; call again to go on
+#   INIT=none STEPS=12000 RUN=/root/retrain/minsnr_cos NAME=scratch bash benchmarks/retrain_cpu.sh
+#      (from scratch: about 16 hours of an idle 2-core CPU; a run folder outside the work tree
+#      outlives a fresh checkout of it when the machine is kept)
+# Results are named $R/${NAME}_* (default NAME=cpu: the warm-started run).
 # A dry run (plumbing only; nothing it prints means anything):
 #   RUN=/tmp/dry_run R=/tmp/dry_results STEPS=4 CKPT=2 SNAP=2 BATCH=4 N_CURVE=8 N_KID=8 KID_STEPS=2 \
 #     RECON_STEPS=2 RECON_N=8 bash benchmarks/retrain_cpu.sh
 set -u
 cd "$(dirname "$0")/.."
 INIT=${INIT:-runs/retrain/minsnr_8268}; RUN=${RUN:-runs/retrain/cpu_cos3000}; R=${R:-results/retrain_mnist}
+NAME=${NAME:-cpu}
 STEPS=${STEPS:-3000}; BATCH=${BATCH:-256}; CKPT=${CKPT:-50}; SNAP=${SNAP:-500}; TRAIN_MIN=${TRAIN_MIN:-100}
 N_CURVE=${N_CURVE:-500}; N_KID=${N_KID:-2000}; KID_STEPS=${KID_STEPS:-10,20,50}
 RECON_STEPS=${RECON_STEPS:-10,20,50}; RECON_N=${RECON_N:-500}; THREADS=${THREADS:-2}
@@ -34,7 +40,13 @@ step_of() { python3 -c "import json, sys; c = json.load(open(sys.argv[1])); prin
 
 if [ -f "$RUN/state.safetensors" ]; then
   log "1. resuming $RUN (step, of steps: $(step_of "$RUN")) for $TRAIN_MIN min at most"
-  python3 -m ddim_edu.train --resume "$RUN" --max-minutes "$TRAIN_MIN" --device cpu >> "$R/cpu_train.log" 2>&1
+  python3 -m ddim_edu.train --resume "$RUN" --max-minutes "$TRAIN_MIN" --device cpu >> "$R/${NAME}_train.log" 2>&1
+elif [ "$INIT" = none ]; then
+  log "1. from scratch: $STEPS steps at batch $BATCH, for $TRAIN_MIN min at most"
+  python3 -m ddim_edu.train --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout 0.1 --ema 0.9995 \
+    --seed 1 --lr 1e-3 --lr-warmup 100 --lr-schedule cosine --loss-weighting min_snr --min-snr-gamma 5 \
+    --ckpt-every "$CKPT" --snapshot-every "$SNAP" --sample-every 0 --log-every 50 --no-progress \
+    --max-minutes "$TRAIN_MIN" --device cpu --out "$RUN" >> "$R/${NAME}_train.log" 2>&1
 elif [ ! -f "$INIT/model.safetensors" ]; then
   # runs/ is not in the repository: a fresh clone has neither the run nor the weights it starts from
   log "neither $RUN/state.safetensors (a run to resume) nor $INIT/model.safetensors (weights to start from):"
@@ -44,33 +56,34 @@ else
   python3 -m ddim_edu.train --init "$INIT" --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout 0.1 \
     --ema 0.9995 --seed 3 --lr 1e-3 --lr-warmup 100 --lr-schedule cosine --lr-decay-steps "$STEPS" \
     --loss-weighting min_snr --min-snr-gamma 5 --ckpt-every "$CKPT" --snapshot-every "$SNAP" --sample-every 0 \
-    --log-every 50 --no-progress --max-minutes "$TRAIN_MIN" --device cpu --out "$RUN" >> "$R/cpu_train.log" 2>&1
+    --log-every 50 --no-progress --max-minutes "$TRAIN_MIN" --device cpu --out "$RUN" >> "$R/${NAME}_train.log" 2>&1
 fi
-tail -2 "$R/cpu_train.log"
+tail -2 "$R/${NAME}_train.log"
 read -r done_steps target <<< "$(step_of "$RUN")"
 if [ "$done_steps" -lt "$target" ]; then
   log "stopped at step $done_steps of $target; call again to go on"; exit 0
 fi
-cp "$RUN/config.json" "$R/config_cpu.json"
+cp "$RUN/config.json" "$R/config_${NAME}.json"
 
 measure() {  # name, checkpoint
-  if [ ! -f "$R/cpu_kid_$1.json" ]; then
+  if [ ! -f "$R/${NAME}_kid_$1.json" ]; then
     log "KID of $2: $N_KID samples a cell, S = $KID_STEPS, η = 0 and 1"
     python3 benchmarks/kid_table.py --checkpoint "$2" --n "$N_KID" --steps "$KID_STEPS" --threads "$THREADS" \
-      --device cpu --out "$R/cpu_kid_$1" > "$R/cpu_kid_$1.log" 2>&1; tail -8 "$R/cpu_kid_$1.log"
+      --device cpu --out "$R/${NAME}_kid_$1" > "$R/${NAME}_kid_$1.log" 2>&1; tail -8 "$R/${NAME}_kid_$1.log"
   fi
-  if [ ! -f "$R/cpu_recon_$1.json" ]; then
+  if [ ! -f "$R/${NAME}_recon_$1.json" ]; then
     log "class survival of $2's encode -> decode, S = $RECON_STEPS"
     python3 benchmarks/reconstruction.py --checkpoint "$2" --steps "$RECON_STEPS" --n "$RECON_N" --device cpu \
-      --out "$R/cpu_recon_$1" > "$R/cpu_recon_$1.log" 2>&1; tail -6 "$R/cpu_recon_$1.log"
+      --out "$R/${NAME}_recon_$1" > "$R/${NAME}_recon_$1.log" 2>&1; tail -6 "$R/${NAME}_recon_$1.log"
   fi
 }
 log "2. the run's last weights"
-measure cpu "$RUN"
-if [ ! -f "$R/cpu_curve.json" ]; then
+measure "$NAME" "$RUN"
+if [ ! -f "$R/${NAME}_curve.json" ]; then
   log "3. training curve of $RUN (KID of $N_CURVE DDIM-10 samples, L_simple)"
-  python3 benchmarks/training_curve.py --run "$RUN" --before "$INIT" --n "$N_CURVE" --cells 0:10 \
-    --loss-repeats 4 --out "$R/cpu_curve" 2>&1 | tee "$R/cpu_curve.log" | grep "^step\|held"
+  before=(); [ "$INIT" = none ] || before=(--before "$INIT")
+  python3 benchmarks/training_curve.py --run "$RUN" "${before[@]}" --n "$N_CURVE" --cells 0:10 \
+    --loss-repeats 4 --out "$R/${NAME}_curve" 2>&1 | tee "$R/${NAME}_curve.log" | grep "^step\|held"
 fi
 if [ "${MEASURE_SHIPPED:-0}" = 1 ] || [ ! -f "$R/kid_shipped.json" ] || [ ! -f "$R/recon_shipped.json" ]; then
   log "4. the shipped model"

@@ -86,6 +86,7 @@ def parse(argv=None):
     p.add_argument("--batch", type=int, default=None, help="batch size for every recipe (default: the recipe's)")
     p.add_argument("--widths", default=None,
                    help="UNet widths for every recipe, e.g. 16,32,64 (ablations on a smaller base; in the key)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast in every training step (in the key)")
     p.add_argument("--threads", default="0", help="torch threads (0: torch's default); --speed: a comma list")
     p.add_argument("--n", type=int, default=500, help="DDIM samples scored per point (default 500)")
     p.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of the scored samples (default 50)")
@@ -127,14 +128,16 @@ def set_threads(n: int) -> int:
     return torch.get_num_threads()
 
 
-def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | None = None):
-    """The recipe's UNet (``widths`` overrides its widths) and TrainConfig (quiet, no checkpoints of its own)."""
+def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | None = None, bf16: bool = False):
+    """The recipe's UNet (``widths`` overrides its widths) and TrainConfig (quiet, no checkpoints of its own;
+    ``bf16``: autocast on)."""
     train_kw, net_kw, _ = RECIPES[recipe]
     net = {**BASE_NET, **net_kw, **({"widths": widths} if widths else {})}
     torch.manual_seed(seed)
     model = unet_from_widths(**net)
     kw = {**train_kw, **({"batch_size": batch} if batch else {})}
-    cfg = TrainConfig(**{**kw, "steps": steps, "seed": seed, "progress": False, "ckpt_every": 0, "sample_every": 0})
+    cfg = TrainConfig(**{**kw, "steps": steps, "seed": seed, "progress": False, "ckpt_every": 0, "sample_every": 0,
+                         **({"bf16": True} if bf16 else {})})
     return model, cfg, net
 
 
@@ -175,7 +178,18 @@ class Scorer:
 
 def machine(threads: int) -> dict:
     return {"threads": threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "torch": torch.__version__, "processor": platform.processor() or platform.machine()}
+            "torch": torch.__version__, "processor": platform.processor() or platform.machine(),
+            "cpu_bf16": cpu_bf16_units()}
+
+
+def cpu_bf16_units() -> list:
+    """The CPU's bf16 instructions (Linux /proc/cpuinfo flags amx_bf16, avx512_bf16): where there are
+    none, bf16 autocast is emulated and slower than float32. [] where unknown."""
+    try:
+        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
 
 
 def budget_name(mode: str, b) -> str:
@@ -186,7 +200,7 @@ def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threa
     """One run of ``recipe`` through ``budgets`` (ascending), scoring each point; returns the rows."""
     batch = a.batch or RECIPES[recipe][0].get("batch_size", TrainConfig.batch_size)
     steps = budgets[-1] if a.mode == "steps" else 10 ** 9
-    model, cfg, net = build(recipe, a.batch, steps, a.seed, a.width_list)
+    model, cfg, net = build(recipe, a.batch, steps, a.seed, a.width_list, a.bf16)
     horizon = None
     if cfg.lr_schedule == "cosine":
         horizon = a.decay_steps or (budgets[-1] if a.mode == "steps" else
@@ -197,7 +211,7 @@ def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threa
         cfg = dataclasses.replace(cfg, lr_decay_steps=horizon)
     # the key names everything that changes the run: a cosine horizon too (another horizon is another run)
     key = (f"{recipe}_b{batch}" + (f"_w{'-'.join(map(str, a.width_list))}" if a.width_list else "")
-           + (f"_h{horizon}" if horizon else "") + (f"_s{a.seed}" if a.seed else "")
+           + (f"_h{horizon}" if horizon else "") + (f"_s{a.seed}" if a.seed else "") + ("_bf16" if a.bf16 else "")
            + (f"_sep{budget_name(a.mode, budgets[-1])}" if a.separate else ""))
     out_dir, run_dir = Path(a.out_dir), Path(a.runs) / f"{key}_{a.mode}"
     todo = [b for b in budgets if not (out_dir / f"{key}_{budget_name(a.mode, b)}.json").exists()]
@@ -279,15 +293,16 @@ def score_shipped(a, scorer: Scorer, threads: int) -> dict:
 
 
 def speed(a, sched, data) -> dict:
-    """Steps/s of each CPU knob (threads × channels_last) and DDIM samples/s with no_grad vs
+    """Steps/s of each CPU knob (threads × channels_last × bf16 autocast) and DDIM samples/s with no_grad vs
     inference_mode; rounds alternate the order so a changing load hits every knob alike."""
     res = {}
     for recipe in a.recipe_list:
-        knobs = [(t, cl) for t in a.thread_list for cl in (False, True)]
+        knobs = [(t, cl, bf) for t in a.thread_list for cl in (False, True) for bf in (False, True)]
         trainers = {}
-        for t, cl in knobs:
+        for t, cl, bf in knobs:
             model, cfg, _ = build(recipe, a.batch, 10 ** 9, a.seed, a.width_list)
-            trainers[(t, cl)] = Trainer(model, sched, data, dataclasses.replace(cfg, channels_last=cl), device="cpu")
+            trainers[(t, cl, bf)] = Trainer(model, sched, data, dataclasses.replace(cfg, channels_last=cl, bf16=bf),
+                                            device="cpu")
         times = {k: [] for k in knobs}
         for r in range(3):
             for k in (knobs if r % 2 == 0 else knobs[::-1]):
@@ -308,7 +323,8 @@ def speed(a, sched, data) -> dict:
                 samp[mode].append(16 * 10 / tm.seconds)
         batch = trainers[knobs[0]].cfg.batch_size
         res[recipe] = {"batch": batch, "load": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d %H:%M"),
-                       "steps_per_s": {f"threads={t},channels_last={cl}": sorted(v)[1] for (t, cl), v in times.items()},
+                       "steps_per_s": {f"threads={t},channels_last={cl},bf16={bf}": sorted(v)[1]
+                                       for (t, cl, bf), v in times.items()},
                        "image_evals_per_s": {m: sorted(v)[1] for m, v in samp.items()}, **machine(a.thread_list[-1])}
         wk = f"_w{'-'.join(map(str, a.width_list))}" if a.width_list else ""
         path = Path(a.out_dir) / f"speed_{recipe}_b{batch}{wk}.json"
@@ -328,6 +344,8 @@ def change(r: dict) -> str:
         more.append(f"batch {r['batch']} (--batch)")
     if r["net"]["widths"] != {**BASE_NET, **net_kw}["widths"]:
         more.append(f"widths {'/'.join(map(str, r['net']['widths']))} (--widths)")
+    if r["config"].get("bf16"):
+        more.append("bf16 autocast (--bf16)")
     return "; ".join([text, *more])
 
 
@@ -341,7 +359,8 @@ def table(a) -> str:
     net = lambda r: (f"{'/'.join(map(str, r['net']['widths']))} × {r['net']['num_res_blocks']}"  # noqa: E731
                      + (f" (patch {r['net']['patch_size']})" if r['net'].get('patch_size', 1) > 1 else ""))
     seed = lambda r: r["config"]["seed"]  # noqa: E731
-    run = lambda r: (r["recipe"], net(r), r["batch"], seed(r), r["mode"], r["separate"])  # noqa: E731
+    run = lambda r: (r["recipe"] + (" (bf16)" if r["config"].get("bf16") else ""), net(r), r["batch"], seed(r),  # noqa: E731
+                     r["mode"], r["separate"])
     budget = lambda r: budget_name(r["mode"], r["budget"]) + (" (sep)" if r["separate"] else "")  # noqa: E731
     quality = lambda r: [f"{r['confident']:.1%} ± {r['confident_se']:.1%}", r["classes_present"],  # noqa: E731
                          f"{r['kid']:.4f} ± {r['kid_se']:.4f}", "—" if r["held_out_loss"] is None else r["held_out_loss"]]
@@ -368,12 +387,14 @@ def table(a) -> str:
             + markdown_table(["recipe", "widths × blocks", "batch", "seed"] + [budget_name(*mb) for mb in budgets],
                              summary)
             + "\n\nEvery point:\n\n" + markdown_table(header, body) + "\n")
-    speeds = [json.loads(f.read_text()) for f in files if f.name.startswith("speed_")]
+    speeds = [(f.stem[len("speed_"):].split("_b")[0], json.loads(f.read_text())) for f in files
+              if f.name.startswith("speed_")]
     if speeds:
         text += "\nCPU speed knobs (steps/s, median of 3 alternating rounds; sampling in image evaluations/s):\n\n"
-        text += markdown_table(["batch", "load", "date", "steps/s by knob", "sampling"], [
-            [s["batch"], s["load"], s["date"], ", ".join(f"{k}: {v:.3g}" for k, v in s["steps_per_s"].items()),
-             ", ".join(f"{k}: {v:.0f}" for k, v in s["image_evals_per_s"].items())] for s in speeds]) + "\n"
+        text += markdown_table(["recipe", "batch", "load", "date", "CPU bf16", "steps/s by knob", "sampling"], [
+            [name, s["batch"], s["load"], s["date"], " ".join(s.get("cpu_bf16", ["?"])) or "none",
+             ", ".join(f"{k}: {v:.3g}" for k, v in s["steps_per_s"].items()),
+             ", ".join(f"{k}: {v:.0f}" for k, v in s["image_evals_per_s"].items())] for name, s in speeds]) + "\n"
     out = Path(a.table_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("# Speed-run on the CPU: quality against training budget\n\n" + text)

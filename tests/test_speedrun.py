@@ -39,6 +39,10 @@ def test_speedrun_step_budgets_write_one_json_per_point_and_a_table(tmp_path):
     assert text.count("| small |") == 1 + 3                          # one summary row, three points
     assert "loaded machine" in text
     assert "| seed |" in text and "batch 4 (--batch)" in text           # a run's seed and its --batch override
+    bf = speedrun.main(["--recipes", "small", "--steps", "1", "--bf16", *TINY, *where])   # another run, its own key
+    assert [r["config"]["bf16"] for r in bf] == [True] and (res / "small_b4_bf16_1steps.json").exists()
+    text = speedrun.main(["--table", "--out-dir", str(res), "--table-out", str(md)])
+    assert "| small (bf16) |" in text and "bf16 autocast (--bf16)" in text
 
 
 def test_speedrun_minute_budgets_and_cosine_needs_a_horizon(tmp_path):
@@ -82,9 +86,10 @@ def test_speedrun_speed_mode_times_the_cpu_knobs(tmp_path):
     res = speedrun.main(["--speed", "--recipes", "small", "--batch", "4", "--threads", "1", "--speed-steps", "1",
                          "--out-dir", str(tmp_path)])
     knobs = res["small"]["steps_per_s"]
-    assert set(knobs) == {"threads=1,channels_last=False", "threads=1,channels_last=True"}
+    assert set(knobs) == {f"threads=1,channels_last={cl},bf16={bf}" for cl in (False, True) for bf in (False, True)}
     assert all(v > 0 for v in knobs.values()) and set(res["small"]["image_evals_per_s"]) == {"no_grad", "inference_mode"}
     assert json.loads((tmp_path / "speed_small_b4.json").read_text())["batch"] == 4
+    assert set(res["small"]["cpu_bf16"]) <= {"amx_bf16", "avx512_bf16"}
     text = speedrun.main(["--table", "--out-dir", str(tmp_path), "--table-out", str(tmp_path / "t.md")])
     assert "CPU speed knobs" in text
 

@@ -72,6 +72,10 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile the model (CUDA; slower start)", resumable=True)
     channels_last: bool | None = option(None, "channels_last memory format for images (default: on CUDA only)",
                                         flag="--channels-last", resumable=True)
+    bf16: bool | None = option(None, "bf16 autocast for the forward pass and loss (default: on CUDA only). On a CPU "
+                                     "with AMX or AVX-512 BF16 it roughly halves the time of a UNet step "
+                                     "(benchmarks/speedrun.py --speed); on other CPUs it is slower",
+                               flag="--bf16")
 
     def validate(self) -> "TrainConfig":
         """Check every field against its type and range; raises ``TypeError``/``ValueError``

@@ -3,7 +3,7 @@ with γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`), AdamW with a wa
 or cosine learning rate (:mod:`~ddim_edu.train.schedules`), gradient clipping and an EMA of the weights,
 and owns its state (:meth:`Trainer.state_dict` / :meth:`Trainer.load_state_dict`), so a run
 stopped at any step — by a step count or a time budget — resumes bit-for-bit. On CUDA it uses
-bf16 autocast and channels_last, on CPU float32; ``torchrun ... -m ddim_edu.train`` runs it
+bf16 autocast and channels_last, on CPU float32 unless asked (``TrainConfig.bf16``, ``channels_last``); ``torchrun ... -m ddim_edu.train`` runs it
 data-parallel (:mod:`~ddim_edu.train.cli`)."""
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class Trainer:
         # held-out examples: every log line then also records the validation loss (metrics.held_out_loss)
         self.val_data = None if val_data is None else check_tensor("val_data", val_data, floating=True).to(
             self.device, torch.float32)
-        cl = self.cuda if self.cfg.channels_last is None else self.cfg.channels_last
+        cl, self.bf16 = (self.cuda if v is None else v for v in (self.cfg.channels_last, self.cfg.bf16))  # None: auto
         self.mem_format = torch.channels_last if cl and data.dim() == 4 else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.mem_format) if data.dim() == 4 else model.to(self.device)
         self.net = self.model.train()
@@ -95,7 +95,7 @@ class Trainer:
             x0 = x0.contiguous(memory_format=torch.channels_last)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.step)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             net = label_batch(self.net, self.labels, idx, self.cfg.p_uncond, self.null_label, self.noise_gen)
             loss = diffusion_loss(net, x0, self.sched, self.noise_gen, weighting=self.cfg.loss_weighting,
                                   min_snr_gamma=self.cfg.min_snr_gamma)
