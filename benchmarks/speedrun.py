@@ -179,17 +179,7 @@ class Scorer:
 def machine(threads: int) -> dict:
     return {"threads": threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "torch": torch.__version__, "processor": platform.processor() or platform.machine(),
-            "cpu_bf16": cpu_bf16_units()}
-
-
-def cpu_bf16_units() -> list:
-    """The CPU's bf16 instructions (Linux /proc/cpuinfo flags amx_bf16, avx512_bf16): where there are
-    none, bf16 autocast is emulated and slower than float32. [] where unknown."""
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+            "cpu_bf16": de.env.cpu_bf16_units()}
 
 
 def budget_name(mode: str, b) -> str:

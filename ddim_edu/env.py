@@ -131,7 +131,21 @@ def describe() -> dict:
         "offline": offline(),
         "colab": in_colab(),
         "cpu_threads": torch.get_num_threads(),
+        "cpu_bf16": cpu_bf16_units(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def cpu_bf16_units() -> list[str]:
+    """The CPU's bf16 instruction sets, from the ``flags`` line of Linux's /proc/cpuinfo: a list of
+    ``"amx_bf16"`` and ``"avx512_bf16"``, [] where it has neither or the file is missing (other
+    systems). Where it is [], bf16 autocast on the CPU is emulated and slower than float32; where
+    not, ``python -m ddim_edu.train --bf16`` trains faster (``results/speedrun_cpu.md``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[-1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [u for u in ("amx_bf16", "avx512_bf16") if u in flags]

@@ -1,5 +1,5 @@
 """Seeds: any non-negative integer (numpy integers included) is accepted; bools, floats and
-negatives are refused."""
+negatives are refused. The CPU's bf16 units come from /proc/cpuinfo's flags, [] without it."""
 import numpy as np
 import pytest
 import torch
@@ -38,3 +38,22 @@ def test_course_seed_reads_the_environment(monkeypatch):
         monkeypatch.setenv("DDIM_EDU_SEED", bad)
         with pytest.raises(ValueError, match="DDIM_EDU_SEED"):
             de.env.seed_everything()
+
+
+@pytest.mark.parametrize("text, units", [
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile amx_bf16\n", ["amx_bf16", "avx512_bf16"]),
+    ("flags\t\t: fpu sse2 avx2 fma\n", []),                   # a laptop without bf16 units: emulated, slower
+    ("processor\t: 0\nFeatures\t: fp asimd bf16\n", []),      # no x86 "flags" line (an ARM /proc/cpuinfo)
+    (None, []),                                               # no /proc/cpuinfo (macOS, Windows)
+])
+def test_cpu_bf16_units_reads_the_cpuinfo_flags(monkeypatch, text, units):
+    import io
+
+    def fake_open(path, *a, **k):
+        assert path == "/proc/cpuinfo"
+        if text is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(text)
+    monkeypatch.setattr(de.env, "open", fake_open, raising=False)
+    assert de.env.cpu_bf16_units() == units
+    assert de.env.describe()["cpu_bf16"] == units
