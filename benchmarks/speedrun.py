@@ -137,7 +137,7 @@ def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | 
     model = unet_from_widths(**net)
     kw = {**train_kw, **({"batch_size": batch} if batch else {})}
     cfg = TrainConfig(**{**kw, "steps": steps, "seed": seed, "progress": False, "ckpt_every": 0, "sample_every": 0,
-                         **({"bf16": True} if bf16 else {})})
+                         "bf16": True if bf16 else None})
     return model, cfg, net
 
 

@@ -2,9 +2,9 @@ r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq.
 with γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`), AdamW with a warm-up and a constant
 or cosine learning rate (:mod:`~ddim_edu.train.schedules`), gradient clipping and an EMA of the weights,
 and owns its state (:meth:`Trainer.state_dict` / :meth:`Trainer.load_state_dict`), so a run
-stopped at any step — by a step count or a time budget — resumes bit-for-bit. On CUDA it uses
-bf16 autocast and channels_last, on CPU float32 unless asked (``TrainConfig.bf16``, ``channels_last``); ``torchrun ... -m ddim_edu.train`` runs it
-data-parallel (:mod:`~ddim_edu.train.cli`)."""
+stopped at any step — by a step count or a time budget — resumes bit-for-bit. bf16 autocast and
+channels_last: on CUDA by default, on CPU when asked (``TrainConfig.bf16``, ``channels_last``);
+``torchrun ... -m ddim_edu.train`` runs it data-parallel (:mod:`~ddim_edu.train.cli`)."""
 from __future__ import annotations
 
 import dataclasses
