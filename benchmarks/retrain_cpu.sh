@@ -19,9 +19,9 @@
 # Everything lands in results/retrain_mnist/${NAME}_*; each measuring process gets THREADS threads.
 #   TRAIN_MIN=100 bash benchmarks/retrain_cpu.sh          # one session's worth; call again to go on
 #   INIT=none STEPS=12000 RUN=/root/retrain/minsnr_cos NAME=scratch bash benchmarks/retrain_cpu.sh
-#      (from scratch, with bf16 autocast: about 5 hours of an idle 2-core CPU that has AMX, 0.68 steps/s;
-#      10 in float32. A run folder outside the work tree outlives a fresh checkout of it when the
-#      machine is kept)
+#      (from scratch, with bf16 autocast: about 8 hours of an idle 2-core CPU that has AMX, 0.43 steps/s
+#      with dropout, min-SNR, the EMA and checkpoints; twice that in float32. A run folder outside the
+#      work tree outlives a fresh checkout of it when the machine is kept)
 # Results are named $R/${NAME}_* (default NAME=cpu: the warm-started run).
 # A dry run (plumbing only; nothing it prints means anything):
 #   RUN=/tmp/dry_run R=/tmp/dry_results STEPS=4 CKPT=2 SNAP=2 BATCH=4 N_CURVE=8 N_KID=8 KID_STEPS=2 \
