@@ -85,12 +85,11 @@ def model_config(state: TrainerState, *, training: dict, schedule: dict, run_inf
     """config.json of the EMA weights in ``state``: model, schedule, data, step, how they were
     trained (``training``: the TrainConfig fields plus world_size; the commands, hardware, wall
     time, ``stopped``: why the run stopped early, the loss history), the rest of ``run_info``
-    (e.g. the CLI's "args") and, for a warm-started run, the totals "steps_total" and
-    "wall_time_total_s" counting the runs it started from."""
-    info, init = dict(run_info), state.init
+    (e.g. the CLI's "args") and the totals "steps_total" and "wall_time_total_s": this run's
+    steps and seconds plus, for a warm-started run, those of the runs it started from."""
+    info, init = dict(run_info), state.init or {}
     totals = {"steps_total": state.step + int(init.get("steps_total") or 0),
-              "wall_time_total_s": round(state.wall_time_s + float(init.get("wall_time_total_s") or 0.0), 2)
-              } if init else {}
+              "wall_time_total_s": round(state.wall_time_s + float(init.get("wall_time_total_s") or 0.0), 2)}
     return {
         "model": info.pop("model", None), "schedule": schedule, "dataset": info.pop("dataset", None),
         "step": state.step,

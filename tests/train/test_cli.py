@@ -50,6 +50,9 @@ def test_cli_warm_start_inherits_options_and_resumes(tmp_path):
     r = cli("--init", str(a), "--steps", "4", "--out", str(b), "--sample-every", "0", "--no-progress")
     assert r.returncode == 0, r.stderr
     cfg_a, cfg_b = ck.read_json(a / "config.json"), ck.read_json(b / "config.json")
+    # a run from scratch counts only itself; a warm start adds the run it began from
+    assert cfg_a["steps_total"] == 10 and cfg_a["wall_time_total_s"] == cfg_a["wall_time_s"] and not cfg_a.get("init")
+    assert cfg_b["wall_time_total_s"] == round(cfg_b["wall_time_s"] + cfg_a["wall_time_s"], 2)
     assert cfg_b["model"] == cfg_a["model"] and cfg_b["dataset"]["name"] == "moons"
     assert cfg_b["args"]["lr"] == 0.001 and cfg_b["args"]["ema"] == 0.99 and cfg_b["args"]["seed"] == 1
     assert cfg_b["step"] == 4 and cfg_b["steps_total"] == 14 and cfg_b["init"]["from"] == str(a)
