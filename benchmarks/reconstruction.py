@@ -3,10 +3,16 @@ them back with the same S; report the per-dimension MSE on [0, 1].
 
     python benchmarks/reconstruction.py                  # S ∈ {10, 20, 50, 100, 200, 500, 1000}
     python benchmarks/reconstruction.py --quick          # 100 digits, S ∈ {10, 20, 50}
+    python benchmarks/reconstruction.py --resume         # keep the S already in --out's JSON
+
+The table is written after every S, so a long run on a CPU (S = 1000 is 2,000 network calls a
+digit) can be stopped and continued with --resume: an S already measured for the same model
+step and n is kept, not measured again.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -24,11 +30,43 @@ def parse(argv=None):
     p.add_argument("--device", default=None)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(ROOT / "results" / "table2_mnist"))
+    p.add_argument("--resume", action="store_true",
+                   help="keep the S that --out's JSON already holds for this model step and n")
     a = p.parse_args(argv)
     if a.quick:
         a.n, a.steps = 100, "10,20,50"
     a.step_list = [int(s) for s in a.steps.split(",")]
     return a
+
+
+def earlier(a, step) -> dict:
+    """The cells of --out's JSON when --resume asks for them and it measured the same model step and n."""
+    path = Path(a.out + ".json")
+    if not (a.resume and path.exists()):
+        return {"mse": {}, "class_survival": {}, "seconds": {}}
+    data = json.loads(path.read_text())
+    if data.get("checkpoint_step") != step or data.get("n") != a.n:
+        raise SystemExit(f"--resume: {path} measured step {data.get('checkpoint_step')} with n = {data.get('n')}, "
+                         f"not step {step} with n = {a.n}; give another --out or leave out --resume")
+    keys = ("mse", "class_survival", "seconds")
+    done = set.intersection(*(set(data.get(k, {})) for k in keys))      # an S is kept only whole
+    return {k: {S: v for S, v in data[k].items() if S in done} for k in keys}
+
+
+def report(a, cells: dict, step, device) -> dict:
+    """Write the table (markdown and JSON) of the S measured so far, in --steps order."""
+    order = [str(S) for S in a.step_list if str(S) in cells["mse"]]
+    cells = {k: {S: v[S] for S in order} for k, v in cells.items()}
+    rows = [[S, cells["mse"][S], f"{cells['class_survival'][S]['value']:.1%} ± "
+             f"{cells['class_survival'][S]['stderr']:.1%}", PAPER_CIFAR10.get(int(S), float("nan"))] for S in order]
+    body = (f"Per-dimension MSE on [0, 1] after DDIM inversion and decoding with S steps each, "
+            f"{a.n} held-out digits, model step {step}, {device}; "
+            "and the share of digits the course classifier puts in the same class before and after "
+            "(± binomial standard error).\n\n"
+            + markdown_table(["S", "MSE (MNIST, ours)", "class kept", "MSE (CIFAR-10, paper Table 2)"], rows) + "\n")
+    data = {"n": a.n, "device": device, "checkpoint_step": step, **cells}
+    write_results(Path(a.out), "Table 2 on MNIST: reconstruction error by S", body, data)
+    return data
 
 
 def main(argv=None):
@@ -38,32 +76,26 @@ def main(argv=None):
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     model, sched, config = load(a.checkpoint, device)
+    step = model_step(config)
+    cells = earlier(a, step)
     x0 = de.data.load_mnist("test")[0][: a.n].to(device)
     classifier = de.evaluation.load_classifier(device=device)
-    mse, seconds, survival = {}, {}, {}
+    data = None
     for S in a.step_list:
+        if str(S) in cells["mse"]:
+            print(f"S={S:>5}  kept from {a.out}.json", flush=True)
+            continue
         with Timer(device) as tm:
             z = de.ddim_invert(model, x0, sched, steps=S, progress=False)
             x_rec = de.ddim_sample(model, z, sched, steps=S, progress=False)
-        mse[S] = float(de.evaluation.reconstruction_mse(x_rec, x0))
-        seconds[S] = tm.seconds
         kept = de.evaluation.class_survival(x0, x_rec, classifier)
-        survival[S] = {"value": kept.value, "stderr": kept.stderr}
-        print(f"S={S:>5}  MSE={mse[S]:.6f}  class kept {kept.value:.1%} ± {kept.stderr:.1%}  ({tm.seconds:.1f} s)",
-              flush=True)
-    rows = [[S, mse[S], f"{survival[S]['value']:.1%} ± {survival[S]['stderr']:.1%}", PAPER_CIFAR10.get(S, float("nan"))]
-            for S in a.step_list]
-    body = (f"Per-dimension MSE on [0, 1] after DDIM inversion and decoding with S steps each, "
-            f"{a.n} held-out digits, model step {model_step(config)}, {hardware(device)}; "
-            "and the share of digits the course classifier puts in the same class before and after "
-            "(± binomial standard error).\n\n"
-            + markdown_table(["S", "MSE (MNIST, ours)", "class kept", "MSE (CIFAR-10, paper Table 2)"], rows) + "\n")
-    data = {"n": a.n, "device": hardware(device), "checkpoint_step": model_step(config),
-            "mse": {str(S): v for S, v in mse.items()},
-            "class_survival": {str(S): v for S, v in survival.items()},
-            "seconds": {str(S): v for S, v in seconds.items()}}
-    write_results(Path(a.out), "Table 2 on MNIST: reconstruction error by S", body, data)
-    return data
+        cells["mse"][str(S)] = float(de.evaluation.reconstruction_mse(x_rec, x0))
+        cells["class_survival"][str(S)] = {"value": kept.value, "stderr": kept.stderr}
+        cells["seconds"][str(S)] = tm.seconds
+        print(f"S={S:>5}  MSE={cells['mse'][str(S)]:.6f}  class kept {kept.value:.1%} ± {kept.stderr:.1%}  "
+              f"({tm.seconds:.1f} s)", flush=True)
+        data = report(a, cells, step, hardware(device))     # after every S: a stopped run keeps what it measured
+    return data if data is not None else report(a, cells, step, hardware(device))
 
 
 if __name__ == "__main__":

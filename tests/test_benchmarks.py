@@ -73,6 +73,23 @@ def test_reconstruction_table(tmp_path):
     assert set(kept) == {"2", "4"} and all(0 <= v["value"] <= 1 and v["stderr"] > 0 for v in kept.values())
 
 
+def test_reconstruction_table_resumes(tmp_path, capsys):
+    """--resume keeps the S already measured for the same model step and n, measures the rest, and
+    gives what one run gives; another n is refused rather than mixed in."""
+    import reconstruction
+    out = str(tmp_path / "t2")
+    whole = reconstruction.main(["--n", "3", "--steps", "2,4", "--device", "cpu", "--out", str(tmp_path / "whole")])
+    first = reconstruction.main(["--n", "3", "--steps", "4", "--device", "cpu", "--out", out])
+    assert set(first["mse"]) == {"4"}
+    capsys.readouterr()
+    both = reconstruction.main(["--n", "3", "--steps", "2,4", "--device", "cpu", "--out", out, "--resume"])
+    assert "S=    4  kept" in capsys.readouterr().out and both["seconds"]["4"] == first["seconds"]["4"]
+    assert list(both["mse"]) == ["2", "4"] and both["mse"] == pytest.approx(whole["mse"], rel=1e-5)
+    assert json.loads((tmp_path / "t2.json").read_text())["mse"] == both["mse"]
+    with pytest.raises(SystemExit, match="n = 3"):
+        reconstruction.main(["--n", "4", "--steps", "2", "--device", "cpu", "--out", out, "--resume"])
+
+
 def test_kid_table_of_another_checkpoint(tmp_path):
     """--checkpoint measures that model: a UNet trained three steps is far from the held-out digits,
     the shipped model close to them, on the same x_T."""
