@@ -60,8 +60,15 @@ if [ "$(weights_id "$CK/model.safetensors")" != "$sha" ]; then
     done
     cp "$CK/config.json" "$R/previous_mnist/config.json"
   fi
-  log "1. $RUN -> $CK"
+  log "1. $RUN -> $CK (its commands name the run folder runs/mnist)"
   cp "$RUN/model.safetensors" "$RUN/config.json" "$CK/"
+  python3 - "$CK" "$RUN" <<'EOF'
+import json, sys
+from ddim_edu.train import checkpoints as ck
+folder, run = sys.argv[1:]
+config, weights, _ = ck.read_model_dir(folder)
+ck.save_model_dir(folder, weights, json.loads(json.dumps(config).replace(run.rstrip("/"), "runs/mnist")))
+EOF
 fi
 
 # 2. Table 1, one part per η (each about 30 minutes at S ≤ 100 on two threads)
