@@ -23,7 +23,7 @@ def test_laptop_preset_model_and_training_options():
 
 
 def test_unknown_preset_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match=r"preset must be one of 'laptop', got 'desktop'"):
+    with pytest.raises(ValueError, match=r"preset must be one of 'laptop', 'mnist', got 'desktop'"):
         presets.preset_model("desktop")
 
 
@@ -57,3 +57,33 @@ def test_cli_unknown_preset_exits_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--preset", "desktop", "--out", "x"])
     assert e.value.code == 2 and "--preset" in capsys.readouterr().err
+
+
+RUN_ONLY = {"dataset", "data_root", "device", "seed", "bf16", "max_minutes", "progress", "log_every", "ckpt_every",
+            "sample_every", "snapshot_every", "preset", "init", "out", "resume"}
+
+
+def test_mnist_preset_is_the_recorded_recipe_of_the_retrained_run():
+    """Every option of ``--preset mnist`` equals what the retrained MNIST run recorded in its config.json
+    (``results/retrain_mnist``), except the options of where and how it ran."""
+    from pathlib import Path
+    from ddim_edu.train.cli import build_parser
+    run = json.loads((Path(__file__).parents[2] / "results/retrain_mnist/scratch_config_partial.json").read_text())
+    recorded = run["args"]
+    parser = build_parser()
+    parser.set_defaults(**presets.preset_cli_defaults("mnist"))
+    args = vars(parser.parse_args(["--dataset", "mnist"]))
+    differ = {k: (args[k], v) for k, v in recorded.items() if k not in RUN_ONLY and args.get(k) != v}
+    assert differ == {}
+    config = presets.preset_model("mnist").config
+    assert {k: config.get(k) for k in run["model"]} == run["model"]
+
+
+def test_cli_mnist_preset_with_minutes_keeps_its_steps(tmp_path, monkeypatch):
+    """A time budget beside ``--preset mnist`` stops the run early; it does not move the cosine's end."""
+    monkeypatch.setenv("DDIM_EDU_FAST", "1")
+    out = tmp_path / "run"
+    main(["--preset", "mnist", "--dataset", "gmm", "--model", "mlp", "--batch-size", "8", "--minutes", "0.0001",
+          "--sample-every", "0", "--out", str(out), "--device", "cpu"])
+    args = _args(out)
+    assert args["steps"] == 12_000 and args["lr_schedule"] == "cosine" and args["max_minutes"] == 0.0001
