@@ -1,7 +1,8 @@
 """Train a noise predictor from the command line; resumable, data-parallel with torchrun.
 
-    python -m ddim_edu.train --dataset mnist --steps 5000 --out checkpoints/mnist
-    python -m ddim_edu.train --resume checkpoints/mnist --steps 10000      # continue the run
+    python -m ddim_edu.train --preset laptop --minutes 10 --out runs/laptop   # a laptop CPU
+    python -m ddim_edu.train --dataset mnist --steps 5000 --out runs/mnist
+    python -m ddim_edu.train --resume runs/mnist --steps 10000      # continue the run
     python -m ddim_edu.train --init checkpoints/mnist --steps 5000 --out runs/more   # warm start
     torchrun --nproc_per_node 4 -m ddim_edu.train --dataset mnist --out runs/m4   # DDP
 
@@ -76,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     ds_help = "\n".join(f"  {k:<14} {v}" for k, v in DATASETS.items())
     p = argparse.ArgumentParser(
         prog="python -m ddim_edu.train", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train an epsilon-prediction model with the simplified DDPM loss (the training DDIM uses).",
+        description="Train an epsilon-prediction model with the simplified DDPM loss (the training DDIM uses) "
+                    "or a reweighting of it over t (DDIM's L_gamma, --loss-weighting).",
         epilog=f"datasets:\n{ds_help}\n\nexamples:\n"
-               "  python -m ddim_edu.train --dataset mnist --steps 5000 --out checkpoints/mnist\n"
-               "  python -m ddim_edu.train --dataset gmm --steps 3000 --out checkpoints/toy\n"
-               "  python -m ddim_edu.train --resume checkpoints/mnist --steps 10000\n"
+               "  python -m ddim_edu.train --preset laptop --minutes 10 --out runs/laptop\n"
+               "  python -m ddim_edu.train --dataset mnist --steps 5000 --out runs/mnist\n"
+               "  python -m ddim_edu.train --dataset gmm --steps 3000 --out runs/toy\n"
+               "  python -m ddim_edu.train --resume runs/mnist --steps 10000\n"
                "  python -m ddim_edu.train --init checkpoints/mnist --steps 5000 --out runs/more\n"
                "  torchrun --nproc_per_node 2 -m ddim_edu.train --dataset mnist --out runs/ddp")
     a = p.add_argument_group("data").add_argument
@@ -111,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
       help="a measured recipe (ddim_edu.train.presets): its network and training options, unless typed here; "
            "laptop = patched UNet, batch 64, lr 2e-3, min-SNR-5 for CPU runs of minutes; mnist = full UNet, "
            "dropout 0.1, 12,000 steps at batch 256, lr 1e-3 with a cosine decay, min-SNR-5, EMA 0.9995")
-    a("--out", default=None, help="run directory (e.g. checkpoints/mnist)")
+    a("--out", default=None, help="run directory (e.g. runs/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     a("--init", default=None, metavar="MODEL_DIR",
       help="warm start: a new run beginning from the EMA weights in MODEL_DIR (e.g. checkpoints/mnist), "
