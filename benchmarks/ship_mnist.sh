@@ -14,8 +14,9 @@
 #      one part per η in results/table1_parts/ (about 30 minutes each), merged into results/table1_mnist.* and config.json;
 #   3. Table 2 (reconstruction.py --resume): the 500 held-out digits, S ∈ T2_STEPS;
 #   4. KID: results/kid_paired_mnist (2,000 a cell, S = 10, 20) and kid_mnist (500, S = 10);
-#   5. memorisation.py, scripts/bits_per_dim.py --n 100 --timesteps 50, and the speed-run's row
-#      for the shipped model (speedrun.py --shipped --n 500);
+#   5. memorisation.py, scripts/bits_per_dim.py --n 100 --timesteps 50, the speed-run's row
+#      for the shipped model (speedrun.py --shipped --n 500), Table 1's DDIM cells on the quadratic
+#      grid (S = 10, 20) and the solvers' MNIST FID (solvers.py, 1,000 samples a cell);
 #   6. the run's training curve (retrain_cpu.sh's ${NAME}_curve.*) as results/training_curve_mnist.*.
 # Each measuring process gets THREADS threads. What it does not do: edit README, notebooks or
 # checkpoints/README.md, whose text describes the model (results/README.md lists what to update).
@@ -25,7 +26,8 @@ set -u
 cd "$(dirname "$0")/.."
 RUN=${RUN:-/root/retrain/minsnr_cos}; NAME=${NAME:-scratch}; THREADS=${THREADS:-2}
 N_T1=${N_T1:-2000}; T1_STEPS=${T1_STEPS:-10,20,50,100}; T2_STEPS=${T2_STEPS:-10,20,50,100,200,500,1000}
-R=results; CK=checkpoints/mnist; N_KID=2000; N_KID1=500; N_MEM=2000; N_SHIP=500; N_T2=500
+R=results; CK=checkpoints/mnist; N_KID=2000; N_KID1=500; N_MEM=2000; N_SHIP=500; N_T2=500; N_SOLV=1000
+Q_STEPS=10,20; SOLV_OPTS=()
 if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step model, a few samples
   dry=${DRY_DIR:-$(mktemp -d)}
   mkdir -p "$dry"; [ -d "$dry/run" ] || { cp -r benchmarks ddim_edu scripts checkpoints results "$dry"/
@@ -33,6 +35,7 @@ if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step mode
     --groups 4 --sample-every 0 --no-progress --device cpu --out "$dry/run" > /dev/null 2>&1
   mkdir -p "$dry/results/retrain_mnist"; touch "$dry/results/retrain_mnist/dry_curve.json"; }
   cd "$dry"; RUN=$dry/run; NAME=dry; N_T1=8; T1_STEPS=2; T2_STEPS=2,3; N_KID=8; N_KID1=8; N_MEM=8; N_SHIP=8; N_T2=8
+  N_SOLV=8; Q_STEPS=2; SOLV_OPTS=(--quick)
 fi
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$THREADS
 log() { echo "== [$(date -u +%H:%M:%S)] $*"; }
@@ -55,7 +58,7 @@ if [ "$(weights_id "$CK/model.safetensors")" != "$sha" ]; then
     log "1. the results of the model shipped until now -> $R/previous_mnist/"
     mkdir -p "$R/previous_mnist"
     for f in table1_mnist table2_mnist kid_mnist kid_paired_mnist memorisation_mnist likelihood_mnist \
-             training_curve_mnist speedrun/shipped_n$N_SHIP; do
+             training_curve_mnist table1_mnist_quadratic solvers speedrun/shipped_n$N_SHIP; do
       cp "$R/$f".* "$R/previous_mnist/" 2>/dev/null
     done
     cp "$CK/config.json" "$R/previous_mnist/config.json"
@@ -115,6 +118,9 @@ measure "$R/memorisation_mnist.json" python3 benchmarks/memorisation.py --n "$N_
 measure "$R/likelihood_mnist.json" python3 scripts/bits_per_dim.py --n 100 --timesteps 50 --out "$R/likelihood_mnist"
 measure "$R/speedrun/shipped_n$N_SHIP.json" python3 benchmarks/speedrun.py --shipped --n "$N_SHIP" --threads "$THREADS" \
   --out-dir "$R/speedrun"
+measure "$R/table1_mnist_quadratic.json" python3 benchmarks/quality.py --n "$N_T1" --etas 0 --steps "$Q_STEPS" \
+  --skip quadratic --device cpu --out "$R/table1_mnist_quadratic"
+measure "$R/solvers.json" python3 benchmarks/solvers.py --n "$N_SOLV" "${SOLV_OPTS[@]}" --device cpu --out "$R/solvers"
 
 # 6. the run's training curve is the shipped model's
 if ! cmp -s "$R/retrain_mnist/${NAME}_curve.json" "$R/training_curve_mnist.json"; then
