@@ -68,7 +68,7 @@ def test_mnist_preset_is_the_recorded_recipe_of_the_retrained_run():
     (``results/retrain_mnist``), except the options of where and how it ran."""
     from pathlib import Path
     from ddim_edu.train.cli import build_parser
-    run = json.loads((Path(__file__).parents[2] / "results/retrain_mnist/scratch_config_partial.json").read_text())
+    run = json.loads((Path(__file__).parents[2] / "results/retrain_mnist/config_scratch.json").read_text())
     recorded = run["args"]
     parser = build_parser()
     parser.set_defaults(**presets.preset_cli_defaults("mnist"))
