@@ -12,7 +12,8 @@
 #   2. Table 1 (quality.py): N_T1 samples a cell, η ∈ {0, 0.2, 0.5, 1, σ̂}, S ∈ T1_STEPS (S = 1000
 #      adds 5 × 2,000 × 1,000 network calls, about 14 hours here, so the CPU default stops at 100),
 #      one part per η in results/table1_parts/ (about 30 minutes each), merged into results/table1_mnist.* and config.json;
-#   3. Table 2 (reconstruction.py --resume): the 500 held-out digits, S ∈ T2_STEPS;
+#   3. Table 2 (reconstruction.py --resume): the 500 held-out digits, S ∈ T2_FIRST, and after
+#      step 5 the rest of T2_STEPS;
 #   4. KID: results/kid_paired_mnist (2,000 a cell, S = 10, 20) and kid_mnist (500, S = 10);
 #   5. memorisation.py, scripts/bits_per_dim.py --n 100 --timesteps 50, the speed-run's row
 #      for the shipped model (speedrun.py --shipped --n 500), Table 1's DDIM cells on the quadratic
@@ -26,6 +27,7 @@ set -u
 cd "$(dirname "$0")/.."
 RUN=${RUN:-/root/retrain/minsnr_cos}; NAME=${NAME:-scratch}; THREADS=${THREADS:-2}
 N_T1=${N_T1:-2000}; T1_STEPS=${T1_STEPS:-10,20,50,100}; T2_STEPS=${T2_STEPS:-10,20,50,100,200,500,1000}
+T2_FIRST=${T2_FIRST:-10,20,50,100,200}
 R=results; CK=checkpoints/mnist; N_KID=2000; N_KID1=500; N_MEM=2000; N_SHIP=500; N_T2=500; N_SOLV=1000
 Q_STEPS=10,20; SOLV_OPTS=()
 if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step model, a few samples
@@ -33,8 +35,9 @@ if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step mode
   mkdir -p "$dry"; [ -d "$dry/run" ] || { cp -r benchmarks ddim_edu scripts checkpoints results "$dry"/
   python3 -m ddim_edu.train --dataset mnist --steps 3 --batch-size 4 --widths 8,16,16 --num-res-blocks 1 \
     --groups 4 --sample-every 0 --no-progress --device cpu --out "$dry/run" > /dev/null 2>&1
+  rm -rf "$dry/results/table1_parts"     # parts of the real table are not parts of this one
   mkdir -p "$dry/results/retrain_mnist"; touch "$dry/results/retrain_mnist/dry_curve.json"; }
-  cd "$dry"; RUN=$dry/run; NAME=dry; N_T1=8; T1_STEPS=2; T2_STEPS=2,3; N_KID=8; N_KID1=8; N_MEM=8; N_SHIP=8; N_T2=8
+  cd "$dry"; RUN=$dry/run; NAME=dry; N_T1=8; T1_STEPS=2; T2_STEPS=2,3; T2_FIRST=2; N_KID=8; N_KID1=8; N_MEM=8; N_SHIP=8; N_T2=8
   N_SOLV=8; Q_STEPS=2; SOLV_OPTS=(--quick)
 fi
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$THREADS
@@ -90,13 +93,18 @@ if [ ! -f "$R/table1_mnist.json" ] || [ "$(python3 -c "import json; print(json.l
   python3 benchmarks/quality.py --merge "${parts[@]}" --out "$R/table1_mnist" --record-config | tail -2
 fi
 
-# 3. Table 2, S by S (the table of the model shipped until now is replaced, this model's continued)
-step=$(python3 -c "import json; print(json.load(open('$CK/config.json'))['step'])")
-resume=(); [ "$(python3 -c "import json; print(json.load(open('$R/table2_mnist.json'))['checkpoint_step'])" \
-  2>/dev/null)" = "$step" ] && resume=(--resume)
-log "3. Table 2: $N_T2 held-out digits, S = $T2_STEPS ${resume[*]}"
-python3 benchmarks/reconstruction.py --n "$N_T2" --steps "$T2_STEPS" --device cpu "${resume[@]}" \
-  --out "$R/table2_mnist" | grep "^S=" || { log "Table 2 failed"; exit 1; }
+# 3. Table 2, S by S (the table of the model shipped until now is replaced, this model's continued):
+# S ≤ 200 first (about 40 minutes), S = 500 and 1000 (about 2.5 hours) after the shorter results
+table2() {  # the S to have measured, comma-separated
+  local step resume=()
+  step=$(python3 -c "import json; print(json.load(open('$CK/config.json'))['step'])")
+  [ "$(python3 -c "import json; print(json.load(open('$R/table2_mnist.json'))['checkpoint_step'])" \
+    2>/dev/null)" = "$step" ] && resume=(--resume)
+  log "3. Table 2: $N_T2 held-out digits, S = $1 ${resume[*]}"
+  python3 benchmarks/reconstruction.py --n "$N_T2" --steps "$1" --device cpu "${resume[@]}" \
+    --out "$R/table2_mnist" | grep "^S=" || { log "Table 2 failed"; exit 1; }
+}
+table2 "$T2_FIRST"
 
 # 4.-5. each result once for these weights: results/previous_mnist/remeasured.txt lists what was
 # measured again for them (a result file alone cannot say: some record no model step)
@@ -121,6 +129,8 @@ measure "$R/speedrun/shipped_n$N_SHIP.json" python3 benchmarks/speedrun.py --shi
 measure "$R/table1_mnist_quadratic.json" python3 benchmarks/quality.py --n "$N_T1" --etas 0 --steps "$Q_STEPS" \
   --skip quadratic --device cpu --out "$R/table1_mnist_quadratic"
 measure "$R/solvers.json" python3 benchmarks/solvers.py --n "$N_SOLV" "${SOLV_OPTS[@]}" --device cpu --out "$R/solvers"
+
+table2 "$T2_STEPS"
 
 # 6. the run's training curve is the shipped model's
 if ! cmp -s "$R/retrain_mnist/${NAME}_curve.json" "$R/training_curve_mnist.json"; then
