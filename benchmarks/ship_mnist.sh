@@ -14,7 +14,8 @@
 #      one part per η in results/table1_parts/ (about 30 minutes each), merged into results/table1_mnist.* and config.json;
 #   3. Table 2 (reconstruction.py --resume): the 500 held-out digits, S ∈ T2_FIRST, and after
 #      step 5 the rest of T2_STEPS;
-#   4. KID: results/kid_paired_mnist (2,000 a cell, S = 10, 20) and kid_mnist (500, S = 10);
+#   4. KID: results/kid_paired_mnist (2,000 a cell, S = 10, 20; adopted from retrain_cpu.sh's
+#      measurement of the run when there is one) and kid_mnist (500, S = 10);
 #   5. memorisation.py, scripts/bits_per_dim.py --n 100 --timesteps 50, the speed-run's row
 #      for the shipped model (speedrun.py --shipped --n 500), Table 1's DDIM cells on the quadratic
 #      grid (S = 10, 20) and the solvers' MNIST FID (solvers.py, 1,000 samples a cell);
@@ -117,6 +118,19 @@ measure() {  # result json, command...
   "$@" > "${out%.json}.log" 2>&1 || { log "failed: ${out%.json}.log"; tail -3 "${out%.json}.log"; exit 1; }
   tr '\r' '\n' < "${out%.json}.log" | tail -2; echo "$name $sha" >> "$ledger"
 }
+# retrain_cpu.sh measured the paired KID of these weights already (2,000 a cell, S = 10, 20, 50, η = 0
+# and 1, seed 0, and each cell against the model shipped before): the same samples, so it is adopted
+adopt() {  # from, to (paths without extension): the files, with the run's folder named runs/mnist
+  local ext
+  for ext in json md png; do
+    [ -f "$1.$ext" ] || continue
+    if [ "$ext" = png ]; then cp "$1.$ext" "$2.$ext"; else sed "s#${RUN%/}#runs/mnist#g" "$1.$ext" > "$2.$ext"; fi
+  done
+}
+if [ -f "$R/retrain_mnist/${NAME}_kid_${NAME}.json" ] && ! grep -q "^kid_paired_mnist $sha\$" "$ledger"; then
+  log "kid_paired_mnist: adopted from $R/retrain_mnist/${NAME}_kid_${NAME}.*"
+  adopt "$R/retrain_mnist/${NAME}_kid_${NAME}" "$R/kid_paired_mnist"; echo "kid_paired_mnist $sha" >> "$ledger"
+fi
 measure "$R/kid_paired_mnist.json" python3 benchmarks/kid_table.py --n "$N_KID" --steps 10,20 --threads "$THREADS" \
   --device cpu --out "$R/kid_paired_mnist"
 measure "$R/kid_mnist.json" python3 benchmarks/kid_table.py --n "$N_KID1" --steps 10 --threads "$THREADS" --device cpu \
@@ -133,11 +147,9 @@ measure "$R/solvers.json" python3 benchmarks/solvers.py --n "$N_SOLV" "${SOLV_OP
 table2 "$T2_STEPS"
 
 # 6. the run's training curve is the shipped model's
-if ! cmp -s "$R/retrain_mnist/${NAME}_curve.json" "$R/training_curve_mnist.json"; then
+if [ "$(sed "s#${RUN%/}#runs/mnist#g" "$R/retrain_mnist/${NAME}_curve.json")" != "$(cat "$R/training_curve_mnist.json")" ]; then
   log "6. $R/retrain_mnist/${NAME}_curve.* -> $R/training_curve_mnist.*"
-  for ext in json md png; do
-    [ -f "$R/retrain_mnist/${NAME}_curve.$ext" ] && cp "$R/retrain_mnist/${NAME}_curve.$ext" "$R/training_curve_mnist.$ext"
-  done
+  adopt "$R/retrain_mnist/${NAME}_curve" "$R/training_curve_mnist"
 fi
 log "done"
 [ "${DRY:-0}" = 1 ] && [ -z "${DRY_DIR:-}" ] && rm -rf "$dry"
