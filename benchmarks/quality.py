@@ -36,6 +36,9 @@ def parse(argv=None):
     p.add_argument("--skip", default="uniform", choices=["uniform", "quadratic"],
                    help="the sub-sequence τ (appendix D.2); the paper used quadratic for CIFAR-10")
     p.add_argument("--device", default=None)
+    p.add_argument("--channels-last", action="store_true",
+                   help="the network's weights in channels-last memory order: faster on a CPU, the same numbers "
+                        "up to float32 rounding")
     p.add_argument("--quick", action="store_true", help="200 samples, S ∈ {10, 20}, η ∈ {0, 1}")
     p.add_argument("--out", default=str(ROOT / "results" / "table1_mnist"))
     p.add_argument("--record-config", action="store_true", help="store the FIDs in the checkpoint's config.json")
@@ -154,7 +157,7 @@ def merge(a) -> dict:
     a.n, a.skip, a.seed = parts[0]["n"], parts[0]["skip"], parts[0].get("seed", a.seed)
     a.checkpoint = parts[0].get("checkpoint", a.checkpoint)
     return report(a, fids, split, seconds, parts[0]["floor"], parts[0]["floor_sd"], parts[0].get("floor_n", a.n),
-                  parts[0]["checkpoint_step"], parts[0]["device"])
+                  parts[0]["checkpoint_step"], " and ".join(dict.fromkeys(part["device"] for part in parts)))
 
 
 def main(argv=None):
@@ -162,7 +165,7 @@ def main(argv=None):
     if a.merge:
         return merge(a)
     device = torch.device(a.device) if a.device else de.env.device()
-    model, sched, config = load(a.checkpoint, device)
+    model, sched, config = load(a.checkpoint, device, a.channels_last)
     classifier = de.evaluation.load_classifier(device=device)
     batch = a.batch or (1000 if device.type == "cuda" else 250)
     held_out, _ = de.data.load_mnist("test")
@@ -183,7 +186,8 @@ def main(argv=None):
             seconds[(eta, S)] = tm.seconds
             print(f"eta={eta:>4} S={S:>5}  FID={fids[(eta, S)]:8.3f}  halves {split[(eta, S)][0]:.3f} "
                   f"{split[(eta, S)][1]:.3f}  ({tm.seconds:.1f} s)", flush=True)
-    data = report(a, fids, split, seconds, floor, floor_sd, min(a.n, len(train)), model_step(config), hardware(device))
+    data = report(a, fids, split, seconds, floor, floor_sd, min(a.n, len(train)), model_step(config),
+                  hardware(device, a.channels_last))
     # the first 8 samples of every cell (rows: η outer, S inner), all from the same x_T
     de.viz.grids.save_grid((torch.cat(firsts) + 1) / 2, Path(a.out + "_samples.png"), nrow=8)
     return data

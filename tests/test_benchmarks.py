@@ -41,6 +41,30 @@ def test_quality_merge_is_the_table_measured_at_once(tmp_path):
         quality.main(["--merge", str(tmp_path / "part0.json"), str(tmp_path / "other.json"), "--out", str(tmp_path / "x")])
 
 
+def test_channels_last_keeps_the_numbers(tmp_path):
+    """--channels-last reorders the weights in memory only: Table 1 and Table 2 read the same up to
+    float32 rounding, the table names the layout, and a merge of parts in both layouts names both."""
+    import common
+    import quality
+    import reconstruction
+    convs = [m.weight for m in common.load(common.ROOT / "checkpoints" / "mnist", "cpu", True)[0].modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs
+                         if w.shape[1] > 1 and w.shape[2:] != (1, 1))   # else both orders are one
+    common = ["--n", "6", "--steps", "2,3", "--device", "cpu"]
+    plain = quality.main(common + ["--etas", "0", "--out", str(tmp_path / "plain")])
+    last = quality.main(common + ["--etas", "1", "--channels-last", "--out", str(tmp_path / "last")])
+    again = quality.main(common + ["--etas", "0", "--channels-last", "--out", str(tmp_path / "again")])
+    assert again["fid"] == pytest.approx(plain["fid"], rel=1e-3) and "channels_last" in again["device"]
+    merged = quality.main(["--merge", str(tmp_path / "plain.json"), str(tmp_path / "last.json"),
+                           "--out", str(tmp_path / "merged")])
+    assert merged["device"] == f"{plain['device']} and {last['device']}"
+    t2 = ["--n", "3", "--steps", "2", "--device", "cpu"]
+    mse = reconstruction.main(t2 + ["--out", str(tmp_path / "t2")])["mse"]
+    mse_last = reconstruction.main(t2 + ["--channels-last", "--out", str(tmp_path / "t2_last")])["mse"]
+    assert mse_last == pytest.approx(mse, rel=1e-3)
+
+
 @pytest.mark.parametrize("eta", ["1", "hat"])
 def test_quality_batches_get_fresh_noise(eta):
     """Sampled in batches of one, two identical x_T must still end apart: each batch draws new noise."""
