@@ -28,6 +28,12 @@ def load(checkpoint: str, device, channels_last: bool = False):
     return model, sched, config
 
 
+def shown(checkpoint) -> str:
+    """A checkpoint folder as results/ names it: relative to the repository when inside it (no machine paths)."""
+    path = Path(checkpoint).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(checkpoint)
+
+
 def model_step(config: dict) -> int | None:
     """Training steps behind a checkpoint: the total over warm starts when recorded, else its own."""
     return config.get("steps_total", config.get("step"))

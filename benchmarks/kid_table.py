@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from common import ROOT, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, model_step, \
-    sample_batched, write_results
+    sample_batched, shown, write_results
 
 
 def main(argv=None):
@@ -100,7 +100,7 @@ def main(argv=None):
     hw = (hardware(device) if torch.device(device).type == "cuda"
           else f"CPU, {os.cpu_count()} cores ({platform.machine()})")
     data = {"n": a.n, "reference": "500 held-out MNIST digits", "threads": torch.get_num_threads(), "device": str(device),
-            "hardware": hw, "checkpoint": a.checkpoint, "checkpoint_step": model_step(config), "seed": a.seed,
+            "hardware": hw, "checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "seed": a.seed,
             "steps": steps, "etas": etas, "cells": cells, "floor": floor,
             "eta1_minus_eta0": diffs, "against": a.against, "minus_against": against,
             "seconds_total": time.perf_counter() - start}
@@ -110,7 +110,7 @@ def main(argv=None):
                                        for i, v in enumerate(k.split(','))), c) for k, c in cells.items())]
     rows.append(["real digits (floor)", "–", f"{floor['kid'] * 1e3:.2f} ± {floor['kid_se'] * 1e3:.2f}", floor["fid"],
                  f"{floor['confident']:.3f} ± {floor['confident_se']:.3f}"])
-    body = (f"{a.n} samples per cell from `{a.checkpoint}` (step {model_step(config)}) against the 500 held-out "
+    body = (f"{a.n} samples per cell from `{shown(a.checkpoint)}` (step {model_step(config)}) against the 500 held-out "
             f"digits, course classifier features; {hw}, {data['threads']} thread(s), seed {a.seed}, {data['seconds_total']:.0f} s in all. "
             "KID ×10³ ± its jackknife standard error (unbiased: ≈ 0 for real digits); classifier-FID of the same "
             "features (biased upwards at this n); share classified with confidence > 0.9.\n\n"

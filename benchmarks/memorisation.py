@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, de, fixed_noise, hardware, load, markdown_table, model_step, sample_batched, write_results
+from common import ROOT, de, fixed_noise, hardware, load, markdown_table, model_step, sample_batched, shown, \
+    write_results
 
 
 def parse(argv=None):
@@ -78,8 +79,6 @@ def main(argv=None):
                                                       else de.env.device())
     steps = [int(s) for s in a.steps.split(",")]
     model, sched, config = load(a.checkpoint, device)
-    path = Path(a.checkpoint).resolve()
-    shown = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else a.checkpoint   # no machine paths in results/
     train = de.data.load_mnist("train")[0]
     held_out = de.data.load_mnist("test")[0]
     x_T = fixed_noise(a.n, (1, 28, 28), a.seed)
@@ -99,14 +98,14 @@ def main(argv=None):
     h5, h50 = quantiles(res.held_out_distances)
     hw = (hardware(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores ({platform.machine()})")
     data = {"n": a.n, "eta": a.eta, "q": a.q, "threads": torch.get_num_threads(), "device": str(device),
-            "hardware": hw, "checkpoint": shown, "checkpoint_step": model_step(config), "seed": a.seed,
+            "hardware": hw, "checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "seed": a.seed,
             "train": len(train), "held_out": {"n": len(held_out), "distance_q05": h5, "distance_median": h50},
             "cells": cells, "seconds_total": time.perf_counter() - start}
     rows = [[f"DDIM η = {a.eta:g}, S = {S}", f"{c['copy_share']:.3f} ± {c['copy_share_se']:.3f}",
              f"{c['distance_q05']:.3f}", f"{c['distance_median']:.3f}"] for S, c in cells.items()]
     rows.append([f"the {len(held_out)} held-out digits (never trained on)", f"{a.q:g} (by construction)",
                  f"{h5:.3f}", f"{h50:.3f}"])
-    body = (f"{a.n} samples per cell from `{shown}` (step {model_step(config)}), the x_T of `kid_table.py` "
+    body = (f"{a.n} samples per cell from `{shown(a.checkpoint)}` (step {model_step(config)}), the x_T of `kid_table.py` "
             f"(seed {a.seed}); {hw}, {data['threads']} thread(s), {data['seconds_total']:.0f} s in all. Distance: RMS "
             f"over the pixels on the [−1, 1] scale to the nearest of the {len(train)} training digits. Copy share: "
             f"the share of samples nearer a training digit than {a.q:g} of the held-out digits are (threshold "

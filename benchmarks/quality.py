@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from common import ROOT, Timer, ck, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, \
-    model_step, sample_batched, write_results
+    model_step, sample_batched, shown, write_results
 
 PAPER_S = list(de.course.paper.TABLE1_STEPS)   # the paper's Table 1 (CIFAR-10): its columns S and {η key: [FID]}
 PAPER_CIFAR10 = {eta: [fids[S] for S in PAPER_S] for eta, fids in de.course.paper.TABLE1_CIFAR10_FID.items()}
@@ -110,7 +110,7 @@ def report(a, fids: dict, split: dict, seconds: dict, floor: float, floor_sd: fl
                  for e in a.eta_list]
     paper_rows = [[label.get(e, e)] + PAPER_CIFAR10[e] for e in a.eta_list if e in PAPER_CIFAR10]
     body = (f"Classifier-FID (lower is better) of {a.n} samples per cell against the 500 held-out digits, "
-            f"model `{a.checkpoint}` (step {step}), "
+            f"model `{shown(a.checkpoint)}` (step {step}), "
             f"{a.skip} τ, {device}.\n\n"
             + markdown_table(header, rows)
             + f"\n\nThe same cells scored on each half of their samples (n = {a.n // 2} each; the spread "
@@ -121,7 +121,7 @@ def report(a, fids: dict, split: dict, seconds: dict, floor: float, floor_sd: fl
             + markdown_table(["η \\ S", *map(str, PAPER_S)], paper_rows)
             + "\n\nSampling time per cell (s): "
             + ", ".join(f"η={e} S={S}: {seconds[(e, S)]:.1f}" for e in a.eta_list for S in a.step_list) + "\n")
-    data = {"checkpoint": str(a.checkpoint), "n": a.n, "skip": a.skip, "seed": a.seed, "device": device,
+    data = {"checkpoint": shown(a.checkpoint), "n": a.n, "skip": a.skip, "seed": a.seed, "device": device,
             "checkpoint_step": step, "floor": floor, "floor_sd": floor_sd, "floor_n": floor_n,
             "halves": {f"eta={e},S={S}": v for (e, S), v in split.items()},
             "fid": {f"eta={e},S={S}": v for (e, S), v in fids.items()},
