@@ -51,10 +51,10 @@ def test_channels_last_keeps_the_numbers(tmp_path):
              if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs
                          if w.shape[1] > 1 and w.shape[2:] != (1, 1))   # else both orders are one
-    common = ["--n", "6", "--steps", "2,3", "--device", "cpu"]
-    plain = quality.main(common + ["--etas", "0", "--out", str(tmp_path / "plain")])
-    last = quality.main(common + ["--etas", "1", "--channels-last", "--out", str(tmp_path / "last")])
-    again = quality.main(common + ["--etas", "0", "--channels-last", "--out", str(tmp_path / "again")])
+    args = ["--n", "6", "--steps", "2,3", "--device", "cpu"]
+    plain = quality.main(args + ["--etas", "0", "--out", str(tmp_path / "plain")])
+    last = quality.main(args + ["--etas", "1", "--channels-last", "--out", str(tmp_path / "last")])
+    again = quality.main(args + ["--etas", "0", "--channels-last", "--out", str(tmp_path / "again")])
     assert again["fid"] == pytest.approx(plain["fid"], rel=1e-3) and "channels_last" in again["device"]
     merged = quality.main(["--merge", str(tmp_path / "plain.json"), str(tmp_path / "last.json"),
                            "--out", str(tmp_path / "merged")])
