@@ -373,7 +373,10 @@ def table(a) -> str:
             "row gives its torch threads and 1-minute load average; rows measured on a loaded machine are not "
             "idle-machine numbers.** Step budgets compare recipes independently of load. The course classifier "
             "calls pure noise one digit with confidence > 0.9 (reference row \"noise\"): read the confident share "
-            "only together with the KID and the classes present.\n\n"
+            "only together with the KID and the classes present. KID: points dated from 2026-11-30 19:00 on pass "
+            "the held-out digits' labels (`classifier_kid(reference_labels=...)`); earlier points used the plain "
+            "estimator, which reads 1.94 × 10⁻³ lower on these 500 digits (`results/kid_reference.md`): add that "
+            "to compare the two.\n\n"
             + markdown_table(["recipe", "widths × blocks", "batch", "seed"] + [budget_name(*mb) for mb in budgets],
                              summary)
             + "\n\nEvery point:\n\n" + markdown_table(header, body) + "\n")

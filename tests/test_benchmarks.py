@@ -238,3 +238,22 @@ def test_memorisation_table(tmp_path):
         assert 0 <= c["copy_share"] <= 1 and 0 < c["distance_q05"] <= c["distance_median"]
     assert (tmp_path / "mem.md").read_text().startswith("# Memorisation")
     assert (tmp_path / "mem.png").stat().st_size > 0
+
+
+def test_solvers_small_t(tmp_path):
+    """Part 1 is L_simple's error at each t (the training loss's own code, the same (t, ε)); part 2's
+    uniform-grid Heun is the package's default Heun."""
+    import solvers_small_t as sst
+    model, sched = de.load_pretrained("mnist")
+    x0 = de.data.load_mnist("test")[0][:6]
+    mine = sst.eps_error(model, sched, x0, seed=3)
+    g = torch.Generator().manual_seed(3)
+    for t in sst.TS:
+        tt = torch.full((6,), t, dtype=torch.long)
+        loss = de.train.diffusion_loss(model, x0, sched, t=tt, noise=torch.randn(x0.shape, generator=g))
+        assert mine[t] == pytest.approx(float(loss), rel=1e-5)
+    assert sst.GRIDS["τ = 20, 100, …, 900"][0] == 20 and len(sst.GRIDS["τ = 20, 100, …, 900"]) == 10
+    sst.main(["--n", "8", "--threads", "1", "--out", str(tmp_path / "h")])
+    data = json.loads((tmp_path / "h.json").read_text())
+    assert set(data["heun_fid"]) == set(sst.GRIDS) and list(data["eps_mse"]) == ["checkpoints/mnist"]
+    assert "t = 0" in (tmp_path / "h.md").read_text()

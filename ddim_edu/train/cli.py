@@ -35,8 +35,9 @@ UNLIMITED_STEPS = 10 ** 9                         # --minutes without --steps
 # these); everything else must match the saved run
 RESUMABLE = {"device", "data_root", "resume", "out"} | {
     cli_dest(f) for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"]}
-# options a warm start (--init) does not take from the model it starts from
-NOT_INHERITED = RESUMABLE | {"init", "seed"}
+# options a warm start (--init) does not take from the model it starts from (bf16: a property of the
+# hardware, like the device: a CPU without bf16 units would emulate it, slowly)
+NOT_INHERITED = RESUMABLE | {"init", "seed", "bf16"}
 
 
 def add_config_options(parser) -> None:

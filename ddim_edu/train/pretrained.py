@@ -15,7 +15,7 @@ from ..validation import check_choice
 
 PRETRAINED = {
     "mnist": ("UNet ε-model for 28×28 MNIST digits (EMA weights)",
-              "python -m ddim_edu.train --dataset mnist --out checkpoints/mnist"),
+              "python -m ddim_edu.train --preset mnist --dataset mnist --seed 1 --out checkpoints/mnist"),
     "toy": ("2-D MLP ε-model for the 'gmm' toy set (8 Gaussians on a ring)",
             "python -m ddim_edu.train --dataset gmm --out checkpoints/toy"),
     "mnist_cond": ("class-conditional UNet ε(x_t, t, y) for 28×28 MNIST, null label 10 (EMA weights; guidance)",

@@ -165,3 +165,5 @@ def test_cli_init_from_the_shipped_mnist_model(tmp_path):
     assert cfg["model"] == shipped["model"] and cfg["args"]["dropout"] == 0.1 and cfg["args"]["ema"] == 0.9995
     assert cfg["init"]["step"] == shipped["step"] and cfg["steps_total"] == shipped["steps_total"] + 1
     assert cfg["args"]["seed"] == shipped["args"]["seed"] + 1 and cfg["training"]["batch_size"] == 2
+    assert cfg["args"]["loss_weighting"] == shipped["args"]["loss_weighting"]     # the recipe is inherited,
+    assert shipped["args"]["bf16"] and cfg["args"]["bf16"] is None                 # the hardware option is not
