@@ -28,9 +28,8 @@ def eps_error(model, sched, x0: torch.Tensor, seed: int) -> dict[int, float]:
     g, out = torch.Generator().manual_seed(seed), {}
     for t in TS:
         tt = torch.full((len(x0),), t, dtype=torch.long)
-        eps = torch.randn(x0.shape, generator=g)
         with torch.no_grad():
-            out[t] = float(((model(sched.q_sample(x0, tt, eps), tt) - eps) ** 2).mean())
+            out[t] = float(de.train.diffusion_loss(model, x0, sched, t=tt, noise=torch.randn(x0.shape, generator=g)))
     return out
 
 
