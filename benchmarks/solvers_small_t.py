@@ -57,7 +57,10 @@ def main(argv=None):
     p.add_argument("--out", default=str(ROOT / "results" / "solvers_small_t"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    x0 = de.data.load_mnist("test")[0][:a.n]
+    x0 = de.data.load_mnist("test")[0]
+    if not 2 <= a.n <= len(x0):
+        p.error(f"--n must be in [2, {len(x0)}] (held-out digits; Heun samples), got {a.n}")
+    x0 = x0[:a.n]
     paths = [a.checkpoint] + ([a.compare] if a.compare else [])
     errors = {}
     for path in paths:

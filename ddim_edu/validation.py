@@ -95,6 +95,17 @@ def check_generator(name: str, generator) -> None:
         raise TypeError(f"{name} must be a torch.Generator or None, got {_show_typed(generator)}{hint}")
 
 
+def check_device(name: str, value) -> torch.device:
+    """``value`` as a torch.device: a torch.device or a string torch parses (``"cpu"``, ``"cuda:0"``, ``"mps"``)."""
+    if isinstance(value, torch.device):
+        return value
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name} must be a torch.device or a device string such as 'cpu', 'cuda', 'cuda:0' "
+                         f"or 'mps', got {_show_typed(value)}") from None
+
+
 def check_callable(name: str, value, usage: str) -> None:
     """``value`` must be callable, as ``usage`` says (e.g. ``"model(x_t, t)"``)."""
     if not callable(value):

@@ -40,9 +40,12 @@ from ..validation import _show_typed, check_callable, check_generator, check_ten
 def check_sampler_args(model, x, sched, generator, callback) -> None:
     """The shared argument checks: TypeError naming the argument, what was given and what is allowed.
     ``x`` may be float16, bfloat16, float32 or float64 (the sampler runs in its dtype) and must be
-    finite (ValueError for NaN or inf)."""
+    finite (ValueError for NaN or inf) and hold values (ValueError on the meta device)."""
     check_callable("model", model, "model(x_t, t)")
     check_tensor("x", x, floating=True)
+    if x.device.type == "meta":
+        raise ValueError(f"x must hold values, got a tensor on the meta device of shape {tuple(x.shape)} "
+                         "(create it on 'cpu', 'cuda' or 'mps')")
     n_bad = int((~torch.isfinite(x)).sum())      # NaN or inf in x would run to an all-NaN result
     if n_bad:
         raise ValueError(f"x must be finite, got {n_bad} NaN/inf value(s) of {x.numel()} "

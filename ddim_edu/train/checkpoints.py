@@ -260,8 +260,10 @@ def load_model(run_dir, device=None, weights: str = "ema", require_checksum: boo
     different schedule refuses it instead of feeding the network times it never saw."""
     from ..nets import build_model
     from ..diffusion.schedule import NoiseSchedule
-    from ..validation import check_choice
+    from ..validation import check_choice, check_device
     check_choice("weights", weights, ("ema", "raw"))
+    if device is not None:
+        device = check_device("device", device)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"checkpoint directory {run_dir} not found: expected a folder with "

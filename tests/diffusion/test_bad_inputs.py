@@ -77,6 +77,9 @@ def _cases():
                             r"\(for a seed, pass ddim_edu.env.generator\(seed\)\)"))
         add(Case(f"{name}-callback", "callback", lambda f=f: f(_eps, x, s, steps=3, callback="print", progress=False),
                  TypeError, r"callback must be callable as callback\(info: dict\), got 'print' \(str\)"))
+        add(Case(f"{name}-x-meta", "x", lambda f=f: f(_eps, torch.zeros(2, 2, device="meta"), s, steps=3, progress=False),
+                 ValueError, r"x must hold values, got a tensor on the meta device of shape \(2, 2\) "
+                             r"\(create it on 'cpu', 'cuda' or 'mps'\)"))
         for bad in (float("nan"), float("inf")):
             x_bad = torch.zeros(2, 2)
             x_bad[1, 0] = bad

@@ -198,6 +198,9 @@ def test_load_pretrained_errors_and_loading(tmp_path, monkeypatch):
     tr = trainer(MLPDenoiser(hidden=16), toy_data(), tmp_path / "toy", steps=2).fit()
     model, sched = load_pretrained("toy")
     assert available_pretrained() == ["toy"] and not model.training and equal_states(model, tr.ema_model)
+    for bad in ("bogus", 3.5):
+        with pytest.raises(ValueError, match=rf"device must be a torch.device or a device string .* got {bad!r}"):
+            load_pretrained("toy", device=bad)
     (tmp_path / "toy" / "config.json").write_text("{")
     with pytest.raises(ValueError, match="corrupt"):
         load_pretrained("toy")
