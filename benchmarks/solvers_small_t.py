@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, Timer, de, features, fid_from_features, fixed_noise, hardware, shown
+from common import ROOT, Timer, de, features, fid_from_features, fixed_noise, hardware, load, sample_batched, shown
 
 TS = (0, 1, 5, 20, 50, 100, 200, 500)
 GRIDS = {"uniform, τ = 0, 100, …, 900": None, "τ = 20, 100, …, 900": [20] + list(range(100, 1000, 100))}
@@ -41,8 +41,8 @@ def heun_fids(model, sched, n: int) -> dict[str, float]:
     for name, grid in GRIDS.items():
         kw = {"timesteps": grid} if grid else {"skip": "uniform"}
         with Timer(device) as tm, torch.no_grad():
-            x0 = torch.cat([de.diffusion.ode.heun_sample(model, xb, sched, steps=10, progress=False, **kw)
-                            for xb in x_T.split(250)])
+            x0 = sample_batched(lambda x: de.diffusion.ode.heun_sample(model, x, sched, steps=10, progress=False, **kw),
+                                x_T, 250, device)
         out[name] = fid_from_features(features(classifier, x0.clamp(-1, 1), device), ref)
         print(f"Heun, 19 NFE, {name}: FID {out[name]:.3f} ({tm.seconds:.0f} s)", flush=True)
     return out
@@ -62,12 +62,11 @@ def main(argv=None):
         p.error(f"--n must be in [2, {len(x0)}] (held-out digits; Heun samples), got {a.n}")
     x0 = x0[:a.n]
     paths = [a.checkpoint] + ([a.compare] if a.compare else [])
-    errors = {}
-    for path in paths:
-        model, sched, _ = de.train.checkpoints.load_model(path, device="cpu")
-        errors[shown(path)] = eps_error(model, sched, x0, seed=0)
-        print(shown(path), {t: round(e, 4) for t, e in errors[shown(path)].items()}, flush=True)
-    model, sched, _ = de.train.checkpoints.load_model(a.checkpoint, device="cpu")
+    loaded = {path: load(path, "cpu")[:2] for path in paths}
+    errors = {shown(path): eps_error(*loaded[path], x0, seed=0) for path in paths}
+    for name, e in errors.items():
+        print(name, {t: round(v, 4) for t, v in e.items()}, flush=True)
+    model, sched = loaded[a.checkpoint]
     result = {"n": a.n, "eps_mse": errors, "heun_fid": heun_fids(model, sched, a.n),
               "hardware": hardware(torch.device("cpu")), "checkpoint": shown(a.checkpoint)}
     out = Path(a.out)
