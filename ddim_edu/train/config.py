@@ -44,6 +44,8 @@ class TrainConfig:
                                          "(min(SNR_t, gamma)/SNR_t, Hang et al. 2023; DDIM's L_gamma family)",
                                  choices=("none", "min_snr"))
     min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min_snr", lo=0.0, lo_open=True, finite=True)
+    min_snr_floor: float = option(0.0, "least weight of any t under --loss-weighting min_snr: max(min(SNR_t, "
+                                       "gamma)/SNR_t, floor); 0 is plain min-SNR", lo=0.0, hi=1.0, finite=True)
     augment_shift: int = option(0, "shift each training image by up to N pixels (random, per image; "
                                    "background fills the border)", lo=0)
     p_uncond: float = option(0.2, "with class labels (--conditional): probability that a training label becomes "

@@ -14,7 +14,14 @@ Diffusion Training via Min-SNR Weighting Strategy", eq. (8) for ε-prediction):
     SNR_t = ᾱ_t / (1 − ᾱ_t),    w_t = min(SNR_t, γ) / SNR_t,
 
 which is 1 at noisy t (SNR_t ≤ γ) and γ/SNR_t < 1 at nearly clean t, where L_simple's
-ε-targets are hardest to predict and matter least for the samples."""
+ε-targets are hardest to predict and matter least for the samples. On the linear schedule that is
+5 × 10⁻⁴ at t = 0 for γ = 5, so ε_θ(·, t) near t = 0 is barely trained — yet DDIM's encoder
+(section 4.3) evaluates ε at t = 0 on the data itself, and Heun's corrector and the variational
+bound's decoder term use it too. A floor w_min keeps some weight there:
+
+    w_t = max(min(SNR_t, γ)/SNR_t, w_min),
+
+still positive at every t, so still an L_γ of Theorem 1 (w_min = 0 is plain min-SNR-γ)."""
 from __future__ import annotations
 
 import torch
@@ -26,29 +33,33 @@ from ..validation import check_choice, check_float, check_generator, check_int, 
 WEIGHTINGS = ("none", "min_snr")
 
 
-def loss_weights(sched, t: torch.Tensor, weighting: str = "none", gamma: float = 5.0) -> torch.Tensor:
+def loss_weights(sched, t: torch.Tensor, weighting: str = "none", gamma: float = 5.0,
+                 floor: float = 0.0) -> torch.Tensor:
     """The weight w_t of each timestep in ``t`` (LongTensor [B]) as float64 [B] on ``t``'s device:
-    ``"none"`` gives 1 (L_simple); ``"min_snr"`` gives min(SNR_t, γ)/SNR_t with SNR_t = ᾱ_t/(1 − ᾱ_t)
-    (Hang et al. 2023, eq. (8), ε-prediction; see the module docstring)."""
+    ``"none"`` gives 1 (L_simple); ``"min_snr"`` gives max(min(SNR_t, γ)/SNR_t, ``floor``) with
+    SNR_t = ᾱ_t/(1 − ᾱ_t) (Hang et al. 2023, eq. (8), ε-prediction, with a floor at nearly clean t;
+    see the module docstring). ``ValueError`` for an unknown weighting, γ ≤ 0 or a floor outside [0, 1]."""
     check_choice("weighting", weighting, WEIGHTINGS)
+    floor = check_float("floor", floor, lo=0.0, hi=1.0)
     if weighting == "none":
         return torch.ones(t.shape, dtype=torch.float64, device=t.device)
     gamma = check_float("gamma", gamma, lo=0.0, lo_open=True)
     ab = sched.alpha_bar.to(t.device)[t]
     snr = ab / (1.0 - ab)
-    return snr.clamp(max=gamma) / snr
+    return (snr.clamp(max=gamma) / snr).clamp(min=floor)
 
 
 def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | None = None, *,
                    t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
-                   per_example: bool = False, weighting: str = "none", min_snr_gamma: float = 5.0):
+                   per_example: bool = False, weighting: str = "none", min_snr_gamma: float = 5.0,
+                   min_snr_floor: float = 0.0):
     """L_simple (Ho et al. 2020 eq. 14 = DDIM eq. 5 with γ_t = 1), a Monte-Carlo estimate.
 
     Draws t ~ U{0, …, T−1} then ε ~ N(0, I) from ``generator`` (unless given), forms
     x_t = q_sample(x0, t, ε) and returns mean ‖ε_θ(x_t, t) − ε‖² over all dimensions.
     With ``per_example=True`` returns ``(losses [B], t [B])`` for "loss per t" plots.
     ``weighting="min_snr"`` multiplies each example's loss by :func:`loss_weights` (γ =
-    ``min_snr_gamma``) before the mean: DDIM's L_γ with other γ_t (Theorem 1: same optimum per t).
+    ``min_snr_gamma``, floor ``min_snr_floor``) before the mean: DDIM's L_γ with other γ_t (Theorem 1: same optimum per t).
     """
     if not callable(model):
         raise TypeError(f"model must be a callable ε-model model(x_t, t), got {type(model).__name__}")
@@ -68,7 +79,7 @@ def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | 
     eps = check_model_output(model(x_t, t), x_t)
     per = (eps.float() - noise.float()).pow(2).flatten(1).mean(1)
     if weighting != "none":
-        per = per * loss_weights(sched, t, weighting, min_snr_gamma).to(per.dtype)
+        per = per * loss_weights(sched, t, weighting, min_snr_gamma, min_snr_floor).to(per.dtype)
     return (per, t) if per_example else per.mean()
 
 

@@ -16,7 +16,7 @@ from ddim_edu.train.schedules import lr_at, random_shift
 
 from train_helpers import SCHED, equal_states, tiny_unet, trainer
 
-TODAY = dict(loss_weighting="none", min_snr_gamma=5.0, lr_schedule="constant", lr_decay_steps=0, augment_shift=0,
+TODAY = dict(loss_weighting="none", min_snr_gamma=5.0, min_snr_floor=0.0, lr_schedule="constant", lr_decay_steps=0, augment_shift=0,
              channels_last=None, bf16=None)
 
 
@@ -46,6 +46,24 @@ def test_min_snr_weight_matches_a_hand_computation():
         loss_weights(SCHED, t, "min_snr", 0.0)
 
 
+def test_min_snr_floor_matches_a_hand_computation():
+    """max(min(SNR_t, γ)/SNR_t, w_min): w_min below the plain weight changes nothing, above it replaces it;
+    a floor of 1 is L_simple's weight at every t; floors outside [0, 1] are refused by name."""
+    t = torch.arange(1000)
+    plain = loss_weights(SCHED, t, "min_snr", 5.0)
+    floored = loss_weights(SCHED, t, "min_snr", 5.0, 0.2)
+    for ti in (0, 1, 20, 57, 58, 100, 500, 999):
+        assert floored[ti].item() == max(plain[ti].item(), 0.2)
+    assert floored[0].item() == 0.2 and plain[0].item() < 1e-3                    # t = 0 kept, not 5e-4
+    assert torch.equal(loss_weights(SCHED, t, "min_snr", 5.0, 0.0), plain)
+    assert torch.equal(loss_weights(SCHED, t, "min_snr", 5.0, 1.0), loss_weights(SCHED, t, "none"))
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="floor"):
+            loss_weights(SCHED, t, "min_snr", 5.0, bad)
+    with pytest.raises(ValueError, match="min_snr_floor"):
+        TrainConfig(min_snr_floor=2.0).validate()
+
+
 def test_weighted_loss_is_the_weighted_mean_of_the_per_example_losses():
     model, x0 = tiny_unet(), digits(8)
     t, noise = torch.tensor([0, 5, 50, 100, 200, 400, 700, 999]), torch.randn(8, 1, 28, 28)
@@ -54,8 +72,11 @@ def test_weighted_loss_is_the_weighted_mean_of_the_per_example_losses():
         weighted = diffusion_loss(model, x0, SCHED, t=t, noise=noise, weighting="min_snr", min_snr_gamma=5.0)
         plain = diffusion_loss(model, x0, SCHED, t=t, noise=noise, weighting="none")
         default = diffusion_loss(model, x0, SCHED, t=t, noise=noise)
+        floored = diffusion_loss(model, x0, SCHED, t=t, noise=noise, weighting="min_snr", min_snr_gamma=5.0,
+                                 min_snr_floor=0.3)
     w = loss_weights(SCHED, t, "min_snr", 5.0).float()
     assert torch.allclose(weighted, (per * w).mean()) and torch.equal(plain, default)
+    assert torch.allclose(floored, (per * w.clamp(min=0.3)).mean()) and not torch.allclose(floored, weighted)
 
 
 # ------------------------------------------------------------------ learning-rate schedule
@@ -107,14 +128,18 @@ def test_default_recipe_is_todays_bit_for_bit():
     data = digits()
     runs = {}
     for name, kw in {"default": {}, "explicit": TODAY, "shift": {"augment_shift": 2},
-                     "min_snr": {"loss_weighting": "min_snr"}, "cosine": {"lr_schedule": "cosine", "lr_warmup": 0}}.items():
+                     "min_snr": {"loss_weighting": "min_snr"}, "cosine": {"lr_schedule": "cosine", "lr_warmup": 0},
+                     "floor_1": {"loss_weighting": "min_snr", "min_snr_floor": 1.0},
+                     "floor": {"loss_weighting": "min_snr", "min_snr_floor": 0.5}}.items():
         torch.manual_seed(0)
         runs[name] = trainer(tiny_unet(), data, steps=3, **kw).fit()
     assert equal_states(runs["default"].model, runs["explicit"].model)
     assert equal_states(runs["default"].ema_model, runs["explicit"].ema_model)
     assert [h["loss"] for h in runs["default"].history] == [h["loss"] for h in runs["explicit"].history]
-    for name in ("shift", "min_snr", "cosine"):
+    for name in ("shift", "min_snr", "cosine", "floor"):
         assert not equal_states(runs["default"].model, runs[name].model), name
+    assert not equal_states(runs["min_snr"].model, runs["floor"].model)           # the floor reaches the trainer
+    assert equal_states(runs["default"].model, runs["floor_1"].model)             # floor 1: every w_t = 1 = L_simple
 
 
 def test_channels_last_on_cpu_trains_the_same_model():
@@ -163,10 +188,11 @@ def test_recipe_options_are_validated_and_reach_the_command_line():
     cfg = train_cli.config_from_args(parser.parse_args([]))
     assert {k: getattr(cfg, k) for k in TODAY} == TODAY
     args = parser.parse_args(["--lr-schedule", "cosine", "--lr-decay-steps", "500", "--loss-weighting", "min_snr",
-                              "--min-snr-gamma", "3", "--augment-shift", "2", "--channels-last", "--bf16"])
+                              "--min-snr-gamma", "3", "--min-snr-floor", "0.2", "--augment-shift", "2", "--channels-last",
+                              "--bf16"])
     cfg = train_cli.config_from_args(args)
-    assert (cfg.lr_schedule, cfg.lr_decay_steps, cfg.loss_weighting, cfg.min_snr_gamma, cfg.augment_shift,
-            cfg.channels_last, cfg.bf16) == ("cosine", 500, "min_snr", 3.0, 2, True, True)
+    assert (cfg.lr_schedule, cfg.lr_decay_steps, cfg.loss_weighting, cfg.min_snr_gamma, cfg.min_snr_floor,
+            cfg.augment_shift, cfg.channels_last, cfg.bf16) == ("cosine", 500, "min_snr", 3.0, 0.2, 2, True, True)
     with pytest.raises(SystemExit):
         parser.parse_args(["--lr-schedule", "linear"])
 
