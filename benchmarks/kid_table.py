@@ -111,7 +111,8 @@ def main(argv=None):
     rows.append(["real digits (floor)", "–", f"{floor['kid'] * 1e3:.2f} ± {floor['kid_se'] * 1e3:.2f}", floor["fid"],
                  f"{floor['confident']:.3f} ± {floor['confident_se']:.3f}"])
     body = (f"{a.n} samples per cell from `{shown(a.checkpoint)}` (step {model_step(config)}) against the 500 held-out "
-            f"digits, course classifier features; {hw}, {data['threads']} thread(s), seed {a.seed}, {data['seconds_total']:.0f} s in all. "
+            f"digits, course classifier features; {hw}, {data['threads']} thread(s), seed {a.seed}, "
+            f"{data['seconds_total']:.0f} s in all. "
             "KID ×10³ ± its jackknife standard error (unbiased: ≈ 0 for real digits); classifier-FID of the same "
             "features (biased upwards at this n); share classified with confidence > 0.9.\n\n"
             + markdown_table(["sampler", "S", "KID ×10³", "classifier-FID", "confident share"], rows)

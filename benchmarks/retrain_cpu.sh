@@ -24,6 +24,9 @@
 #      (from scratch, with bf16 autocast: about 8 hours of an idle 2-core CPU that has AMX, 0.43 steps/s
 #      with dropout, min-SNR, the EMA and checkpoints; twice that in float32. A run folder outside the
 #      work tree outlives a fresh checkout of it when the machine is kept)
+#   INIT=none STEPS=7000 SNAP=1000 FLOOR=0.2 RUN=runs/floor NAME=floor bash benchmarks/retrain_cpu.sh
+#      (the same from scratch with a floor of 0.2 under the min-SNR weight, so that ε near t = 0 is
+#      trained, and a cosine that ends at 7,000 steps, before the held-out loss of the 12,000-step run rose)
 # Results are named $R/${NAME}_* (default NAME=cpu: the warm-started run).
 # A dry run (plumbing only; nothing it prints means anything):
 #   RUN=/tmp/dry_run R=/tmp/dry_results STEPS=4 CKPT=2 SNAP=2 BATCH=4 N_CURVE=8 N_KID=8 KID_STEPS=2 \
@@ -31,7 +34,7 @@
 set -u
 cd "$(dirname "$0")/.."
 INIT=${INIT:-runs/retrain/minsnr_8268}; RUN=${RUN:-runs/retrain/cpu_cos3000}; R=${R:-results/retrain_mnist}
-NAME=${NAME:-cpu}
+NAME=${NAME:-cpu}; FLOOR=${FLOOR:-0}
 STEPS=${STEPS:-3000}; BATCH=${BATCH:-256}; CKPT=${CKPT:-50}; SNAP=${SNAP:-500}; TRAIN_MIN=${TRAIN_MIN:-100}
 N_CURVE=${N_CURVE:-500}; N_KID=${N_KID:-2000}; KID_STEPS=${KID_STEPS:-10,20,50}
 RECON_STEPS=${RECON_STEPS:-10,20,50}; RECON_N=${RECON_N:-500}; THREADS=${THREADS:-2}
@@ -48,8 +51,8 @@ if [ -f "$RUN/state.safetensors" ]; then
 elif [ "$INIT" = none ]; then
   log "1. from scratch: $STEPS steps at batch $BATCH, for $TRAIN_MIN min at most"
   python3 -m ddim_edu.train --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout 0.1 --ema 0.9995 \
-    --seed 1 --lr 1e-3 --lr-warmup 100 --lr-schedule cosine --loss-weighting min_snr --min-snr-gamma 5 --bf16 \
-    --ckpt-every "$CKPT" --snapshot-every "$SNAP" --sample-every 0 --log-every 50 --no-progress \
+    --seed 1 --lr 1e-3 --lr-warmup 100 --lr-schedule cosine --loss-weighting min_snr --min-snr-gamma 5 \
+    --min-snr-floor "$FLOOR" --bf16 --ckpt-every "$CKPT" --snapshot-every "$SNAP" --sample-every 0 --log-every 50 --no-progress \
     --max-minutes "$TRAIN_MIN" --device cpu --out "$RUN" >> "$R/${NAME}_train.log" 2>&1
 elif [ ! -f "$INIT/model.safetensors" ]; then
   # runs/ is not in the repository: a fresh clone has neither the run nor the weights it starts from

@@ -24,7 +24,7 @@ import torch
 from . import checkpoints as ck
 from .. import env
 from .datasets import DATASETS, load_data
-from .presets import PRESETS, preset_cli_defaults
+from .presets import PRESETS, preset_cli_defaults, preset_training
 from .config import (TrainConfig, _int_at_least, _pos_int, _widths, check_saved_args, cli_dest, cli_flag,
                      cli_negated, field_type)
 
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
         parser.set_defaults(**preset_cli_defaults(args.preset))
         args = parser.parse_args(argv)
     typed = _explicit(parser, argv)
-    fixed_steps = "steps" in typed or (args.preset and "steps" in PRESETS[args.preset][1])
+    fixed_steps = "steps" in typed or (args.preset and "steps" in preset_training(args.preset))
     if args.max_minutes is not None and not fixed_steps and not args.resume:
         args.steps = UNLIMITED_STEPS                  # a time budget alone: stop at the budget, not at --steps
     world = int(os.environ.get("WORLD_SIZE", "1"))
