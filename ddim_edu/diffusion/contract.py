@@ -3,10 +3,14 @@ the :class:`Trajectory` recorder (in the style of k-diffusion's sampling module)
 
 Every sampler is called as
 
-    x_out = sampler(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None,
+    x_out = sampler(model, x, sched, *, steps=None, skip="uniform", timesteps=None, generator=None,
                     callback=None, progress=None, prediction="eps", **its_own_options)
 
-and returns one tensor shaped and typed like ``x``. After each of its S steps it calls
+and returns one tensor shaped and typed like ``x``. The grid τ comes from ``steps`` and ``skip``
+(S = ``steps``; None means :data:`~.timesteps.DEFAULT_STEPS` = 50, in ``ddpm_sample`` all T) or
+from an explicit increasing ``timesteps`` (S = len(timesteps); ``skip`` is then unused). Pass
+``timesteps`` without ``steps``, or with ``steps=len(timesteps)``: any other ``steps`` raises a
+ValueError naming both, never a silently shorter or longer run. After each of its S steps it calls
 ``callback(info)`` with one dict, the same keys in every sampler:
 
     info["i"]        the step's index, 0 … S − 1
@@ -72,8 +76,10 @@ def check_schedule_matches(model, sched: NoiseSchedule) -> None:
 
 
 def sampler_grid(sched: NoiseSchedule, steps, skip, timesteps) -> list[int]:
-    """τ_0 < … < τ_{S−1} as a list of ints: ``timesteps`` if given, else ``make_timesteps(T, steps, skip)``
-    (``"log_snr"`` spaced on this schedule's own ᾱ)."""
+    """τ_0 < … < τ_{S−1} as a list of ints: ``timesteps`` if given (``steps`` None or equal to its
+    length, else ValueError; ``skip`` unused), else ``make_timesteps(T, steps, skip)`` with
+    ``steps=None`` meaning :data:`~.timesteps.DEFAULT_STEPS` (``"log_snr"`` spaced on this
+    schedule's own ᾱ). See :func:`~.timesteps.resolve_timesteps`."""
     return resolve_timesteps(sched.T, steps, skip, timesteps, sched.alpha_bar).tolist()
 
 

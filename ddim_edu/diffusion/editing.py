@@ -18,6 +18,7 @@ from .. import env
 from .guidance import ClassifierFreeGuidance
 from .samplers import ddim_invert, ddim_sample
 from .schedule import NoiseSchedule
+from .timesteps import DEFAULT_STEPS
 from ..validation import check_float, check_generator, check_int, check_same_shape, check_tensor
 
 __all__ = ["lerp", "slerp", "interpolate_latents", "sdedit_timesteps", "sdedit", "label_edit"]
@@ -152,7 +153,7 @@ def sdedit(model, x0: torch.Tensor, sched: NoiseSchedule, t_start: int, steps: i
 
 @torch.no_grad()
 def label_edit(model, x0: torch.Tensor, sched: NoiseSchedule, y_source, y_target, w: float = 1.0, *,
-               w_invert: float = 1.0, steps: int = 50, skip: str = "uniform", progress: bool | None = False,
+               w_invert: float = 1.0, steps: int = DEFAULT_STEPS, skip: str = "uniform", progress: bool | None = False,
                return_latent: bool = False):
     r"""Change the class of ``x0`` and keep the rest: DDIM inversion, then guided DDIM decoding.
 

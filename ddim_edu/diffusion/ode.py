@@ -20,7 +20,9 @@ solver               reference                                     NFE for S ste
 ===================  ============================================  ================
 
 All solvers follow the sampler contract (:mod:`.contract`) and walk the timesteps of
-:func:`~.timesteps.make_timesteps` (or explicit ``timesteps``). Their default grids differ:
+:func:`~.timesteps.make_timesteps` (S = ``steps``, 50 when None) or an explicit ``timesteps``
+(then ``skip`` is unused and ``steps`` must be None or len(timesteps): ValueError otherwise,
+as in every sampler). Their default grids differ:
 DDIM/Euler and Heun use ``skip="uniform"``, the DPM-Solver++ samplers ``skip="log_snr"`` (uniform
 steps in log σ, Lu et al. 2022), the grid their multistep extrapolation is built for; see
 :data:`LOWER_ORDER_RATIO` for what goes wrong on a uniform-in-t grid. A solver is one step
@@ -171,38 +173,43 @@ def _solve(step_fn, name, model, x, sched, steps, skip, timesteps, generator, ca
 
 
 @torch.no_grad()
-def euler_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+def euler_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, generator=None, callback=None,
                  progress=None, prediction="eps") -> torch.Tensor:
     """Euler's method for eq. (14) in σ, which is DDIM with η = 0 (eq. 13): this *is*
-    :func:`ddim_sample` (``eta=0``), one implementation of the update. NFE = S."""
+    :func:`ddim_sample` (``eta=0``), one implementation of the update. NFE = S. ``steps``
+    (None: 50 unless ``timesteps`` is given), ``skip``, ``timesteps`` and the ValueError when
+    ``steps`` ≠ len(timesteps): as in :func:`ddim_sample`."""
     return ddim_sample(model, x, sched, steps=steps, skip=skip, timesteps=timesteps, generator=generator,
                        callback=callback, progress=progress, prediction=prediction, eta=0.0)
 
 
 @torch.no_grad()
-def heun_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+def heun_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, generator=None, callback=None,
                 progress=None, prediction="eps") -> torch.Tensor:
     """Heun's second-order method for eq. (14) in σ (Karras et al. 2022, Algorithm 1), :func:`heun_step`.
 
-    ``x``: x_T [B, ...] at τ_{S−1}; returns x_0 shaped and typed like x. NFE = 2S − 1; global
-    error O(1/S²) once the steps are small. With few steps on the uniform-in-t grid the first
-    step spans σ ≈ 25 → 7 or more, the correction is scaled by Δσ/σ' and a trained network's Heun
-    samples degrade badly (results/solvers.md). DPM-Solver++ steps in log σ, where that interval is
-    short; its own weak spot is the other end of the grid, long log-σ steps into t ≈ 0 (see
-    :data:`LOWER_ORDER_RATIO`)."""
+    ``x``: x_T [B, ...] at τ_{S−1}; returns x_0 shaped and typed like x. ``steps``: int S, or None
+    = 50 unless ``timesteps`` (an explicit grid; ``skip`` unused) is given; ValueError when
+    ``steps`` ≠ len(timesteps). NFE = 2S − 1; global error O(1/S²) once the steps are small. With
+    few steps on the uniform-in-t grid the first step spans σ ≈ 25 → 7 or more, the correction is
+    scaled by Δσ/σ' and a trained network's Heun samples degrade badly (results/solvers.md).
+    DPM-Solver++ steps in log σ, where that interval is short; its own weak spot is the other end
+    of the grid, long log-σ steps into t ≈ 0 (see :data:`LOWER_ORDER_RATIO`)."""
     return _solve(heun_step, "Heun", model, x, sched, steps, skip, timesteps, generator, callback, progress,
                   prediction)
 
 
 @torch.no_grad()
-def dpmpp_2m_sample(model, x, sched, *, steps=50, skip="log_snr", timesteps=None, generator=None, callback=None,
+def dpmpp_2m_sample(model, x, sched, *, steps=None, skip="log_snr", timesteps=None, generator=None, callback=None,
                     progress=None, prediction="eps", lower_order_ratio=LOWER_ORDER_RATIO) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2): second order from one network call a step,
     reusing the previous x̂₀. The first step is DDIM; the last (to σ = 0) returns x̂₀; a step after a
     much shorter one (ratio below ``lower_order_ratio``, :data:`LOWER_ORDER_RATIO`) is first order.
     NFE = S. Default grid ``skip="log_snr"``: steps uniform in log σ (Lu et al. 2022), on which it is
     at least as accurate as DDIM on its uniform grid from S = 10 and converges at order 2 (the
-    tests check both on two mixtures with exact ε). Returns x_0 shaped and typed like ``x``."""
+    tests check both on two mixtures with exact ε). ``steps``: int S, or None = 50 unless
+    ``timesteps`` (an explicit grid; ``skip`` unused) is given; ValueError when ``steps`` ≠
+    len(timesteps). Returns x_0 shaped and typed like ``x``."""
     lower_order_ratio = check_float("lower_order_ratio", lower_order_ratio, lo=0.0)
     step = functools.partial(dpmpp_2m_step, lower_order_ratio=lower_order_ratio)
     return _solve(step, "DPM-Solver++(2M)", model, x, sched, steps, skip, timesteps, generator, callback,
@@ -210,13 +217,15 @@ def dpmpp_2m_sample(model, x, sched, *, steps=50, skip="log_snr", timesteps=None
 
 
 @torch.no_grad()
-def dpmpp_3m_sample(model, x, sched, *, steps=50, skip="log_snr", timesteps=None, generator=None, callback=None,
+def dpmpp_3m_sample(model, x, sched, *, steps=None, skip="log_snr", timesteps=None, generator=None, callback=None,
                     progress=None, prediction="eps", lower_order_ratio=LOWER_ORDER_RATIO) -> torch.Tensor:
     """DPM-Solver++(3M) (Lu et al. 2022b, multistep third order in λ = −log σ): one network call a
     step, reusing the two previous x̂₀. Steps 1 and 2 are DDIM and 2M; the last (to σ = 0) returns
     x̂₀ (diffusers' ``final_sigmas_type="zero"``); orders drop after much shorter steps
     (``lower_order_ratio``, :data:`LOWER_ORDER_RATIO`). NFE = S. Default grid ``skip="log_snr"``, as
-    for :func:`dpmpp_2m_sample`. Returns x_0 shaped and typed like ``x``."""
+    for :func:`dpmpp_2m_sample`; ``steps`` and ``timesteps`` as there (None: 50 unless
+    ``timesteps`` is given; ValueError when ``steps`` ≠ len(timesteps)). Returns x_0 shaped and
+    typed like ``x``."""
     lower_order_ratio = check_float("lower_order_ratio", lower_order_ratio, lo=0.0)
     step = functools.partial(dpmpp_3m_step, lower_order_ratio=lower_order_ratio)
     return _solve(step, "DPM-Solver++(3M)", model, x, sched, steps, skip, timesteps, generator, callback,

@@ -132,17 +132,20 @@ def ddim_invert_step(x: torch.Tensor, eps: torch.Tensor, t_from: int, t_to: int,
 
 # ----------------------------------------------------------------------------- loops
 @torch.no_grad()
-def ddim_sample(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+def ddim_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, generator=None, callback=None,
                 progress=None, prediction="eps", eta=0.0, variance="eta", clip_x0=False) -> torch.Tensor:
     """Generate x_0 from x = x_T with S = ``steps`` DDIM steps (eq. 12, σ from eq. 16).
 
-    ``x``: [B, ...] float tensor at timestep τ_{S−1} (``timesteps`` replaces ``steps``/``skip``
-    by an explicit increasing grid). The model always receives the original timesteps τ_i; the
+    ``x``: [B, ...] float tensor at timestep τ_{S−1}. ``steps``: int S in 1..T, or None = 50
+    (:data:`~.timesteps.DEFAULT_STEPS`); ``skip``: the grid's spacing (:func:`~.timesteps.make_timesteps`);
+    ``timesteps``: an explicit increasing grid instead, S = len(timesteps), ``skip`` unused and
+    ``steps`` left out (or equal to S). The model always receives the original timesteps τ_i; the
     last step goes to ᾱ = 1 and so returns x̂_0. Returns a tensor shaped like x, on x's device
     and in x's dtype. Noise (η > 0 or ``variance="sigma_hat"``) comes from ``generator`` (a CPU
     generator: the same numbers on every device). ``clip_x0`` clips x̂_0 to [−1, 1] (pitfall 5).
     ``callback`` and ``prediction``: see :mod:`.contract` and :mod:`.denoiser`. Raises ValueError
-    for steps outside 1..T, η outside [0, 1], an unknown ``skip``/``variance``/``prediction``.
+    for steps outside 1..T, ``steps`` ≠ len(timesteps) when both are given, η outside [0, 1], an
+    unknown ``skip``/``variance``/``prediction``.
 
     Runs in x's dtype (float16, bfloat16, float32, float64; the model's output is cast to it). With
     noise, example k's sample depends on the batch size: one generator draws the whole batch's
@@ -175,10 +178,12 @@ def ddpm_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, 
 
     with σ_t² = β̃_t (``variance="eta"``: the η = 1 member of DDIM's family) or σ_t² = β_t
     (``variance="sigma_hat"``: σ̂ on consecutive steps); no noise on the final step. ``steps=None``
-    and ``timesteps=None`` mean all T steps. A shorter grid runs the same sampler on the
-    sub-sequence, which is :func:`ddim_sample` with η = 1 (or σ̂): DDIM eq. (16). Returns a
-    tensor shaped like x (x_T), in its dtype and on its device. As in :func:`ddim_sample` the noise
-    of example k depends on the batch size (one generator draws the whole batch at each step).
+    and ``timesteps=None`` mean all T steps (not the 50 of the other samplers). A shorter grid,
+    from ``steps`` and ``skip`` or from ``timesteps`` (``skip`` unused; ``steps`` left out or equal
+    to len(timesteps), else ValueError), runs the same sampler on the sub-sequence, which is
+    :func:`ddim_sample` with η = 1 (or σ̂): DDIM eq. (16). Returns a tensor shaped like x (x_T), in
+    its dtype and on its device. As in :func:`ddim_sample` the noise of example k depends on the
+    batch size (one generator draws the whole batch at each step).
     """
     check_sampler_args(model, x, sched, generator, callback)
     check_choice("variance", variance, VARIANCES)
@@ -205,16 +210,18 @@ def ddpm_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, 
 
 
 @torch.no_grad()
-def ddim_invert(model, x, sched, *, steps=50, skip="uniform", timesteps=None, generator=None, callback=None,
+def ddim_invert(model, x, sched, *, steps=None, skip="uniform", timesteps=None, generator=None, callback=None,
                 progress=None, prediction="eps") -> torch.Tensor:
     """The deterministic DDIM encoder x_0 → x_{τ_{S−1}} (section 4.3, "reconstruction"; Table 2).
 
     ``x``: data x_0 [B, ...]. Walks the same sub-sequence as :func:`ddim_sample` upwards: from −1
     (data) to τ_0, τ_1, …, evaluating ε at the current point and timestep (the timestep −1 is fed
-    to the model as 0, where ᾱ_0 ≈ 1). Decoding the result with :func:`ddim_sample` (η = 0, same
-    ``steps`` and ``skip``) returns x_0 up to an error that falls as S grows. ``generator`` is
-    accepted for the common contract and unused (no randomness). The callback's ``t`` is where
-    each step starts (−1 for the first), ``t_next`` where it ends, as in every sampler.
+    to the model as 0, where ᾱ_0 ≈ 1). ``steps``, ``skip`` and ``timesteps`` as in :func:`ddim_sample`
+    (``steps=None``: 50 unless ``timesteps`` is given; ValueError when ``steps`` ≠ len(timesteps)).
+    Decoding the result with :func:`ddim_sample` (η = 0, the same grid) returns x_0 up to an error
+    that falls as S grows. ``generator`` is accepted for the common contract and unused (no
+    randomness). The callback's ``t`` is where each step starts (−1 for the first), ``t_next``
+    where it ends, as in every sampler.
     """
     check_sampler_args(model, x, sched, generator, callback)
     den = Denoiser(model, prediction)

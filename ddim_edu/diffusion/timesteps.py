@@ -9,6 +9,9 @@ from ..validation import check_choice, check_int, check_tensor
 
 SKIPS = ("uniform", "linspace", "quadratic", "log_snr")
 
+DEFAULT_STEPS = 50
+"""S when a sampler is given neither ``steps`` nor ``timesteps``: the paper's DDIM-50."""
+
 
 def make_timesteps(T: int, steps: int, skip: str = "uniform", alpha_bar: torch.Tensor | None = None) -> torch.Tensor:
     """The increasing sub-sequence τ_0 < τ_1 < … < τ_{S−1} of {0, …, T−1}, exactly S = ``steps`` values.
@@ -71,10 +74,26 @@ def _log_snr(T: int, alpha_bar) -> torch.Tensor:
 
 
 def resolve_timesteps(T: int, steps: int | None, skip: str, timesteps, alpha_bar=None) -> torch.Tensor:
-    """Either ``steps`` + ``skip`` (``alpha_bar``: the schedule, for ``"log_snr"``) or an explicit
-    increasing ``timesteps`` sequence."""
+    """The grid τ of a sampler call: ``make_timesteps(T, steps, skip, alpha_bar)`` (``alpha_bar``: the
+    schedule, for ``"log_snr"``), or the explicit increasing sequence ``timesteps``.
+
+    ``steps``: int in [1, T] or None = :data:`DEFAULT_STEPS` (50) when ``timesteps`` is None. Given
+    ``timesteps``, ``skip`` is unused and ``steps`` must be None or ``len(timesteps)``: ValueError
+    naming both when they disagree (``steps=5, timesteps=[0, 100, 200]`` would otherwise run 3 steps).
+    ValueError for an empty, non-integer, out-of-range or not strictly increasing ``timesteps``.
+    Returns a LongTensor [S] on the CPU.
+    """
     if timesteps is None:
-        return make_timesteps(T, steps, skip, alpha_bar)
+        return make_timesteps(T, DEFAULT_STEPS if steps is None else steps, skip, alpha_bar)
+    taus = _checked_timesteps(T, timesteps)
+    if steps is not None and check_int("steps", steps, lo=1, hi=T) != len(taus):
+        raise ValueError(f"steps={steps} disagrees with timesteps ({len(taus)} values: {_shown(taus)}); "
+                         "pass one of them, or steps=len(timesteps)")
+    return taus
+
+
+def _checked_timesteps(T: int, timesteps) -> torch.Tensor:
+    """``timesteps`` as a LongTensor on the CPU: 1-D, non-empty, integer, in [0, T − 1], strictly increasing."""
     if isinstance(timesteps, (list, tuple)) and len(timesteps) == 0:
         raise ValueError("timesteps must hold at least one timestep, got an empty sequence")
     taus = torch.as_tensor(timesteps)
@@ -88,6 +107,11 @@ def resolve_timesteps(T: int, steps: int | None, skip: str, timesteps, alpha_bar
     if int(taus.min()) < 0 or int(taus.max()) >= T:
         raise ValueError(f"timesteps must lie in [0, {T - 1}], got {int(taus.min())}..{int(taus.max())}")
     if len(taus) > 1 and not bool((taus[1:] > taus[:-1]).all()):
-        shown = taus.tolist() if len(taus) <= 12 else taus[:12].tolist() + ["…"]
-        raise ValueError(f"timesteps must be strictly increasing (τ_0 < τ_1 < …), got {shown}")
+        raise ValueError(f"timesteps must be strictly increasing (τ_0 < τ_1 < …), got {_shown(taus)}")
     return taus
+
+
+def _shown(taus: torch.Tensor) -> str:
+    """The values of ``taus`` for an error message, the first 12 and "…" after them."""
+    shown = taus.tolist() if len(taus) <= 12 else taus[:12].tolist() + ["…"]
+    return "[" + ", ".join(map(str, shown)) + "]"

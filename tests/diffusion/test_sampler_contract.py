@@ -10,7 +10,7 @@ import torch
 import ddim_edu as de
 
 NAMES = list(de.SAMPLERS)
-COMMON = [("steps", 50), ("skip", "uniform"), ("timesteps", None), ("generator", None), ("callback", None),
+COMMON = [("steps", None), ("skip", "uniform"), ("timesteps", None), ("generator", None), ("callback", None),
           ("progress", None), ("prediction", "eps")]
 KEYS = {"i", "t", "t_next", "x", "x_next", "x0_pred"}
 
@@ -26,9 +26,9 @@ def test_same_signature(name):
     assert all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params[:3])
     assert all(p.kind is p.KEYWORD_ONLY for p in params[3:])
     common = [(p.name, p.default) for p in params[3:3 + len(COMMON)]]
-    want = [(k, None if (name == "ddpm" and k == "steps") else v) for k, v in COMMON]  # DDPM: all T steps
-    # the grid's default is the sampler's own (DPM-Solver++: "log_snr"), recorded by the registry
-    want = [(k, de.SAMPLERS[name].default_skip if k == "skip" else v) for k, v in want]
+    # steps=None: 50 (DDPM: all T) unless timesteps are given; the grid's default is the sampler's
+    # own (DPM-Solver++: "log_snr"), recorded by the registry
+    want = [(k, de.SAMPLERS[name].default_skip if k == "skip" else v) for k, v in COMMON]
     assert common == want
     assert de.SAMPLERS[name].default_skip == ("log_snr" if name.startswith("dpmpp") else "uniform")
 
@@ -39,6 +39,33 @@ def test_public_names_and_registry():
         assert getattr(de, fn) in [info.fn for info in de.SAMPLERS.values()], fn
     assert set(de.diffusion.ode_solvers()) == {"ddim", "heun", "dpmpp_2m", "dpmpp_3m"}
     assert de.SAMPLERS["heun"].steps_for_nfe(10) == 5 and de.SAMPLERS["ddim"].steps_for_nfe(10) == 10
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_steps_that_disagree_with_timesteps_are_refused(sched, name):
+    """steps=5 beside three timesteps used to run 3 steps without a word."""
+    with pytest.raises(ValueError, match=r"steps=5 disagrees with timesteps \(3 values: \[0, 100, 200\]\); "
+                                         r"pass one of them, or steps=len\(timesteps\)"):
+        de.SAMPLERS[name](_linear_eps, torch.zeros(2, 2), sched, steps=5, timesteps=[0, 100, 200], progress=False)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_steps_equal_to_len_timesteps_is_the_same_run(sched, name):
+    x = torch.randn(3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def run(**steps):
+        return de.SAMPLERS[name](_linear_eps, x, sched, timesteps=[0, 100, 200], generator=de.env.generator(1),
+                                 progress=False, **steps)
+    assert torch.equal(run(steps=3), run())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_neither_steps_nor_timesteps_runs_the_default_length(sched, name):
+    calls = []
+    de.SAMPLERS[name](_linear_eps, torch.zeros(1, 2), sched, generator=de.env.generator(0), callback=calls.append,
+                      progress=False)
+    assert de.diffusion.timesteps.DEFAULT_STEPS == 50
+    assert len(calls) == (sched.T if name == "ddpm" else 50)        # DDPM: all T steps
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -81,3 +81,15 @@ def test_single_step_and_all_steps():
 def test_bad_arguments(T, steps, skip, exc, message):
     with pytest.raises(exc, match=message):
         de.make_timesteps(T, steps, skip)
+
+
+def test_resolve_steps_none_is_the_default_and_steps_must_match_timesteps():
+    from ddim_edu.diffusion.timesteps import DEFAULT_STEPS, resolve_timesteps
+    assert torch.equal(resolve_timesteps(1000, None, "uniform", None), de.make_timesteps(1000, DEFAULT_STEPS))
+    taus = list(range(0, 1000, 50))                      # 20 values
+    assert resolve_timesteps(1000, 20, "quadratic", taus).tolist() == taus   # skip is unused
+    assert resolve_timesteps(1000, None, "uniform", torch.tensor(taus)).tolist() == taus
+    with pytest.raises(ValueError, match=r"steps=10 disagrees with timesteps \(20 values: \[0, 50, .*, 550, …\]\)"):
+        resolve_timesteps(1000, 10, "uniform", taus)
+    with pytest.raises(TypeError, match="steps must be an int, got 20.0"):
+        resolve_timesteps(1000, 20.0, "uniform", taus)
