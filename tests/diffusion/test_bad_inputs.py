@@ -68,6 +68,9 @@ def _cases():
         for steps in (0, 1001):
             add(Case(f"{name}-steps={steps}", "steps", lambda f=f, n=steps: f(_eps, x, s, steps=n, progress=False),
                      ValueError, rf"steps must be in \[1, 1000\], got {steps}"))
+        add(Case(f"{name}-steps-vs-timesteps", "steps", lambda f=f: f(
+            _eps, x, s, steps=5, timesteps=[0, 100, 200], progress=False), ValueError,
+            r"steps=5 disagrees with timesteps \(3 values: \[0, 100, 200\]\)"))
         add(Case(f"{name}-steps=2.5", "steps", lambda f=f: f(_eps, x, s, steps=2.5, progress=False), TypeError,
                  r"steps must be an int, got 2.5"))
         add(Case(f"{name}-prediction", "prediction", lambda f=f: f(_eps, x, s, steps=3, prediction="score", progress=False),
