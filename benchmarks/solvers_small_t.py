@@ -1,10 +1,11 @@
 """Why Heun falls behind on the shipped MNIST model: its ε-error near t = 0, and Heun with and without
 a corrected step into t = 0.
 
-    python benchmarks/solvers_small_t.py --n 500 [--compare PATH]
+    python benchmarks/solvers_small_t.py --n 500 [--compare PATH ...] [--eps-only]
 
 Part 1: L_simple's per-t error E‖ε − ε_θ(x_t, t)‖²/D on the held-out digits at a few t, the same
-x_t for every checkpoint (``--compare``: another checkpoint folder beside the shipped one). Part 2:
+x_t for every checkpoint (``--compare``: more checkpoint folders beside the shipped one). Part 2
+(skipped with ``--eps-only``):
 classifier-FID of Heun with S = 10 (19 network calls) from the same x_T on the default uniform grid
 τ = 0, 100, …, 900, whose last corrected step evaluates ε at t = 0, and on τ = 20, 100, …, 900,
 which stops correcting at t = 20. Writes results/solvers_small_t.md and .json.
@@ -52,7 +53,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=500, help="held-out digits for part 1, samples for part 2")
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"))
-    p.add_argument("--compare", default=None, help="another checkpoint folder for part 1")
+    p.add_argument("--compare", nargs="*", default=[], help="more checkpoint folders for part 1")
+    p.add_argument("--eps-only", action="store_true", help="part 1 only: no Heun samples")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "results" / "solvers_small_t"))
     a = p.parse_args(argv)
@@ -61,13 +63,13 @@ def main(argv=None):
     if not 2 <= a.n <= len(x0):
         p.error(f"--n must be in [2, {len(x0)}] (held-out digits; Heun samples), got {a.n}")
     x0 = x0[:a.n]
-    paths = [a.checkpoint] + ([a.compare] if a.compare else [])
+    paths = [a.checkpoint] + list(a.compare)
     loaded = {path: load(path, "cpu")[:2] for path in paths}
     errors = {shown(path): eps_error(*loaded[path], x0, seed=0) for path in paths}
     for name, e in errors.items():
         print(name, {t: round(v, 4) for t, v in e.items()}, flush=True)
     model, sched = loaded[a.checkpoint]
-    result = {"n": a.n, "eps_mse": errors, "heun_fid": heun_fids(model, sched, a.n),
+    result = {"n": a.n, "eps_mse": errors, "heun_fid": None if a.eps_only else heun_fids(model, sched, a.n),
               "hardware": hardware(torch.device("cpu")), "checkpoint": shown(a.checkpoint)}
     out = Path(a.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
@@ -81,8 +83,10 @@ def markdown(r: dict) -> str:
              "| checkpoint | " + " | ".join(f"t = {t}" for t in TS) + " |", "|---|" + "---|" * len(TS)]
     for name, e in r["eps_mse"].items():
         lines.append(f"| `{name}` | " + " | ".join(f"{e[t]:.4f}" for t in TS) + " |")
-    lines += ["", "Mean (ε − ε_θ(x_t, t))² by t: L_simple's error at that t.", "",
-              f"Classifier-FID of {r['n']} Heun samples with S = 10 (19 network calls) from the same x_T, "
+    lines += ["", "Mean (ε − ε_θ(x_t, t))² by t: L_simple's error at that t.", ""]
+    if r["heun_fid"] is None:
+        return "\n".join(lines)
+    lines += [f"Classifier-FID of {r['n']} Heun samples with S = 10 (19 network calls) from the same x_T, "
               f"`{r['checkpoint']}`, against the 500 held-out digits:", "", "| grid | FID |", "|---|---|"]
     lines += [f"| {g} | {f:.3f} |" for g, f in r["heun_fid"].items()]
     lines += ["", "On the uniform grid Heun's last corrected step, from t = 100, evaluates ε at t = 0 and "

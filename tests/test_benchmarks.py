@@ -259,3 +259,8 @@ def test_solvers_small_t(tmp_path):
     data = json.loads((tmp_path / "h.json").read_text())
     assert set(data["heun_fid"]) == set(sst.GRIDS) and list(data["eps_mse"]) == ["checkpoints/mnist"]
     assert "t = 0" in (tmp_path / "h.md").read_text()
+    other = sst.ROOT / "results" / "retrain_mnist" / "scratch_weights"
+    sst.main(["--n", "4", "--threads", "1", "--eps-only", "--compare", str(other), "--out", str(tmp_path / "e")])
+    data = json.loads((tmp_path / "e.json").read_text())                # part 1 only, both checkpoints
+    assert data["heun_fid"] is None and "Classifier-FID" not in (tmp_path / "e.md").read_text()
+    assert len(data["eps_mse"]) == 2
