@@ -7,8 +7,10 @@
 #   RUN=/root/retrain/minsnr_cos NAME=scratch bash benchmarks/ship_mnist.sh
 #   0. the run must have all its steps and retrain_cpu.sh must have measured it beside the
 #      shipped model (results/retrain_mnist/${NAME}_*): after step 1 the shipped model is the run;
-#   1. the results that describe the shipped model now are copied to results/previous_mnist/
-#      (once), then the run's model.safetensors and config.json become checkpoints/mnist;
+#   1. the results that describe the shipped model now are copied to results/$PREV/ (once; PREV
+#      defaults to previous_mnist, so a later model shipping over this one needs a new PREV, e.g.
+#      PREV=scratch_mnist), Table 1's parts moved there, then the run's model.safetensors and
+#      config.json become checkpoints/mnist;
 #   2. Table 1 (quality.py): N_T1 samples a cell, η ∈ {0, 0.2, 0.5, 1, σ̂}, S ∈ T1_STEPS (S = 1000
 #      adds 5 × 2,000 × 1,000 network calls, about 14 hours here, so the CPU default stops at 100),
 #      one part per η in results/table1_parts/ (about 30 minutes each), merged into results/table1_mnist.* and config.json;
@@ -27,7 +29,7 @@
 #   DRY=1 bash benchmarks/ship_mnist.sh      # DRY_DIR=<a folder>: kept, and a second call continues there
 set -u
 cd "$(dirname "$0")/.."
-RUN=${RUN:-/root/retrain/minsnr_cos}; NAME=${NAME:-scratch}; THREADS=${THREADS:-2}
+RUN=${RUN:-/root/retrain/minsnr_cos}; NAME=${NAME:-scratch}; THREADS=${THREADS:-2}; PREV=${PREV:-previous_mnist}
 N_T1=${N_T1:-2000}; T1_STEPS=${T1_STEPS:-10,20,50,100}; T2_STEPS=${T2_STEPS:-10,20,50,100,200,500,1000}
 T2_FIRST=${T2_FIRST:-10,20,50,100,200}
 R=results; CK=checkpoints/mnist; N_KID=2000; N_KID1=500; N_MEM=2000; N_SHIP=500; N_T2=500; N_SOLV=1000
@@ -59,14 +61,16 @@ fi
 # 1. the run becomes the shipped model (once); the old results stay readable beside it
 sha=$(weights_id "$RUN/model.safetensors")
 if [ "$(weights_id "$CK/model.safetensors")" != "$sha" ]; then
-  if [ ! -f "$R/previous_mnist/config.json" ]; then      # once: never over what it kept before
-    log "1. the results of the model shipped until now -> $R/previous_mnist/"
-    mkdir -p "$R/previous_mnist"
+  if [ ! -f "$R/$PREV/config.json" ]; then      # once: never over what it kept before
+    log "1. the results of the model shipped until now -> $R/$PREV/"
+    mkdir -p "$R/$PREV"
     for f in table1_mnist table2_mnist kid_mnist kid_paired_mnist memorisation_mnist likelihood_mnist \
              training_curve_mnist table1_mnist_quadratic solvers speedrun/shipped_n$N_SHIP; do
-      cp "$R/$f".* "$R/previous_mnist/" 2>/dev/null
+      cp "$R/$f".* "$R/$PREV/" 2>/dev/null
     done
-    cp "$CK/config.json" "$R/previous_mnist/config.json"
+    # Table 1's parts are that model's: kept with it, so that step 2 measures every η again
+    [ -d "$R/table1_parts" ] && mv "$R/table1_parts" "$R/$PREV/table1_parts"
+    cp "$CK/config.json" "$R/$PREV/config.json"
   fi
   log "1. $RUN -> $CK (its commands name the run folder runs/mnist)"
   cp "$RUN/model.safetensors" "$RUN/config.json" "$CK/"
@@ -115,9 +119,9 @@ table2() {  # the S to have measured, comma-separated
 }
 table2 "$T2_FIRST"
 
-# 4.-5. each result once for these weights: results/previous_mnist/remeasured.txt lists what was
+# 4.-5. each result once for these weights: results/$PREV/remeasured.txt lists what was
 # measured again for them (a result file alone cannot say: some record no model step)
-ledger=$R/previous_mnist/remeasured.txt
+ledger=$R/$PREV/remeasured.txt
 [ -f "$ledger" ] || echo "# results measured again for checkpoints/mnist: name, sha256 of its weights (16 hex of its tensor bytes)" > "$ledger"
 measure() {  # result json, command...
   local out=$1 name; name=$(basename "$1" .json); shift
