@@ -27,6 +27,9 @@
 #   INIT=none STEPS=7000 SNAP=1000 FLOOR=0.2 RUN=runs/floor NAME=floor bash benchmarks/retrain_cpu.sh
 #      (the same from scratch with a floor of 0.2 under the min-SNR weight, so that ε near t = 0 is
 #      trained, and a cosine that ends at 7,000 steps, before the held-out loss of the 12,000-step run rose)
+#   RUN=results/retrain_mnist/floor_run NAME=floor bash benchmarks/retrain_cpu.sh
+#      (a finished run needs no training state: a folder with its config.json, model.safetensors and
+#      snapshots/ is measured as it is, so a run kept in the repository outlives the machine it ran on)
 # Results are named $R/${NAME}_* (default NAME=cpu: the warm-started run).
 # A dry run (plumbing only; nothing it prints means anything):
 #   RUN=/tmp/dry_run R=/tmp/dry_results STEPS=4 CKPT=2 SNAP=2 BATCH=4 N_CURVE=8 N_KID=8 KID_STEPS=2 \
@@ -45,7 +48,11 @@ log() { echo "== [$(date -u +%H:%M:%S)] $*"; }
 step_of() { python3 -c "import json, sys; c = json.load(open(sys.argv[1])); print(c['step'], c['training']['steps'])" \
   "$1/config.json" 2>/dev/null || echo "0 $STEPS"; }
 
-if [ -f "$RUN/state.safetensors" ]; then
+read -r done_steps target <<< "$(step_of "$RUN")"
+if [ -f "$RUN/config.json" ] && [ "$done_steps" -ge "$target" ]; then
+  # a finished run needs no training state: its folder may hold only config.json, the weights and snapshots/
+  log "1. $RUN has all its $target steps"
+elif [ -f "$RUN/state.safetensors" ]; then
   log "1. resuming $RUN (step, of steps: $(step_of "$RUN")) for $TRAIN_MIN min at most"
   python3 -m ddim_edu.train --resume "$RUN" --max-minutes "$TRAIN_MIN" --device cpu >> "$R/${NAME}_train.log" 2>&1
 elif [ "$INIT" = none ]; then
@@ -65,7 +72,7 @@ else
     --loss-weighting min_snr --min-snr-gamma 5 --ckpt-every "$CKPT" --snapshot-every "$SNAP" --sample-every 0 \
     --log-every 50 --no-progress --max-minutes "$TRAIN_MIN" --device cpu --out "$RUN" >> "$R/${NAME}_train.log" 2>&1
 fi
-tail -2 "$R/${NAME}_train.log"
+[ -f "$R/${NAME}_train.log" ] && tail -2 "$R/${NAME}_train.log"
 read -r done_steps target <<< "$(step_of "$RUN")"
 if [ "$done_steps" -lt "$target" ]; then
   log "stopped at step $done_steps of $target; call again to go on"; exit 0
