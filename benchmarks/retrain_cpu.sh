@@ -27,7 +27,7 @@
 #   INIT=none STEPS=7000 SNAP=1000 FLOOR=0.2 RUN=runs/floor NAME=floor bash benchmarks/retrain_cpu.sh
 #      (the same from scratch with a floor of 0.2 under the min-SNR weight, so that ε near t = 0 is
 #      trained, and a cosine that ends at 7,000 steps, before the held-out loss of the 12,000-step run rose)
-#   RUN=results/retrain_mnist/floor_run NAME=floor bash benchmarks/retrain_cpu.sh
+#   RUN=<a finished run's folder> NAME=<its name> bash benchmarks/retrain_cpu.sh
 #      (a finished run needs no training state: a folder with its config.json, model.safetensors and
 #      snapshots/ is measured as it is, so a run kept in the repository outlives the machine it ran on)
 # Results are named $R/${NAME}_* (default NAME=cpu: the warm-started run).
@@ -53,7 +53,7 @@ if [ -f "$RUN/config.json" ] && [ "$done_steps" -ge "$target" ]; then
   # a finished run needs no training state: its folder may hold only config.json, the weights and snapshots/
   log "1. $RUN has all its $target steps"
 elif [ -f "$RUN/state.safetensors" ]; then
-  log "1. resuming $RUN (step, of steps: $(step_of "$RUN")) for $TRAIN_MIN min at most"
+  log "1. resuming $RUN (step, of steps: $done_steps $target) for $TRAIN_MIN min at most"
   python3 -m ddim_edu.train --resume "$RUN" --max-minutes "$TRAIN_MIN" --device cpu >> "$R/${NAME}_train.log" 2>&1
 elif [ "$INIT" = none ]; then
   log "1. from scratch: $STEPS steps at batch $BATCH, for $TRAIN_MIN min at most"
