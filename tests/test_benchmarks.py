@@ -114,6 +114,32 @@ def test_reconstruction_table_resumes(tmp_path, capsys):
         reconstruction.main(["--n", "4", "--steps", "2", "--device", "cpu", "--out", out, "--resume"])
 
 
+@pytest.mark.parametrize("skip", ["uniform", "quadratic"])
+def test_reconstruction_uses_the_chosen_grid(tmp_path, monkeypatch, skip):
+    """--skip reaches the encoder and the decoder: the network is called at exactly that τ (and at 0,
+    where the encoder's first step starts from the data), the table names it, and --resume refuses
+    a table measured on the other τ rather than mixing the two."""
+    import common
+    import reconstruction
+    seen = set()
+
+    def recording_load(*args):
+        model, sched, config = common.load(*args)
+
+        def eps(x, t):
+            seen.update(int(v) for v in t.reshape(-1))
+            return model(x, t)
+        return eps, sched, config
+    monkeypatch.setattr(reconstruction, "load", recording_load)
+    out = str(tmp_path / "t2")
+    data = reconstruction.main(["--n", "2", "--steps", "10", "--skip", skip, "--device", "cpu", "--out", out])
+    assert seen == set(de.make_timesteps(1000, 10, skip).tolist()) | {0}
+    assert data["skip"] == skip and f"({skip} τ)" in (tmp_path / "t2.md").read_text()
+    other = "uniform" if skip == "quadratic" else "quadratic"
+    with pytest.raises(SystemExit, match=f"a {skip} τ, not step .* a {other} τ"):
+        reconstruction.main(["--n", "2", "--steps", "10", "--skip", other, "--device", "cpu", "--out", out, "--resume"])
+
+
 def test_kid_table_of_another_checkpoint(tmp_path):
     """--checkpoint measures that model: a UNet trained three steps is far from the held-out digits,
     the shipped model close to them, on the same x_T."""
