@@ -19,8 +19,8 @@
 #   4. KID: results/kid_paired_mnist (2,000 a cell, S = 10, 20; adopted from retrain_cpu.sh's
 #      measurement of the run when there is one) and kid_mnist (500, S = 10);
 #   5. memorisation.py, scripts/bits_per_dim.py --n 100 --timesteps 50, the speed-run's row
-#      for the shipped model (speedrun.py --shipped --n 500), Table 1's DDIM cells on the quadratic
-#      grid (S = 10, 20) and the solvers' MNIST FID (solvers.py, 1,000 samples a cell);
+#      for the shipped model (speedrun.py --shipped --n 500), Table 1's DDIM cells and Table 2 on the
+#      quadratic grid (S = 10, 20; S = 10 … 100) and the solvers' MNIST FID (solvers.py, 1,000 samples a cell);
 #   6. the run's training curve (retrain_cpu.sh's ${NAME}_curve.*) as results/training_curve_mnist.*.
 # Each measuring process gets THREADS threads; Tables 1 and 2 keep the network's weights channels-last
 # (1.3-1.5x faster on this CPU, the same numbers up to float32 rounding). What it does not do: edit README, notebooks or
@@ -33,7 +33,7 @@ RUN=${RUN:-/root/retrain/minsnr_cos}; NAME=${NAME:-scratch}; THREADS=${THREADS:-
 N_T1=${N_T1:-2000}; T1_STEPS=${T1_STEPS:-10,20,50,100}; T2_STEPS=${T2_STEPS:-10,20,50,100,200,500,1000}
 T2_FIRST=${T2_FIRST:-10,20,50,100,200}
 R=results; CK=checkpoints/mnist; N_KID=2000; N_KID1=500; N_MEM=2000; N_SHIP=500; N_T2=500; N_SOLV=1000
-Q_STEPS=10,20; SOLV_OPTS=()
+Q_STEPS=10,20; Q2_STEPS=10,20,50,100; SOLV_OPTS=()
 if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step model, a few samples
   dry=${DRY_DIR:-$(mktemp -d)}
   mkdir -p "$dry"; [ -d "$dry/run" ] || { cp -r benchmarks ddim_edu scripts checkpoints results "$dry"/
@@ -42,7 +42,7 @@ if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step mode
   rm -rf "$dry/results/table1_parts"     # parts of the real table are not parts of this one
   mkdir -p "$dry/results/retrain_mnist"; touch "$dry/results/retrain_mnist/dry_curve.json"; }
   cd "$dry"; RUN=$dry/run; NAME=dry; N_T1=8; T1_STEPS=2; T2_STEPS=2,3; T2_FIRST=2; N_KID=8; N_KID1=8; N_MEM=8; N_SHIP=8; N_T2=8
-  N_SOLV=8; Q_STEPS=2; SOLV_OPTS=(--quick)
+  N_SOLV=8; Q_STEPS=2; Q2_STEPS=2; SOLV_OPTS=(--quick)
 fi
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$THREADS
 log() { echo "== [$(date -u +%H:%M:%S)] $*"; }
@@ -65,7 +65,7 @@ if [ "$(weights_id "$CK/model.safetensors")" != "$sha" ]; then
     log "1. the results of the model shipped until now -> $R/$PREV/"
     mkdir -p "$R/$PREV"
     for f in table1_mnist table2_mnist kid_mnist kid_paired_mnist memorisation_mnist likelihood_mnist \
-             training_curve_mnist table1_mnist_quadratic solvers speedrun/shipped_n$N_SHIP; do
+             training_curve_mnist table1_mnist_quadratic table2_mnist_quadratic solvers speedrun/shipped_n$N_SHIP; do
       cp "$R/$f".* "$R/$PREV/" 2>/dev/null
     done
     # Table 1's parts are that model's: kept with it, so that step 2 measures every η again
@@ -155,6 +155,8 @@ measure "$R/speedrun/shipped_n$N_SHIP.json" python3 benchmarks/speedrun.py --shi
 python3 benchmarks/speedrun.py --table --out-dir "$R/speedrun" > /dev/null   # speedrun_cpu.md: its shipped row
 measure "$R/table1_mnist_quadratic.json" python3 benchmarks/quality.py --n "$N_T1" --etas 0 --steps "$Q_STEPS" \
   --skip quadratic --device cpu --channels-last --out "$R/table1_mnist_quadratic"
+measure "$R/table2_mnist_quadratic.json" python3 benchmarks/reconstruction.py --n "$N_T2" --steps "$Q2_STEPS" \
+  --skip quadratic --device cpu --channels-last --out "$R/table2_mnist_quadratic"
 measure "$R/solvers.json" python3 benchmarks/solvers.py --n "$N_SOLV" "${SOLV_OPTS[@]}" --device cpu --out "$R/solvers"
 
 table2 "$T2_STEPS"
