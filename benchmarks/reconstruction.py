@@ -8,7 +8,7 @@ them back with the same S; report the per-dimension MSE on [0, 1].
 
 The table is written after every S, so a long run on a CPU (S = 1000 is 2,000 network calls a
 digit) can be stopped and continued with --resume: an S already measured for the same model
-step and n is kept, not measured again.
+step, n and τ (--skip) is kept, not measured again.
 """
 from __future__ import annotations
 
