@@ -2,7 +2,7 @@
 # Retrain the shipped MNIST model from scratch in one prepared GPU command (under 10 minutes on one
 # H100/H200, no network): a recipe race, measured in full.
 #   1. the recipes in RECIPES train side by side on the one GPU, TRAIN_MIN minutes each, the same
-#      network as today's model (UNet 32/64/128, dropout 0.1, EMA 0.9995, batch 256), keeping the EMA
+#      network as today's model (UNet 32/64/128, dropout DROPOUT (default 0.1), EMA 0.9995, batch 256), keeping the EMA
 #      weights every SNAP steps; the CUDA-parametrised tests run beside them;
 #   2. the training curve of every run (benchmarks/training_curve.py: KID and classifier-FID of
 #      N_CURVE DDIM samples at S = 10, 20, 50; L_simple on training and on held-out digits), with
@@ -31,6 +31,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 TRAIN_MIN=${TRAIN_MIN:-4.0}; BUDGET_S=${BUDGET_S:-540}; BATCH=${BATCH:-256}; SNAP=${SNAP:-1000}; STEPS=${STEPS:-200000}
+DROPOUT=${DROPOUT:-0.1}         # dropout of every run (0.1: the shipped recipe)
 COS_STEPS=${COS_STEPS:-12000}   # minsnr_cos: the step where its cosine reaches lr 0, and its last step
 STAGES=" ${STAGES:-train curve measure} "
 stage() { [[ "$STAGES" == *" $1 "* ]]; }
@@ -77,7 +78,7 @@ if stage train; then
 log "1. training ${NAMES[*]} side by side, $TRAIN_MIN min each at batch $BATCH"
 pids=()
 for n in "${NAMES[@]}"; do
-  python3 -m ddim_edu.train --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout 0.1 --ema 0.9995 --seed 1 \
+  python3 -m ddim_edu.train --dataset mnist --steps "$STEPS" --batch-size "$BATCH" --dropout "$DROPOUT" --ema 0.9995 --seed 1 \
     --max-minutes "$TRAIN_MIN" --out "runs/race/$n" --ckpt-every 0 --sample-every 0 --log-every 500 \
     --snapshot-every "$SNAP" --no-progress ${RECIPES[$n]} > "$R/train_$n.log" 2>&1 &
   pids+=($!)
