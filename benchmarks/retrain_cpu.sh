@@ -8,11 +8,10 @@
 #      SNAP steps; TRAIN_MIN minutes a call at most. INIT=none trains from scratch instead, with
 #      retrain_gpu.sh's recipe minsnr_cos (the shipped network, min-SNR-5, a cosine over all STEPS,
 #      bf16 autocast as on the GPU);
-#   2. once the run has all its steps, its last weights: KID at S = 10, 20, 50 for η = 0 and 1
+#   2. once the run has all its steps, its last weights: the 500 held-out digits' class survival after
+#      encode -> decode at S = 10, 20, 50 (minutes: look at it first), then KID at S = 10, 20, 50 for η = 0 and 1
 #      (N_KID samples a cell), each cell beside the shipped model's on the same x_T and noise, with the
-#      standard error of the paired difference (kid_table.py --against), and the 500 held-out
-#      digits' class survival after encode -> decode at S = 10, 20, 50 (benchmarks/kid_table.py,
-#      reconstruction.py);
+#      standard error of the paired difference (benchmarks/reconstruction.py, kid_table.py --against);
 #   3. its training curve (L_simple on training and held-out digits at every snapshot, and the KID
 #      of N_CURVE DDIM-10 samples);
 #   4. the shipped model measured the same way, unless $R/kid_shipped.json and recon_shipped.json
@@ -83,18 +82,18 @@ if [ "$done_steps" -lt "$target" ]; then
 fi
 cp "$RUN/config.json" "$R/config_${NAME}.json"
 
-measure() {  # name, checkpoint
+measure() {  # name, checkpoint; class survival first: it takes minutes, KID about an hour
+  if [ ! -f "$R/${NAME}_recon_$1.json" ]; then
+    log "class survival of $2's encode -> decode, S = $RECON_STEPS"
+    python3 benchmarks/reconstruction.py --checkpoint "$2" --steps "$RECON_STEPS" --n "$RECON_N" --device cpu \
+      --out "$R/${NAME}_recon_$1" > "$R/${NAME}_recon_$1.log" 2>&1; tail -6 "$R/${NAME}_recon_$1.log"
+  fi
   if [ ! -f "$R/${NAME}_kid_$1.json" ]; then
     log "KID of $2: $N_KID samples a cell, S = $KID_STEPS, η = 0 and 1"
     against=(); [ "$2" != checkpoints/mnist ] && against=(--against checkpoints/mnist)  # this run minus shipped, paired
     python3 benchmarks/kid_table.py --checkpoint "$2" --n "$N_KID" --steps "$KID_STEPS" --threads "$THREADS" \
       --device cpu "${against[@]}" --out "$R/${NAME}_kid_$1" > "$R/${NAME}_kid_$1.log" 2>&1
     tail -8 "$R/${NAME}_kid_$1.log"
-  fi
-  if [ ! -f "$R/${NAME}_recon_$1.json" ]; then
-    log "class survival of $2's encode -> decode, S = $RECON_STEPS"
-    python3 benchmarks/reconstruction.py --checkpoint "$2" --steps "$RECON_STEPS" --n "$RECON_N" --device cpu \
-      --out "$R/${NAME}_recon_$1" > "$R/${NAME}_recon_$1.log" 2>&1; tail -6 "$R/${NAME}_recon_$1.log"
   fi
 }
 log "2. the run's last weights"
