@@ -30,6 +30,10 @@
 #      (the shipped recipe with more dropout (default 0.1), against fitting the 4,500 digits better than new ones)
 #   INIT=none STEPS=12000 SNAP=1000 DROPOUT=0.2 RUN=runs/drop2 NAME=drop2 bash benchmarks/retrain_cpu.sh
 #      (dropout 0.3 generalised but its samples were further from the digits: the middle of the two)
+#   cp -r runs/drop2 runs/drop2x && python -m ddim_edu.train --resume runs/drop2x --steps 20000 --device cpu
+#   INIT=none RUN=runs/drop2x NAME=drop2x bash benchmarks/retrain_cpu.sh
+#      (the dropout-0.2 run continued from 12,000 steps to 20,000, its cosine stretched over the new total;
+#      the first command sets the new total, every later call of the second continues it, then measures it)
 #   RUN=<a finished run's folder> NAME=<its name> bash benchmarks/retrain_cpu.sh
 #      (a finished run needs no training state: a folder with its config.json, model.safetensors and
 #      snapshots/ is measured as it is, so a run kept in the repository outlives the machine it ran on)
