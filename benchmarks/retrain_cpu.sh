@@ -12,6 +12,7 @@
 #      encode -> decode at S = 10, 20, 50 (minutes: look at it first), then KID at S = 10, 20, 50 for η = 0 and 1
 #      (N_KID samples a cell), each cell beside the shipped model's on the same x_T and noise, with the
 #      standard error of the paired difference (benchmarks/reconstruction.py, kid_table.py --against);
+#      ETAS=0 measures DDIM's cells only (half the time);
 #   3. its training curve (L_simple on training and held-out digits at every snapshot, and the KID
 #      of N_CURVE DDIM-10 samples);
 #   4. the shipped model measured the same way, unless $R/kid_shipped.json and recon_shipped.json
@@ -34,6 +35,11 @@
 #   INIT=none RUN=runs/drop2x NAME=drop2x bash benchmarks/retrain_cpu.sh
 #      (the dropout-0.2 run continued from 12,000 steps to 20,000, its cosine stretched over the new total;
 #      the first command sets the new total, every later call of the second continues it, then measures it)
+#   python -m ddim_edu.train --init results/retrain_mnist/drop2_weights --steps 2000 --lr 3.5e-4 --lr-warmup 100 \
+#     --lr-schedule cosine --bf16 --ckpt-every 50 --snapshot-every 1000 --sample-every 0 --no-progress --device cpu --out runs/drop2c
+#   INIT=results/retrain_mnist/drop2_weights RUN=runs/drop2c NAME=drop2c ETAS=0 bash benchmarks/retrain_cpu.sh
+#      (the dropout-0.2 run's kept weights, annealed again over 2,000 steps that fit one session: a fresh
+#      optimizer, the cosine from 3.5 × 10⁻⁴; --init keeps the run's other options, dropout 0.2 among them)
 #   RUN=<a finished run's folder> NAME=<its name> bash benchmarks/retrain_cpu.sh
 #      (a finished run needs no training state: a folder with its config.json, model.safetensors and
 #      snapshots/ is measured as it is, so a run kept in the repository outlives the machine it ran on)
@@ -46,7 +52,7 @@ cd "$(dirname "$0")/.."
 INIT=${INIT:-runs/retrain/minsnr_8268}; RUN=${RUN:-runs/retrain/cpu_cos3000}; R=${R:-results/retrain_mnist}
 NAME=${NAME:-cpu}; FLOOR=${FLOOR:-0}; DROPOUT=${DROPOUT:-0.1}
 STEPS=${STEPS:-3000}; BATCH=${BATCH:-256}; CKPT=${CKPT:-50}; SNAP=${SNAP:-500}; TRAIN_MIN=${TRAIN_MIN:-100}
-N_CURVE=${N_CURVE:-500}; N_KID=${N_KID:-2000}; KID_STEPS=${KID_STEPS:-10,20,50}
+N_CURVE=${N_CURVE:-500}; N_KID=${N_KID:-2000}; KID_STEPS=${KID_STEPS:-10,20,50}; ETAS=${ETAS:-0,1}
 RECON_STEPS=${RECON_STEPS:-10,20,50}; RECON_N=${RECON_N:-500}; THREADS=${THREADS:-2}
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$THREADS
 mkdir -p "$R"
@@ -93,9 +99,9 @@ measure() {  # name, checkpoint; class survival first: it takes minutes, KID abo
       --out "$R/${NAME}_recon_$1" > "$R/${NAME}_recon_$1.log" 2>&1; tail -6 "$R/${NAME}_recon_$1.log"
   fi
   if [ ! -f "$R/${NAME}_kid_$1.json" ]; then
-    log "KID of $2: $N_KID samples a cell, S = $KID_STEPS, η = 0 and 1"
+    log "KID of $2: $N_KID samples a cell, S = $KID_STEPS, η = $ETAS"
     against=(); [ "$2" != checkpoints/mnist ] && against=(--against checkpoints/mnist)  # this run minus shipped, paired
-    python3 benchmarks/kid_table.py --checkpoint "$2" --n "$N_KID" --steps "$KID_STEPS" --threads "$THREADS" \
+    python3 benchmarks/kid_table.py --checkpoint "$2" --n "$N_KID" --steps "$KID_STEPS" --etas "$ETAS" --threads "$THREADS" \
       --device cpu "${against[@]}" --out "$R/${NAME}_kid_$1" > "$R/${NAME}_kid_$1.log" 2>&1
     tail -8 "$R/${NAME}_kid_$1.log"
   fi
