@@ -115,12 +115,13 @@ def main(argv=None):
             f"{data['seconds_total']:.0f} s in all. "
             "KID ×10³ ± its jackknife standard error (unbiased: ≈ 0 for real digits); classifier-FID of the same "
             "features (biased upwards at this n); share classified with confidence > 0.9.\n\n"
-            + markdown_table(["sampler", "S", "KID ×10³", "classifier-FID", "confident share"], rows)
-            + "\n\nη = 1 minus η = 0 (KID ×10³ ± the standard error of the paired difference, the samples of "
-            "both cells sharing their x_T; beside it √(se₀² + se₁²), the error of two separate KIDs):\n\n"
-            + markdown_table(["S", "difference", "in standard errors", "unpaired error"],
-                             [[S, f"{d['diff'] * 1e3:.2f} ± {d['se'] * 1e3:.2f}", f"{d['z']:.1f}",
-                               f"{d['se_unpaired'] * 1e3:.2f}"] for S, d in diffs.items()]))
+            + markdown_table(["sampler", "S", "KID ×10³", "classifier-FID", "confident share"], rows))
+    if diffs:       # both η at some S (--etas 0 alone measures DDIM's cells only)
+        body += ("\n\nη = 1 minus η = 0 (KID ×10³ ± the standard error of the paired difference, the samples of "
+                 "both cells sharing their x_T; beside it √(se₀² + se₁²), the error of two separate KIDs):\n\n"
+                 + markdown_table(["S", "difference", "in standard errors", "unpaired error"],
+                                  [[S, f"{d['diff'] * 1e3:.2f} ± {d['se'] * 1e3:.2f}", f"{d['z']:.1f}",
+                                    f"{d['se_unpaired'] * 1e3:.2f}"] for S, d in diffs.items()]))
     if against:
         body += (f"\n\nThis model minus `{a.against}`, the same x_T and noise (KID ×10³, paired standard error; "
                  "negative: this model nearer the held-out digits):\n\n"
@@ -129,7 +130,7 @@ def main(argv=None):
                                   [[k, f"{d['cell']['kid'] * 1e3:.2f} ± {d['cell']['kid_se'] * 1e3:.2f}",
                                     f"{d['diff'] * 1e3:.2f} ± {d['se'] * 1e3:.2f}", f"{d['z']:.1f}",
                                     f"{d['se_unpaired'] * 1e3:.2f}"] for k, d in against.items()]))
-    write_results(Path(a.out), "Kernel distance (KID) on MNIST, η = 0 against η = 1", body, data)
+    write_results(Path(a.out), "Kernel distance (KID) on MNIST" + (", η = 0 against η = 1" if diffs else ""), body, data)
     return data
 
 

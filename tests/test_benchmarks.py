@@ -171,6 +171,15 @@ def test_kid_table_paired_differences(tmp_path):
     assert "This model minus `" in (tmp_path / "k.md").read_text()
 
 
+def test_kid_table_of_ddim_alone(tmp_path):
+    """--etas 0: DDIM's cells only, and no η = 1 minus η = 0 table in the written results."""
+    import kid_table
+    data = kid_table.main(["--n", "8", "--steps", "2", "--etas", "0", "--device", "cpu", "--out", str(tmp_path / "k")])
+    assert set(data["cells"]) == {"eta=0,S=2"} and data["eta1_minus_eta0"] == {}
+    md = (tmp_path / "k.md").read_text()
+    assert "η = 1 minus η = 0" not in md and "| η = 0 | 2 |" in md
+
+
 def test_kid_reference_shift_is_the_same_for_every_draw(tmp_path):
     """The held-out labels change only the reference's within-set term: every draw moves by the same
     amount, upwards (same-class pairs are the ones a stratified set has too few of)."""
