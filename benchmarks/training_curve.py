@@ -4,6 +4,7 @@
     python benchmarks/training_curve.py --run runs/more --before checkpoints/mnist
     python benchmarks/training_curve.py --quick ...        # 200 samples, DDIM S ∈ {10, 20} only
     python benchmarks/training_curve.py --run runs/more --pick results/training_curve_mnist.json
+    python benchmarks/training_curve.py --join runs_a.json runs_b.json --run runs/mnist   # one training, two runs
 
 Every point is one set of EMA weights: earlier models (--before, e.g. the one the run started
 from), each snapshot the run kept (RUN/snapshots/step_N, written by --snapshot-every) and the
@@ -19,6 +20,9 @@ Each cell also gets its kernel distance (KID ± jackknife standard error, unbias
 lowest DDIM (η = 0) KID summed over the curve's η = 0 cells: early stopping. --best does the same
 over several runs' curves (a recipe race: each curve's own points only). The curve draws its x_T with another seed
 than Table 1 (benchmarks/quality.py), so that a Table 1 of the picked point is not biased by the pick.
+--join writes one curve from the curves of a training continued over several runs (each run
+warm-started from the last weights of the one before, every curve measured alike); nothing is
+sampled again.
 """
 from __future__ import annotations
 
@@ -45,12 +49,14 @@ def parse(argv=None):
     p.add_argument("--pick", default=None, metavar="JSON", help="print the run's best point in a curve's JSON; nothing else")
     p.add_argument("--best", nargs="+", default=None, metavar="JSON",
                    help="print the best point of several runs' curves (each its own run's points); nothing else")
+    p.add_argument("--join", nargs="+", default=None, metavar="JSON",
+                   help="curves of one training continued run after run, oldest first: one curve (--run names it)")
     p.add_argument("--device", default=None)
     p.add_argument("--quick", action="store_true", help="200 samples, cells 0:10,0:20, 2 loss repeats")
     p.add_argument("--out", default=str(ROOT / "results" / "training_curve_mnist"))
     a = p.parse_args(argv)
-    if a.run is None and a.best is None:
-        p.error("--run is required (or --best)")
+    if a.run is None and a.best is None and a.join is None:
+        p.error("--run is required (or --best, --join)")
     if a.quick:
         a.n, a.cells, a.loss_repeats = 200, "0:10,0:20", 2
     a.cell_list = [(e, int(S)) for e, S in (c.split(":") for c in a.cells.split(","))]
@@ -96,6 +102,22 @@ def best(curves: list[dict]) -> str:
     return min(own, key=score)["checkpoint"]
 
 
+def join(curves: list[dict]) -> list[dict]:
+    """The points of one training continued over several runs, in training order. Each curve must be measured
+    alike (n, cells, loss repeats and the real digits' floor); a later curve's points at or before the
+    earlier curves' last step (its first point is usually the weights it started from) are left out."""
+    first = curves[0]
+    for c in curves[1:]:
+        for key in ("n", "cells", "loss_repeats", "floor"):
+            if c[key] != first[key]:
+                raise ValueError(f"curves measured differently cannot be joined: {key} is {first[key]!r} in "
+                                 f"{first['run']} and {c[key]!r} in {c['run']}")
+    points = list(first["points"])
+    for c in curves[1:]:
+        points += [p for p in c["points"] if p["step"] > points[-1]["step"]]
+    return points
+
+
 def losses(model, sched, train, held_out, repeats: int, device) -> tuple[float, float]:
     """L_simple on 500 training and the 500 held-out digits, the same (t, ε) draws at every point."""
     with torch.no_grad():
@@ -135,6 +157,8 @@ def main(argv=None):
     if a.best:
         print(best([json.loads(Path(c).read_text()) for c in a.best]))
         return None
+    if a.join:
+        return joined(a)
     device = torch.device(a.device) if a.device else de.env.device()
     classifier = de.evaluation.load_classifier(device=device)
     held_out, held_out_labels = de.data.load_mnist("test")    # 50 of each class: KID takes the labels
@@ -159,25 +183,44 @@ def main(argv=None):
         print(f"step {point['step']:>6}  loss train {point['train_loss']:.5f} held-out {point['held_out_loss']:.5f}  "
               + "  ".join(f"{k} FID {v:.3f} KID {point['kid'][k][0] * 1e3:.1f}±{point['kid'][k][1] * 1e3:.1f}e-3"
                         for k, v in point["fid"].items()), flush=True)
+    return report(points, a, floor, hardware(device), f"`{a.run}`")
+
+
+def report(points, a, floor: float, device: str, source: str) -> dict:
+    """Writes the curve: a.out + .json, .md and .png."""
     keys = [f"eta={e},S={S}" for e, S in a.cell_list]
     header = ["steps", "L train", "L held-out"] + [f"η={e} S={S}" for e, S in a.cell_list]
     rows = [[p["step"], p["train_loss"], p["held_out_loss"]]
             + [f"{p['fid'][k]:.3g} ({p['kid'][k][0] * 1e3:.1f} ± {p['kid'][k][1] * 1e3:.1f})" for k in keys] for p in points]
     best_steps = [min(points, key=lambda p: p["fid"][k])["step"] for k in keys]
-    body = (f"`{a.run}`. Classifier-FID (and KID ×10³ ± its standard error) of {a.n} samples a cell (the same x_T "
+    body = (f"{source}. Classifier-FID (and KID ×10³ ± its standard error) of {a.n} samples a cell (the same x_T "
             f"at every point) against the 500 held-out "
             f"digits, and L_simple with fixed (t, ε) on 500 training / the 500 held-out digits "
-            f"({a.loss_repeats} draws each), {hardware(device)}. Real digits score {floor:.3f}.\n\n"
+            f"({a.loss_repeats} draws each), {device}. Real digits score {floor:.3f}.\n\n"
             + markdown_table(header, rows)
             + "\n\nLowest FID at step: " + ", ".join(f"{h}: {s}" for h, s in zip(header[3:], best_steps))
             + "\n\nEach cell's halves (n = " + str(a.n // 2) + " each), the metric's noise:\n\n"
             + markdown_table(["steps"] + header[3:], [[p["step"]] + [" / ".join(f"{v:.3g}" for v in p["halves"][k])
                                                                       for k in keys] for p in points]) + "\n")
-    data = {"run": a.run, "n": a.n, "cells": keys, "device": hardware(device), "floor": floor, "loss_repeats": a.loss_repeats,
+    data = {"run": a.run, "n": a.n, "cells": keys, "device": device, "floor": floor, "loss_repeats": a.loss_repeats,
             "points": points}
     write_results(Path(a.out), "Training curve on MNIST: quality against training steps", body, data)
     plot(points, a, floor, Path(a.out + ".png"))
     return data
+
+
+def joined(a) -> dict:
+    """--join: the curves of one training continued run after run, written as one curve."""
+    curves = [json.loads(Path(c).read_text()) for c in a.join]
+    points = join(curves)
+    a.run = a.run or curves[-1]["run"]
+    a.n, a.loss_repeats = curves[0]["n"], curves[0]["loss_repeats"]
+    a.cell_list = [(k.split(",")[0][4:], int(k.split("S=")[1])) for k in curves[0]["cells"]]
+    devices = list(dict.fromkeys(c["device"] for c in curves))
+    source = (f"`{a.run}`: one training continued over {len(curves)} runs ("
+              + ", then ".join(f"`{c['run']}` to step {c['points'][-1]['step']:,}" for c in curves)
+              + ", each warm-started from the last weights of the one before)")
+    return report(points, a, curves[0]["floor"], "; ".join(devices), source)
 
 
 if __name__ == "__main__":

@@ -299,3 +299,28 @@ def test_solvers_small_t(tmp_path):
     data = json.loads((tmp_path / "e.json").read_text())                # part 1 only, both checkpoints
     assert data["heun_fid"] is None and "Classifier-FID" not in (tmp_path / "e.md").read_text()
     assert len(data["eps_mse"]) == 2
+
+
+def test_training_curve_join_continues_a_training(tmp_path):
+    """Two runs of one training: the later run's point at the step it started from is left out, the
+    written curve has every other point in step order, and curves measured differently are refused."""
+    import training_curve
+
+    def point(path, step, loss):
+        return {"checkpoint": str(path), "step": step, "fid": {"eta=0,S=10": loss * 10}, "kid": {"eta=0,S=10": [loss, 0.1]},
+                "halves": {"eta=0,S=10": [loss, loss]}, "train_loss": loss, "held_out_loss": 2 * loss}
+    common = {"n": 8, "cells": ["eta=0,S=10"], "device": "CPU (1 threads)", "floor": 0.25, "loss_repeats": 1}
+    first = {"run": "runs/a", **common, "points": [point("runs/a/snapshots/step_1", 1, 0.3), point("runs/a", 2, 0.2)]}
+    second = {"run": "runs/b", **common, "points": [point("runs/a", 2, 0.2001), point("runs/b", 3, 0.1)]}
+    paths = []
+    for name, curve in (("a", first), ("b", second)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(curve))
+    data = training_curve.main(["--join", *map(str, paths), "--run", "runs/mnist", "--out", str(tmp_path / "joined")])
+    assert [p["step"] for p in data["points"]] == [1, 2, 3] and data["points"][1]["train_loss"] == 0.2
+    assert data["run"] == "runs/mnist" and data["cells"] == ["eta=0,S=10"] and data["n"] == 8
+    assert json.loads((tmp_path / "joined.json").read_text())["points"] == data["points"]
+    assert "`runs/a` to step 2, then `runs/b` to step 3" in (tmp_path / "joined.md").read_text()
+    paths[1].write_text(json.dumps({**second, "n": 16}))
+    with pytest.raises(ValueError, match="n is 8 in runs/a and 16 in runs/b"):
+        training_curve.main(["--join", *map(str, paths), "--out", str(tmp_path / "refused")])
