@@ -99,8 +99,8 @@ def parse(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shipped", action="store_true",
                    help="reference rows: n real digits, n noise images, the shipped model (checkpoints/mnist)")
-    p.add_argument("--checkpoint", default=None,
-                   help="--shipped: score this model's folder in the shipped row instead (a model about to ship)")
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"),
+                   help="--shipped: the model's folder for the shipped row (another one: a model about to ship)")
     p.add_argument("--speed", action="store_true", help="time training steps / sampling for CPU knobs only")
     p.add_argument("--speed-steps", type=int, default=20, help="--speed: steps timed per knob and round")
     p.add_argument("--table", action="store_true", help="write the table from the JSONs in --out-dir")
@@ -273,8 +273,7 @@ def score_references(a, scorer: Scorer, threads: int) -> list:
 
 
 def score_shipped(a, scorer: Scorer, threads: int) -> dict:
-    model, sched = de.load_pretrained("mnist") if a.checkpoint is None else \
-        de.train.checkpoints.load_model(a.checkpoint)[:2]
+    model, sched, _ = de.train.checkpoints.load_model(a.checkpoint)
     row = {"recipe": "shipped", "change": "the shipped checkpoints/mnist", "mode": "reference", **machine(threads),
            "date": time.strftime("%Y-%m-%d %H:%M")}
     row.update(scorer(model.cpu(), sched))

@@ -41,17 +41,14 @@ def main(argv=None) -> dict:
                    help="'all' or k stratified t (default all; 50 with --quick)")
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", default=None, help="a model's folder (default: the shipped checkpoints/mnist)")
+    p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"), help="the model's folder")
     p.add_argument("--out", default=str(ROOT / "results" / "likelihood_mnist"))
     a = p.parse_args(argv)
     n = a.n if a.n is not None else (100 if a.quick else 500)
     ts = a.timesteps if a.timesteps is not None else (50 if a.quick else "all")
     ts = ts if ts == "all" else int(ts)
 
-    if a.checkpoint is None:
-        model, sched, config = de.load_pretrained("mnist", return_config=True)
-    else:
-        model, sched, config = de.train.checkpoints.load_model(a.checkpoint)
+    model, sched, config = de.train.checkpoints.load_model(a.checkpoint)
     x, _ = de.data.load_mnist("test")
     if not 1 <= n <= len(x):
         raise SystemExit(f"--n must be in [1, {len(x)}], got {n}")
