@@ -22,13 +22,15 @@
 #      checkpoints/mnist, the model shipped until now, on the same x_T) and kid_mnist (500, S = 10);
 #   4. memorisation.py, scripts/bits_per_dim.py --n 100 --timesteps 50, the speed-run's row for the
 #      shipped model (speedrun.py --shipped --n 500), Table 1's DDIM cells and Table 2 on the
-#      quadratic grid (S = 10, 20; S = 10 … 100) and the solvers' MNIST FID (solvers.py, 1,000 samples a cell);
+#      quadratic grid (S = 10, 20; S = 10 … 100), the solvers' MNIST FID (solvers.py, 1,000 samples a cell),
+#      and the ε-error near t = 0 beside checkpoints/mnist's with Heun into and short of t = 0 (solvers_small_t.py);
 #   5. the training curve (training_curve.py --join: the curves as one, nothing sampled again);
 #   6. the swap, once all of the above is there: the results that describe the shipped model until
 #      now are copied to results/$PREV/ (PREV defaults to previous_mnist; a later model shipping over
 #      this one needs a new PREV) with Table 1's parts, the run's model.safetensors and config.json
 #      become checkpoints/mnist, and results/next_mnist/ moves into results/, naming the model
-#      checkpoints/mnist (and in kid_paired_mnist the model it was compared with "the model shipped before it") and
+#      checkpoints/mnist (and in kid_paired_mnist and solvers_small_t the model it was compared with "the model
+#      shipped before it") and
 #      results/ (not results/next_mnist/).
 # Each measuring process gets THREADS threads; Tables 1 and 2 keep the network's weights channels-last
 # (1.3-1.5x faster on this CPU, the same numbers up to float32 rounding). What it does not do: edit README, notebooks or
@@ -42,7 +44,7 @@ PREV=${PREV:-previous_mnist}; CURVES=${CURVES:-results/retrain_mnist/${NAME}_cur
 N_T1=${N_T1:-2000}; T1_STEPS=${T1_STEPS:-10,20,50,100}; T2_STEPS=${T2_STEPS:-10,20,50,100,200,500,1000}
 T2_FIRST=${T2_FIRST:-10,20,50,100,200}
 R=results; S=results/next_mnist; CK=checkpoints/mnist; N_KID=2000; N_KID1=500; N_MEM=2000; N_SHIP=500; N_T2=500
-N_SOLV=1000; KID_STEPS=10,20,50; Q_STEPS=10,20; Q2_STEPS=10,20,50,100; SOLV_OPTS=()
+N_SOLV=1000; N_SST=500; KID_STEPS=10,20,50; Q_STEPS=10,20; Q2_STEPS=10,20,50,100; SOLV_OPTS=()
 if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step model, a few samples
   dry=${DRY_DIR:-$(mktemp -d)}
   mkdir -p "$dry"; [ -d "$dry/runs/dryrun" ] || { cp -r benchmarks ddim_edu scripts checkpoints results "$dry"/
@@ -52,7 +54,7 @@ if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step mode
   DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg python3 "$dry/benchmarks/training_curve.py" --run "$dry/runs/dryrun" --n 4 --cells 0:2 \
     --loss-repeats 1 --device cpu --out "$dry/results/retrain_mnist/dry_curve" > /dev/null; }
   cd "$dry"; RUN=$dry/runs/dryrun; NAME=dry; CURVES=$R/retrain_mnist/dry_curve.json; N_T1=8; T1_STEPS=2; T2_STEPS=2,3; T2_FIRST=2
-  N_KID=8; N_KID1=8; N_MEM=8; N_SHIP=8; N_T2=8; N_SOLV=8; KID_STEPS=2; Q_STEPS=2; Q2_STEPS=2; SOLV_OPTS=(--quick)
+  N_KID=8; N_KID1=8; N_MEM=8; N_SHIP=8; N_T2=8; N_SOLV=8; N_SST=8; KID_STEPS=2; Q_STEPS=2; Q2_STEPS=2; SOLV_OPTS=(--quick)
 fi
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$THREADS
 log() { echo "== [$(date -u +%H:%M:%S)] $*"; }
@@ -133,6 +135,8 @@ measure "$S/table2_mnist_quadratic.json" python3 benchmarks/reconstruction.py --
   --steps "$Q2_STEPS" --skip quadratic --device cpu --channels-last --out "$S/table2_mnist_quadratic"
 measure "$S/solvers.json" python3 benchmarks/solvers.py --checkpoint "$RUN" --n "$N_SOLV" "${SOLV_OPTS[@]}" --device cpu \
   --out "$S/solvers"
+measure "$S/solvers_small_t.json" python3 benchmarks/solvers_small_t.py --checkpoint "$RUN" --n "$N_SST" --compare "$CK" \
+  --threads "$THREADS" --out "$S/solvers_small_t"
 
 table2 "$T2_STEPS"
 
@@ -146,7 +150,7 @@ if [ ! -f "$R/$PREV/config.json" ]; then      # once: never over what it kept be
   log "6. the results of the model shipped until now -> $R/$PREV/"
   mkdir -p "$R/$PREV"
   for f in table1_mnist table2_mnist kid_mnist kid_paired_mnist memorisation_mnist likelihood_mnist \
-           training_curve_mnist table1_mnist_quadratic table2_mnist_quadratic solvers speedrun/shipped_n$N_SHIP; do
+           training_curve_mnist table1_mnist_quadratic table2_mnist_quadratic solvers solvers_small_t speedrun/shipped_n$N_SHIP; do
     cp "$R/$f".* "$R/$PREV/" 2>/dev/null
   done
   [ -d "$R/table1_parts" ] && mv "$R/table1_parts" "$R/$PREV/table1_parts"
@@ -167,7 +171,7 @@ for f in "$S"/*.json "$S"/*.md "$S"/*.png "$S/speedrun/shipped_n$N_SHIP.json"; d
   to=$R/${f#"$S"/}
   case $f in
     *.png) cp "$f" "$to" ;;
-    */kid_paired_mnist.*) sed -e 's#`checkpoints/mnist`#the model shipped before it#g' -e 's#"checkpoints/mnist"#"the model shipped before it"#g' \
+    */kid_paired_mnist.*|*/solvers_small_t.*) sed -e 's#`checkpoints/mnist`#the model shipped before it#g' -e 's#"checkpoints/mnist"#"the model shipped before it"#g' \
                             -e "s#${run_shown%/}#checkpoints/mnist#g" -e "s#${RUN%/}#checkpoints/mnist#g" -e "s#$S/#$R/#g" "$f" > "$to" ;;
     *) sed -e "s#${run_shown%/}#checkpoints/mnist#g" -e "s#${RUN%/}#checkpoints/mnist#g" -e "s#$S/#$R/#g" "$f" > "$to" ;;
   esac
