@@ -217,11 +217,12 @@ def joined(a) -> dict:
     a.n, a.loss_repeats = curves[0]["n"], curves[0]["loss_repeats"]
     a.cell_list = [(k.split(",")[0][4:], int(k.split("S=")[1])) for k in curves[0]["cells"]]
     devices = list(dict.fromkeys(c["device"] for c in curves))
-    source = f"`{a.run}`" + ("" if a.run == curves[0]["run"] else f" (measured as `{curves[0]['run']}`)")
     if len(curves) > 1:
         source = (f"`{a.run}`: one training continued over {len(curves)} runs ("
                   + ", then ".join(f"`{c['run']}` to step {c['points'][-1]['step']:,}" for c in curves)
                   + ", each warm-started from the last weights of the one before)")
+    else:
+        source = f"`{a.run}`" + ("" if a.run == curves[0]["run"] else f" (measured as `{curves[0]['run']}`)")
     return report(points, a, curves[0]["floor"], "; ".join(devices), source)
 
 
