@@ -62,8 +62,9 @@ def earlier(a, step) -> dict:
 
 
 def report(a, cells: dict, step, device) -> dict:
-    """Write the table (markdown and JSON) of the S measured so far, in --steps order."""
-    order = [str(S) for S in a.step_list if str(S) in cells["mse"]]
+    """Write the table (markdown and JSON) of every S measured so far, by S: those kept by --resume
+    stay in the table even when --steps leaves them out."""
+    order = sorted(cells["mse"], key=int)
     cells = {k: {S: v[S] for S in order} for k, v in cells.items()}
     rows = [[S, cells["mse"][S], f"{cells['class_survival'][S]['value']:.1%} ± "
              f"{cells['class_survival'][S]['stderr']:.1%}", PAPER_CIFAR10.get(int(S), float("nan"))] for S in order]

@@ -110,6 +110,8 @@ def test_reconstruction_table_resumes(tmp_path, capsys):
     assert "S=    4  kept" in capsys.readouterr().out and both["seconds"]["4"] == first["seconds"]["4"]
     assert list(both["mse"]) == ["2", "4"] and both["mse"] == pytest.approx(whole["mse"], rel=1e-5)
     assert json.loads((tmp_path / "t2.json").read_text())["mse"] == both["mse"]
+    fewer = reconstruction.main(["--n", "3", "--steps", "2", "--device", "cpu", "--out", out, "--resume"])
+    assert fewer["mse"] == both["mse"]       # an S left out of --steps is kept, not dropped
     with pytest.raises(SystemExit, match="n = 3"):
         reconstruction.main(["--n", "4", "--steps", "2", "--device", "cpu", "--out", out, "--resume"])
 
