@@ -190,11 +190,13 @@ def heun_sample(model, x, sched, *, steps=None, skip="uniform", timesteps=None, 
 
     ``x``: x_T [B, ...] at τ_{S−1}; returns x_0 shaped and typed like x. ``steps``: int S, or None
     = 50 unless ``timesteps`` (an explicit grid; ``skip`` unused) is given; ValueError when
-    ``steps`` ≠ len(timesteps). NFE = 2S − 1; global error O(1/S²) once the steps are small. With
-    few steps on the uniform-in-t grid the first step spans σ ≈ 25 → 7 or more, the correction is
-    scaled by Δσ/σ' and a trained network's Heun samples degrade badly (results/solvers.md).
-    DPM-Solver++ steps in log σ, where that interval is short; its own weak spot is the other end
-    of the grid, long log-σ steps into t ≈ 0 (see :data:`LOWER_ORDER_RATIO`)."""
+    ``steps`` ≠ len(timesteps). NFE = 2S − 1; global error O(1/S²) once the steps are small. On the
+    uniform-in-t grid the last corrected step evaluates ε at t = 0, where a network trained with
+    little weight on small t (min-SNR) is least accurate, and the shipped MNIST model's Heun samples
+    degrade badly (results/solvers.md); a grid that stops at t = 20 (``timesteps``) with the same
+    NFE recovers most of it (results/solvers_small_t.md).
+    DPM-Solver++ steps in log σ and puts more of its steps near t = 0; its own weak spot there is
+    long log-σ steps into t ≈ 0 (see :data:`LOWER_ORDER_RATIO`)."""
     return _solve(heun_step, "Heun", model, x, sched, steps, skip, timesteps, generator, callback, progress,
                   prediction)
 

@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--preset", choices=list(PRESETS), default=None,
       help="a measured recipe (ddim_edu.train.presets): its network and training options, unless typed here; "
            "laptop = patched UNet, batch 64, lr 2e-3, min-SNR-5 for CPU runs of minutes; mnist = full UNet, "
-           "dropout 0.1, 12,000 steps at batch 256, lr 1e-3 with a cosine decay, min-SNR-5, EMA 0.9995")
+           "dropout 0.2, 12,000 steps at batch 256, lr 1e-3 with a cosine decay, min-SNR-5, EMA 0.9995")
     a("--out", default=None, help="run directory (e.g. runs/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
     a("--init", default=None, metavar="MODEL_DIR",

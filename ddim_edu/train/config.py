@@ -68,7 +68,8 @@ class TrainConfig:
     sample_steps: int = option(50, "DDIM steps (eta = 0) for each sample grid", lo=1, resumable=True)
     max_minutes: float | None = option(None, "stop cleanly, with a checkpoint, after this many minutes of wall-clock "
                                              "(a new run given only a time budget, no --steps, trains until it is up)",
-                                       lo=0.0, lo_open=True, resumable=True, aliases=("--minutes",))
+                                       lo=0.0, lo_open=True, finite=True, resumable=True,
+                                       aliases=("--minutes",))
     progress: bool | None = option(None, "a progress bar (None: on unless fast mode, DDIM_EDU_FAST=1)",
                                    resumable=True)
     compile: bool = option(False, "torch.compile the model (CUDA; slower start)", resumable=True)

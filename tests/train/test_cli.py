@@ -125,7 +125,8 @@ def test_cli_keeps_every_old_flag_and_saved_key():
 
 @pytest.mark.parametrize("argv, flag", [(["--lr", "-1"], "--lr"), (["--ema", "1.5"], "--ema"),
                                         (["--steps", "0"], "--steps"), (["--sample-count", "0"], "--sample-count"),
-                                        (["--max-minutes", "0"], "--max-minutes"), (["--minutes", "-1"], "--minutes")])
+                                        (["--max-minutes", "0"], "--max-minutes"), (["--minutes", "-1"], "--minutes"),
+                                        (["--minutes", "inf"], "--minutes")])
 def test_cli_bad_values_name_the_flag(argv, flag, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         train_cli.main(["--dataset", "moons", "--out", str(tmp_path / "r"), *argv])
