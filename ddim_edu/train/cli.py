@@ -181,6 +181,14 @@ def model_from_args(args, data: torch.Tensor):
                             attention=args.attention, dropout=args.dropout, groups=args.groups)
 
 
+def _until(args) -> str:
+    """How long the run trains, as the start line says it: a time budget alone, steps, or both."""
+    if args.steps >= UNLIMITED_STEPS:
+        return f"for {args.max_minutes:g} min"
+    budget = f" or {args.max_minutes:g} min, whichever comes first" if args.max_minutes is not None else ""
+    return f"to step {args.steps}{budget}"
+
+
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns 0, or exits with status 2
     and a message naming the option for bad options."""
@@ -265,7 +273,7 @@ def main(argv=None) -> int:
                      f"warm start from {args.init} (step {tr.run_info['init']['step']})" if args.init else "training")
             print(f"{start}: {type(model).__name__} "
                   f"({n_par / 1e6:.2f}M parameters) on {dataset_info['name']} ({dataset_info['n']} examples), "
-                  f"{device}, {world} process(es), to step {args.steps} -> {args.out}", flush=True)
+                  f"{device}, {world} process(es), {_until(args)} -> {args.out}", flush=True)
         tr.fit()
         if args.sample_every and tr.step % args.sample_every:
             tr.save_samples()

@@ -31,11 +31,12 @@ def _args(out):
     return json.loads((out / "config.json").read_text())["args"]
 
 
-def test_cli_preset_sets_defaults_and_typed_options_win(tmp_path, monkeypatch):
+def test_cli_preset_sets_defaults_and_typed_options_win(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DDIM_EDU_FAST", "1")
     out = tmp_path / "run"
     assert main(["--preset", "laptop", "--minutes", "0.0001", "--lr", "1e-3", "--sample-every", "0",
                  "--out", str(out), "--device", "cpu"]) == 0
+    assert "for 0.0001 min ->" in capsys.readouterr().out      # a time budget, not the placeholder step count
     args = _args(out)
     assert args["patch_size"] == 2 and args["batch_size"] == 64 and args["loss_weighting"] == "min_snr"
     assert args["lr"] == 1e-3                                  # typed on the command line: not the preset's 2e-3
@@ -44,11 +45,12 @@ def test_cli_preset_sets_defaults_and_typed_options_win(tmp_path, monkeypatch):
     assert model.config["patch_size"] == 2
 
 
-def test_cli_minutes_with_steps_keeps_the_step_count(tmp_path, monkeypatch):
+def test_cli_minutes_with_steps_keeps_the_step_count(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DDIM_EDU_FAST", "1")
     out = tmp_path / "run"
     main(["--preset", "laptop", "--minutes", "5", "--steps", "1", "--sample-every", "0", "--out", str(out),
           "--device", "cpu"])
+    assert "to step 1 or 5 min, whichever comes first ->" in capsys.readouterr().out
     args = _args(out)
     assert args["steps"] == 1 and args["max_minutes"] == 5.0
 
