@@ -134,6 +134,14 @@ def test_cli_bad_values_name_the_flag(argv, flag, capsys, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_cli_patch_size_that_does_not_divide_the_image_exits_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        train_cli.main(["--dataset", "mnist", "--patch-size", "3", "--out", str(tmp_path / "r"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--patch-size" in err and "(28, 28)" in err and "got 3" in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_resume_may_change_only_resumable_options():
     assert {"steps", "max_minutes", "ckpt_every", "sample_every", "sample_count", "log_every", "device", "progress",
             "compile", "data_root", "resume", "out"} <= train_cli.RESUMABLE
@@ -163,7 +171,8 @@ def test_cli_init_from_the_shipped_mnist_model(tmp_path):
             "--out", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr
     shipped, cfg = ck.read_json(ROOT / "checkpoints" / "mnist" / "config.json"), ck.read_json(out / "config.json")
-    assert cfg["model"] == shipped["model"] and cfg["args"]["dropout"] == 0.1 and cfg["args"]["ema"] == 0.9995
+    assert cfg["model"] == shipped["model"] and cfg["args"]["dropout"] == shipped["args"]["dropout"] == 0.2
+    assert cfg["args"]["ema"] == shipped["args"]["ema"] == 0.9995
     assert cfg["init"]["step"] == shipped["step"] and cfg["steps_total"] == shipped["steps_total"] + 1
     assert cfg["args"]["seed"] == shipped["args"]["seed"] + 1 and cfg["training"]["batch_size"] == 2
     assert cfg["args"]["loss_weighting"] == shipped["args"]["loss_weighting"]     # the recipe is inherited,
