@@ -38,7 +38,7 @@ class Trainer:
     seed and resumes exactly. ``labels`` (LongTensor [N], for a conditional model) trains ε_θ(x_t, t, y)
     with label dropout ``p_uncond`` (:mod:`~ddim_edu.train.labels`). ``run_info`` (model config, dataset,
     command, …) goes into config.json. Call :meth:`fit`; use :attr:`ema_model` afterwards. ``TypeError``/
-    ``ValueError`` for non-float or empty data or labels, a config out of range, or an unshareable batch.
+    ``ValueError`` for non-float, empty or non-finite data (or val_data), bad labels, a config out of range, or an unshareable batch.
     """
 
     def __init__(self, model, sched, data: torch.Tensor, cfg: TrainConfig | None = None, *, out_dir=None,
@@ -47,6 +47,10 @@ class Trainer:
         check_tensor("data", data, floating=True, min_dim=2)
         if data.shape[0] < 1:
             raise ValueError("data must hold at least one example, got 0")
+        for name, x in (("data", data), ("val_data", val_data)):
+            bad = 0 if x is None or not isinstance(x, torch.Tensor) else int((~torch.isfinite(x)).sum())
+            if bad:
+                raise ValueError(f"{name} must be finite, got {bad} NaN or infinite value(s)")
         ddp = dist.is_available() and dist.is_initialized()
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
         if self.cfg.batch_size % self.world:

@@ -120,6 +120,12 @@ def test_trainer_validates():
         Trainer(MLPDenoiser(), SCHED, [[0.0, 1.0]], TrainConfig(steps=1))
     with pytest.raises(TypeError, match="unknown training option"):
         train(MLPDenoiser(), toy_data(), SCHED, steps=1, learning_rate=1.0)
+    bad = toy_data().clone()
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"data must be finite, got 1 NaN"):
+        Trainer(MLPDenoiser(), SCHED, bad, TrainConfig(steps=1))
+    with pytest.raises(ValueError, match=r"val_data must be finite, got 1 NaN"):
+        Trainer(MLPDenoiser(), SCHED, toy_data(), TrainConfig(steps=1), val_data=bad)
 
 
 def test_config_checks_every_field_by_its_metadata():
