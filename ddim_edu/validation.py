@@ -69,6 +69,14 @@ def check_tensor(name: str, value, *, floating: bool = False, min_dim: int = 1) 
     return value
 
 
+def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
+    """``value`` must hold no NaN or infinite entries; ValueError naming how many it holds."""
+    bad = int((~torch.isfinite(value)).sum())
+    if bad:
+        raise ValueError(f"{name} must be finite, got {bad} NaN or infinite value(s) of {value.numel()}")
+    return value
+
+
 def check_same_shape(name: str, value: torch.Tensor, ref_name: str, ref: torch.Tensor) -> None:
     if value.shape != ref.shape:
         raise ValueError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(value.shape)}")

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from .. import env
-from ..validation import check_tensor
+from ..validation import check_finite, check_tensor
 from . import state as files
 from .state_dicts import load_state_checked
 from .config import TrainConfig
@@ -44,13 +44,9 @@ class Trainer:
     def __init__(self, model, sched, data: torch.Tensor, cfg: TrainConfig | None = None, *, out_dir=None,
                  device=None, run_info: dict | None = None, val_data: torch.Tensor | None = None, labels=None):
         self.cfg = (cfg or TrainConfig()).validate()
-        check_tensor("data", data, floating=True, min_dim=2)
+        check_finite("data", check_tensor("data", data, floating=True, min_dim=2))
         if data.shape[0] < 1:
             raise ValueError("data must hold at least one example, got 0")
-        for name, x in (("data", data), ("val_data", val_data)):
-            bad = 0 if x is None or not isinstance(x, torch.Tensor) else int((~torch.isfinite(x)).sum())
-            if bad:
-                raise ValueError(f"{name} must be finite, got {bad} NaN or infinite value(s)")
         ddp = dist.is_available() and dist.is_initialized()
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if ddp else (0, 1)
         if self.cfg.batch_size % self.world:
@@ -63,8 +59,8 @@ class Trainer:
         self.data = data.detach().to(self.device, torch.float32)
         self.labels, self.null_label = check_training_labels(model, labels, data.shape[0], self.device)
         # held-out examples: every log line then also records the validation loss (metrics.held_out_loss)
-        self.val_data = None if val_data is None else check_tensor("val_data", val_data, floating=True).to(
-            self.device, torch.float32)
+        self.val_data = None if val_data is None else check_finite(
+            "val_data", check_tensor("val_data", val_data, floating=True)).to(self.device, torch.float32)
         cl, self.bf16 = (self.cuda if v is None else v for v in (self.cfg.channels_last, self.cfg.bf16))  # None: auto
         self.mem_format = torch.channels_last if cl and data.dim() == 4 else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.mem_format) if data.dim() == 4 else model.to(self.device)
