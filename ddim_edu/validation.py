@@ -73,7 +73,8 @@ def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
     """``value`` must hold no NaN or infinite entries; ValueError naming how many it holds."""
     bad = int((~torch.isfinite(value)).sum())
     if bad:
-        raise ValueError(f"{name} must be finite, got {bad} NaN or infinite value(s) of {value.numel()}")
+        raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s) of {value.numel()} "
+                         f"in a tensor of shape {tuple(value.shape)}")
     return value
 
 

@@ -38,7 +38,7 @@ import torch
 from .. import env
 from .schedule import NoiseSchedule
 from .timesteps import resolve_timesteps
-from ..validation import _show_typed, check_callable, check_generator, check_tensor
+from ..validation import _show_typed, check_callable, check_finite, check_generator, check_tensor
 
 
 def check_sampler_args(model, x, sched, generator, callback) -> None:
@@ -50,10 +50,7 @@ def check_sampler_args(model, x, sched, generator, callback) -> None:
     if x.device.type == "meta":
         raise ValueError(f"x must hold values, got a tensor on the meta device of shape {tuple(x.shape)} "
                          "(create it on 'cpu', 'cuda' or 'mps')")
-    n_bad = int((~torch.isfinite(x)).sum())      # NaN or inf in x would run to an all-NaN result
-    if n_bad:
-        raise ValueError(f"x must be finite, got {n_bad} NaN/inf value(s) of {x.numel()} "
-                         f"in a tensor of shape {tuple(x.shape)}")
+    check_finite("x", x)                         # NaN or inf in x would run to an all-NaN result
     if not isinstance(sched, NoiseSchedule):
         raise TypeError(f"sched must be a NoiseSchedule, got {_show_typed(sched)}")
     check_schedule_matches(model, sched)

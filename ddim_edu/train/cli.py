@@ -180,7 +180,7 @@ def model_from_args(args, data: torch.Tensor):
     if data.shape[-2] % patch or data.shape[-1] % patch:
         raise ValueError(f"--patch-size must divide the images' height and width {tuple(data.shape[-2:])} "
                          f"of {args.dataset}, got {patch}")
-    return unet_from_widths(args.widths, args.num_res_blocks, getattr(args, "patch_size", 1), data.shape[1],
+    return unet_from_widths(args.widths, args.num_res_blocks, patch, data.shape[1],
                             num_classes=10 if getattr(args, "conditional", False) else None,
                             attention=args.attention, dropout=args.dropout, groups=args.groups)
 

@@ -37,8 +37,8 @@ class Trainer:
     CPU generator (seeded from ``seed`` and the rank), so a run is a pure function of its
     seed and resumes exactly. ``labels`` (LongTensor [N], for a conditional model) trains ε_θ(x_t, t, y)
     with label dropout ``p_uncond`` (:mod:`~ddim_edu.train.labels`). ``run_info`` (model config, dataset,
-    command, …) goes into config.json. Call :meth:`fit`; use :attr:`ema_model` afterwards. ``TypeError``/
-    ``ValueError`` for non-float, empty or non-finite data (or val_data), bad labels, a config out of range, or an unshareable batch.
+    command, …) goes into config.json. Call :meth:`fit`; use :attr:`ema_model` afterwards. TypeError/ValueError for
+    non-float, empty or non-finite data or val_data, bad labels, a config out of range or an unshareable batch.
     """
 
     def __init__(self, model, sched, data: torch.Tensor, cfg: TrainConfig | None = None, *, out_dir=None,
