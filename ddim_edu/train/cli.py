@@ -274,7 +274,7 @@ def main(argv=None) -> int:
         if rank == 0:
             n_par = sum(p.numel() for p in model.parameters())
             start = (f"resuming at step {tr.step}" if args.resume else
-                     f"warm start from {args.init} (step {tr.run_info['init']['step']})" if args.init else "training")
+                     f"warm start from {args.init} ({tr.run_info['init']['steps_total']} steps)" if args.init else "training")
             print(f"{start}: {type(model).__name__} "
                   f"({n_par / 1e6:.2f}M parameters) on {dataset_info['name']} ({dataset_info['n']} examples), "
                   f"{device}, {world} process(es), {_until(args)} -> {args.out}", flush=True)

@@ -174,6 +174,7 @@ def test_cli_init_from_the_shipped_mnist_model(tmp_path):
     assert cfg["model"] == shipped["model"] and cfg["args"]["dropout"] == shipped["args"]["dropout"] == 0.2
     assert cfg["args"]["ema"] == shipped["args"]["ema"] == 0.9995
     assert cfg["init"]["step"] == shipped["step"] and cfg["steps_total"] == shipped["steps_total"] + 1
+    assert f"({shipped['steps_total']} steps)" in r.stdout      # all the training behind them, not the last call's
     assert cfg["args"]["seed"] == shipped["args"]["seed"] + 1 and cfg["training"]["batch_size"] == 2
     assert cfg["args"]["loss_weighting"] == shipped["args"]["loss_weighting"]     # the recipe is inherited,
     assert shipped["args"]["bf16"] and cfg["args"]["bf16"] is None                 # the hardware option is not
