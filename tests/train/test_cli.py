@@ -10,6 +10,7 @@ import pytest
 
 from ddim_edu.nets import UNet
 from ddim_edu.train import checkpoints as ck
+from ddim_edu.train.presets import PRESETS
 from ddim_edu.train import cli as train_cli
 from ddim_edu.train.config import TrainConfig, cli_dest, cli_flag, cli_negated
 from train_helpers import ROOT, SUB_ENV
@@ -171,8 +172,9 @@ def test_cli_init_from_the_shipped_mnist_model(tmp_path):
             "--out", str(out), "--no-progress")
     assert r.returncode == 0, r.stderr
     shipped, cfg = ck.read_json(ROOT / "checkpoints" / "mnist" / "config.json"), ck.read_json(out / "config.json")
-    assert cfg["model"] == shipped["model"] and cfg["args"]["dropout"] == shipped["args"]["dropout"] == 0.2
-    assert cfg["args"]["ema"] == shipped["args"]["ema"] == 0.9995
+    net, recipe = PRESETS["mnist"]                                                 # the shipped weights' recipe
+    assert cfg["model"] == shipped["model"] and cfg["args"]["dropout"] == shipped["args"]["dropout"] == net["dropout"]
+    assert cfg["args"]["ema"] == shipped["args"]["ema"] == recipe["ema_decay"]
     assert cfg["init"]["step"] == shipped["step"] and cfg["steps_total"] == shipped["steps_total"] + 1
     assert f"({shipped['steps_total']} steps)" in r.stdout      # all the training behind them, not the last call's
     assert cfg["args"]["seed"] == shipped["args"]["seed"] + 1 and cfg["training"]["batch_size"] == 2
