@@ -39,6 +39,17 @@ def test_quality_merge_is_the_table_measured_at_once(tmp_path):
     quality.main(["--n", "8", "--etas", "0.5", "--steps", "2,3", "--device", "cpu", "--out", str(tmp_path / "other")])
     with pytest.raises(SystemExit, match="not a part of the same table"):
         quality.main(["--merge", str(tmp_path / "part0.json"), str(tmp_path / "other.json"), "--out", str(tmp_path / "x")])
+    # a part measured on another device scores the same floor digits up to float32 rounding: merged;
+    # a floor 1% away is another draw of digits: refused
+    part1 = json.loads((tmp_path / "part1.json").read_text())
+    for scale, ok in ((1 + 3e-6, True), (1.01, False)):
+        (tmp_path / "moved.json").write_text(json.dumps({**part1, "floor": part1["floor"] * scale}))
+        args = ["--merge", str(tmp_path / "part0.json"), str(tmp_path / "moved.json"), "--out", str(tmp_path / "m2")]
+        if ok:
+            assert quality.main(args)["fid"] == pytest.approx(whole["fid"])
+        else:
+            with pytest.raises(SystemExit, match="not a part of the same table"):
+                quality.main(args)
 
 
 def test_channels_last_keeps_the_numbers(tmp_path):
