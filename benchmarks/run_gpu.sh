@@ -9,7 +9,10 @@
 #   2. Table 1: classifier-FID of N_TABLE samples a cell, η ∈ {0, 0.2, 0.5, 1, σ̂} × S ∈ {10, 20,
 #      50, 100, 1000}, recorded in the run's config.json;
 #   3. Table 2 (reconstruction); 3b. η ∈ {0, 1} on the quadratic τ; 4. speed without torch.compile (benchmarks/gpu_speed.py), while
-#      time is left (STAGES=speed-full: with the compiled variants, into speed_mnist_cuda).
+#      time is left (STAGES=speed-full: with the compiled variants, into speed_mnist_cuda);
+#   5. (STAGES=kid, not in the default) the kernel distance of N_KID samples a cell, η ∈ {0, 1} × S ∈ {10, 20, 50},
+#      against AGAINST (default: the weights at the retraining issue's filing, results/previous_mnist), paired:
+#      at 2,000 samples a cell differences of 10⁻³ are within the noise, at 20,000 they are not.
 # Results go to results/ and, with the measured weights and their config.json (ready to ship), to $OUT.
 #   OUT=/tmp/gpu TRAIN_MIN=4 bash benchmarks/run_gpu.sh
 #   STAGES="tables speed" RUN=checkpoints/mnist bash benchmarks/run_gpu.sh    # measure only
@@ -18,6 +21,11 @@
 #   the shipped weights as the training curve's baseline:
 #   OUT=/tmp/gpu INIT= BEFORE=checkpoints/mnist TRAIN_MIN=5 \
 #     EXTRA="--loss-weighting min_snr --min-snr-gamma 5 --augment-shift 2" bash benchmarks/run_gpu.sh
+#   a candidate for the KID target (results/retrain_mnist/README.md, the last section): the shipped recipe from
+#   scratch with a floor under the min-SNR weight and more images seen, judged against the weights at filing:
+#   OUT=/tmp/gpu INIT= BEFORE=checkpoints/mnist TRAIN_MIN=5 STEPS=5000 STAGES="train curve kid recon" \
+#     EXTRA="--dropout 0.2 --loss-weighting min_snr --min-snr-gamma 5 --min-snr-floor 0.2 --lr 1e-3 \
+#     --lr-schedule cosine --bf16" bash benchmarks/run_gpu.sh
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -90,6 +98,13 @@ if want speed || want speed-full; then
   want speed-full && sp_out=results/speed_mnist || { sp_out=results/speed_mnist_eager; SPEED_ARGS="$SPEED_ARGS --no-compile"; }
   [ "$(left)" -gt 30 ] && timeout $(( $(left) - 5 )) python3 benchmarks/gpu_speed.py --checkpoint "$SHIP" --train-batch 256 \
     --out "$sp_out" $SPEED_ARGS 2>&1 | tee -a "$OUT/log.txt"
+  pack
+fi
+if want kid; then
+  log "5. KID of $SHIP against ${AGAINST:-results/previous_mnist}, ${N_KID:-20000} samples a cell"
+  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 10 )) python3 benchmarks/kid_table.py --checkpoint "$SHIP" \
+    --n "${N_KID:-20000}" --batch 5000 --threads "$(nproc)" --against "${AGAINST:-results/previous_mnist}" \
+    --out results/kid_mnist_vs_filing 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 log "done"
