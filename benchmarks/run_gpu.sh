@@ -96,7 +96,7 @@ if want recon-snaps; then
   for snap in "$RUN"/snapshots/step_*; do
     [ "$(left)" -gt 40 ] || break
     timeout $(( $(left) - 10 )) python3 benchmarks/reconstruction.py --checkpoint "$snap" --steps 50 $RECON_ARGS \
-      --out "results/table2_snapshots/$(basename "$snap")" 2>&1 | grep "class kept" | tee -a "$OUT/log.txt"
+      --out "results/table2_snapshots/$(basename "$snap")" 2>&1 | tee -a "$OUT/log.txt" | grep "class kept\|Error"
   done
   pack
 fi
