@@ -46,11 +46,12 @@ def parse(argv=None):
     return a
 
 
-def earlier(a, step) -> dict:
-    """The cells of --out's JSON when --resume asks for them and it measured the same model step, n and τ."""
+def earlier(a, step) -> tuple[dict, str | None]:
+    """The cells of --out's JSON when --resume asks for them and it measured the same model step, n and τ,
+    and the hardware that measured them (None when none is kept)."""
     path = Path(a.out + ".json")
     if not (a.resume and path.exists()):
-        return {"mse": {}, "class_survival": {}, "seconds": {}}
+        return {"mse": {}, "class_survival": {}, "seconds": {}}, None
     data = json.loads(path.read_text())
     was = (data.get("checkpoint_step"), data.get("n"), data.get("skip", "uniform"))
     if was != (step, a.n, a.skip):
@@ -58,7 +59,7 @@ def earlier(a, step) -> dict:
                          f"not step {step} with n = {a.n} and a {a.skip} τ; give another --out or leave out --resume")
     keys = ("mse", "class_survival", "seconds")
     done = set.intersection(*(set(data.get(k, {})) for k in keys))      # an S is kept only whole
-    return {k: {S: v for S, v in data[k].items() if S in done} for k in keys}
+    return {k: {S: v for S, v in data[k].items() if S in done} for k in keys}, (data.get("device") if done else None)
 
 
 def report(a, cells: dict, step, device) -> dict:
@@ -86,7 +87,13 @@ def main(argv=None):
     torch.backends.cuda.matmul.allow_tf32 = False
     model, sched, config = load(a.checkpoint, device, a.channels_last)
     step = model_step(config)
-    cells = earlier(a, step)
+    cells, kept_on = earlier(a, step)
+    here = hardware(device, a.channels_last)
+
+    def shown_on(measured_here: bool) -> str:
+        """The hardware of the table's cells: the kept cells' and, once one is measured here, this one."""
+        return " and ".join(dict.fromkeys(([kept_on] if kept_on else []) + ([here] if measured_here else [])))
+
     x0 = de.data.load_mnist("test")[0][: a.n].to(device)
     classifier = de.evaluation.load_classifier(device=device)
     data = None
@@ -103,8 +110,8 @@ def main(argv=None):
         cells["seconds"][str(S)] = tm.seconds
         print(f"S={S:>5}  MSE={cells['mse'][str(S)]:.6f}  class kept {kept.value:.1%} ± {kept.stderr:.1%}  "
               f"({tm.seconds:.1f} s)", flush=True)
-        data = report(a, cells, step, hardware(device, a.channels_last))   # after every S: a stopped run keeps it
-    return data if data is not None else report(a, cells, step, hardware(device, a.channels_last))
+        data = report(a, cells, step, shown_on(True))   # after every S: a stopped run keeps it
+    return data if data is not None else report(a, cells, step, shown_on(False) or here)
 
 
 if __name__ == "__main__":

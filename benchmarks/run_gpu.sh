@@ -14,6 +14,7 @@
 #   5. (STAGES=kid, not in the default) the kernel distance of N_KID samples a cell, η ∈ {0, 1} × S ∈ {10, 20, 50},
 #      against AGAINST (default: the weights at the retraining issue's filing, results/previous_mnist), paired:
 #      at 2,000 samples a cell differences of 10⁻³ are within the noise, at 20,000 they are not.
+#      KID_ARGS="--etas 0" measures η = 0 alone (half the time).
 # Results go to results/ and, with the measured weights and their config.json (ready to ship), to $OUT.
 #   OUT=/tmp/gpu TRAIN_MIN=4 bash benchmarks/run_gpu.sh
 #   STAGES="tables speed" RUN=checkpoints/mnist bash benchmarks/run_gpu.sh    # measure only
@@ -22,10 +23,10 @@
 #   the shipped weights as the training curve's baseline:
 #   OUT=/tmp/gpu INIT= BEFORE=checkpoints/mnist TRAIN_MIN=5 \
 #     EXTRA="--loss-weighting min_snr --min-snr-gamma 5 --augment-shift 2" bash benchmarks/run_gpu.sh
-#   a candidate for the KID target (results/retrain_mnist/README.md, the last two sections): the shipped weights
-#   fine-tuned with a floor of 0.2 under the min-SNR weight for the 3 million images the L_simple candidate saw (on
-#   the CPU, 384,000 of them kept 96% of classes at S = 50, L_simple 92%), judged against the weights at filing:
-#   OUT=/tmp/gpu BUDGET_S=450 TRAIN_MIN=2.7 STEPS=3000 BATCH=1024 SNAP=1000 N_KID=20000 \
+#   the weights to ship next (results/retrain_mnist/README.md, the last section): the shipped weights fine-tuned
+#   with a floor of 0.2 under the min-SNR weight, judged against the weights at the retraining issue's filing
+#   (several calls that send back one results.tgz share STARTED=$(mktemp)):
+#   OUT=/tmp/gpu BEFORE= BUDGET_S=300 TRAIN_MIN=1.4 STEPS=1600 SNAP=800 N_KID=20000 \
 #     STAGES="train curve recon-snaps kid recon" \
 #     EXTRA="--loss-weighting min_snr --min-snr-gamma 5 --min-snr-floor 0.2 --dropout 0.2 --lr 3.5e-4 \
 #     --lr-schedule cosine --bf16" bash benchmarks/run_gpu.sh
@@ -46,7 +47,11 @@ t0=$(date +%s)
 left() { echo $(( BUDGET_S - ($(date +%s) - t0) )); }
 SHIP=$RUN     # the weights measured and sent back: the run's last, or its best snapshot (1b)
 # at most 8 files come back: results.tgz, the shipped weights and config, log.txt, tests.txt
-pack() { tar czf "$OUT/results.tgz" results 2>/dev/null; cp "$SHIP/model.safetensors" "$SHIP/config.json" "$OUT/" 2>/dev/null; true; }
+# results.tgz holds only what this run wrote (all of results/ is over the 16 MiB a file may bring back)
+# (STARTED: a file made before the first of several calls that send back one results.tgz)
+STARTED=${STARTED:-$(mktemp)}
+pack() { find results -type f -newer "$STARTED" | tar czf "$OUT/results.tgz" -T - 2>/dev/null
+         cp "$SHIP/model.safetensors" "$SHIP/config.json" "$OUT/" 2>/dev/null; true; }
 log() { echo "== [$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/log.txt"; }
 
 nvidia-smi -L 2>/dev/null
@@ -92,11 +97,12 @@ fi
 if want recon-snaps; then
   # class kept after encode -> decode at S = 50 along the run (not in the default): the curve picks by KID alone,
   # and a weighting that trains the smallest t loses classes as it goes (results/retrain_mnist/README.md)
-  log "3c. class kept at S = 50 for every snapshot of $RUN"
-  for snap in "$RUN"/snapshots/step_*; do
+  log "3c. class kept at S = 50 for every snapshot of $RUN and its last weights"
+  for snap in "$RUN"/snapshots/step_* "$RUN"; do
     [ "$(left)" -gt 40 ] || break
+    name=$(basename "$snap"); [ "$snap" = "$RUN" ] && name=last
     timeout $(( $(left) - 10 )) python3 benchmarks/reconstruction.py --checkpoint "$snap" --steps 50 $RECON_ARGS \
-      --out "results/table2_snapshots/$(basename "$snap")" 2>&1 | tee -a "$OUT/log.txt" | grep "class kept\|Error"
+      --out "results/table2_snapshots/$name" 2>&1 | tee -a "$OUT/log.txt" | grep "class kept\|Error"
   done
   pack
 fi
@@ -118,7 +124,7 @@ if want kid; then
   log "5. KID of $SHIP against ${AGAINST:-results/previous_mnist}, ${N_KID:-20000} samples a cell"
   [ "$(left)" -gt 60 ] && timeout $(( $(left) - 10 )) python3 benchmarks/kid_table.py --checkpoint "$SHIP" \
     --n "${N_KID:-20000}" --batch 5000 --threads "$(nproc)" --against "${AGAINST:-results/previous_mnist}" \
-    --out results/kid_mnist_vs_filing 2>&1 | tee -a "$OUT/log.txt"
+    ${KID_ARGS:-} --out results/kid_mnist_vs_filing 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 log "done"

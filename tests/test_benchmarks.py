@@ -127,6 +127,22 @@ def test_reconstruction_table_resumes(tmp_path, capsys):
         reconstruction.main(["--n", "4", "--steps", "2", "--device", "cpu", "--out", out, "--resume"])
 
 
+def test_reconstruction_resume_names_where_each_cell_was_measured(tmp_path):
+    """Cells kept by --resume were measured on the hardware their JSON names (a GPU, say): the table
+    keeps that name when nothing is measured again and names both once a cell is measured here."""
+    import reconstruction
+    out = str(tmp_path / "t2")
+    reconstruction.main(["--n", "3", "--steps", "4", "--device", "cpu", "--out", out])
+    path = tmp_path / "t2.json"
+    data = json.loads(path.read_text())
+    here = data["device"]
+    path.write_text(json.dumps({**data, "device": "another machine"}))
+    kept = reconstruction.main(["--n", "3", "--steps", "4", "--device", "cpu", "--out", out, "--resume"])
+    assert kept["device"] == "another machine" and "another machine" in (tmp_path / "t2.md").read_text()
+    more = reconstruction.main(["--n", "3", "--steps", "2,4", "--device", "cpu", "--out", out, "--resume"])
+    assert more["device"] == f"another machine and {here}"
+
+
 @pytest.mark.parametrize("skip", ["uniform", "quadratic"])
 def test_reconstruction_uses_the_chosen_grid(tmp_path, monkeypatch, skip):
     """--skip reaches the encoder and the decoder: the network is called at exactly that τ (and at 0,
