@@ -8,7 +8,11 @@
 # Table 2 each S), so it can be killed at any time and called again.
 #   PREV=scratch_mnist RUN=results/retrain_mnist/drop2c_weights \
 #     CURVES="results/retrain_mnist/drop2_curve.json results/retrain_mnist/drop2c_curve.json" bash benchmarks/ship_mnist.sh
-#   0. the run must have all its steps, and its training curve must be measured: retrain_cpu.sh's
+#   the H200 fine-tune with a min-SNR floor of 0.2 (stopped by its time budget; Table 2 measured there, its
+#   cells kept), its curve measured on the CPU like drop2's and drop2c's:
+#   STOPPED_OK=1 RUN=results/retrain_mnist/gpu_floor_weights CURVES="results/retrain_mnist/drop2_curve.json \
+#     results/retrain_mnist/drop2c_curve.json results/retrain_mnist/gpu_floor_cpucurve.json" bash benchmarks/ship_mnist.sh
+#   0. the run must have all its steps (STOPPED_OK=1: or stopped by its time budget), and its training curve must be measured: retrain_cpu.sh's
 #      results/retrain_mnist/${NAME}_curve.json, or CURVES, the curves of one training continued
 #      over several runs (each warm-started from the last weights of the one before), oldest first;
 #   1. Table 1 (quality.py): N_T1 samples a cell, η ∈ {0, 0.2, 0.5, 1, σ̂}, S ∈ T1_STEPS (S = 1000
@@ -62,8 +66,10 @@ log() { echo "== [$(date -u +%H:%M:%S)] $*"; }
 # config.json's checksum, changes when a benchmark records results in config.json)
 weights_id() { python3 -c "import hashlib, struct, sys; b = open(sys.argv[1], 'rb').read(); \
   n = struct.unpack('<Q', b[:8])[0]; print(hashlib.sha256(b[8 + n:]).hexdigest()[:16])" "$1"; }
-done_steps=$(python3 -c "import json, sys; c = json.load(open(sys.argv[1])); print(int(c['step'] >= c['training']['steps']))" \
-  "$RUN/config.json" 2>/dev/null || echo 0)
+# a run that stopped at its --max-minutes (a GPU run's time budget) counts as whole only with STOPPED_OK=1
+done_steps=$(python3 -c "import json, sys; c = json.load(open(sys.argv[1])); \
+  print(int(c['step'] >= c['training']['steps'] or (sys.argv[2] == '1' and 'time budget' in (c.get('stopped_early') or ''))))" \
+  "$RUN/config.json" "${STOPPED_OK:-0}" 2>/dev/null || echo 0)
 if [ "$done_steps" != 1 ]; then log "$RUN has not all its steps: run retrain_cpu.sh first"; exit 1; fi
 for c in $CURVES; do
   [ -f "$c" ] || { log "$c is missing: retrain_cpu.sh measures the run's training curve first"; exit 1; }
