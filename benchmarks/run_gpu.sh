@@ -16,6 +16,8 @@
 #      at 2,000 samples a cell differences of 10⁻³ are within the noise, at 20,000 they are not.
 #      KID_ARGS="--etas 0" measures η = 0 alone (half the time).
 # Results go to results/ and, with the measured weights and their config.json (ready to ship), to $OUT.
+# TAG=name: a candidate's results go to results/retrain_mnist/name_{curve,snapshots/,kid,table1,…} instead of
+# the shipped model's results/training_curve_mnist, table2_snapshots/, kid_mnist_vs_filing, table1_mnist, ….
 #   OUT=/tmp/gpu TRAIN_MIN=4 bash benchmarks/run_gpu.sh
 #   STAGES="tables speed" RUN=checkpoints/mnist bash benchmarks/run_gpu.sh    # measure only
 #   retrain from scratch with min-SNR-5 weighting (the largest gain the CPU speed-run measured,
@@ -26,7 +28,7 @@
 #   the weights to ship next (results/retrain_mnist/README.md, the last section): the shipped weights fine-tuned
 #   with a floor of 0.2 under the min-SNR weight, judged against the weights at the retraining issue's filing
 #   (several calls that send back one results.tgz share STARTED=$(mktemp)):
-#   OUT=/tmp/gpu BEFORE= BUDGET_S=300 TRAIN_MIN=1.4 STEPS=1600 SNAP=800 N_KID=20000 \
+#   OUT=/tmp/gpu TAG=gpu_floor BEFORE= BUDGET_S=300 TRAIN_MIN=1.4 STEPS=1600 SNAP=800 N_KID=20000 \
 #     STAGES="train curve recon-snaps kid recon" \
 #     EXTRA="--loss-weighting min_snr --min-snr-gamma 5 --min-snr-floor 0.2 --dropout 0.2 --lr 3.5e-4 \
 #     --lr-schedule cosine --bf16" bash benchmarks/run_gpu.sh
@@ -41,6 +43,8 @@ BEFORE=${BEFORE-$INIT}; CURVE_ARGS=${CURVE_ARGS:-}
 TABLE_STEPS=${TABLE_STEPS:-10,20,50,100,1000}; QUAD_STEPS=${QUAD_STEPS:-10,20,50}
 SPEED_ARGS=${SPEED_ARGS:-}; RECON_ARGS=${RECON_ARGS:-}
 STAGES=${STAGES:-train tests curve tables recon speed}
+TAG=${TAG:-}
+res() { if [ -n "$TAG" ]; then echo "results/retrain_mnist/${TAG}_$2"; else echo "results/$1"; fi; }   # shipped, TAG's
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg
 t0=$(date +%s)
@@ -76,22 +80,23 @@ fi
 if want curve; then
   log "1b. training curve: ${BEFORE:-no earlier model}, the snapshots, the last weights"
   [ "$(left)" -gt 60 ] && timeout $(( $(left) - 20 )) python3 benchmarks/training_curve.py --run "$RUN" \
-    ${BEFORE:+--before $BEFORE} $CURVE_ARGS 2>&1 | tee -a "$OUT/log.txt"
+    ${BEFORE:+--before $BEFORE} $CURVE_ARGS --out "$(res training_curve_mnist curve)" 2>&1 | tee -a "$OUT/log.txt"
   # early stopping: of this run's points, the one with the lowest DDIM (η = 0) KID summed over the curve's S
   # (the curve samples another x_T than Table 1, so Table 1 stays an independent measurement)
-  SHIP=$(python3 benchmarks/training_curve.py --pick results/training_curve_mnist.json --run "$RUN" || echo "$RUN")
+  SHIP=$(python3 benchmarks/training_curve.py --pick "$(res training_curve_mnist curve).json" --run "$RUN" || echo "$RUN")
   log "measuring $SHIP (sent back as model.safetensors, to ship if it beats the weights it started from)"
   pack
 fi
 if want tables; then
   log "2. Table 1 (n=$N_TABLE), recorded in $SHIP/config.json"
   [ "$(left)" -gt 120 ] && timeout $(( $(left) - 20 )) python3 benchmarks/quality.py --checkpoint "$SHIP" --n "$N_TABLE" \
-    --steps "$TABLE_STEPS" --record-config --out results/table1_mnist 2>&1 | tee -a "$OUT/log.txt"
+    --steps "$TABLE_STEPS" --record-config --out "$(res table1_mnist table1)" 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 if want recon; then
   log "3. Table 2"
-  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 5 )) python3 benchmarks/reconstruction.py --checkpoint "$SHIP" $RECON_ARGS 2>&1 | tee -a "$OUT/log.txt"
+  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 5 )) python3 benchmarks/reconstruction.py --checkpoint "$SHIP" $RECON_ARGS \
+    --out "$(res table2_mnist recon)" 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 if want recon-snaps; then
@@ -102,14 +107,14 @@ if want recon-snaps; then
     [ "$(left)" -gt 40 ] || break
     name=$(basename "$snap"); [ "$snap" = "$RUN" ] && name=last
     timeout $(( $(left) - 10 )) python3 benchmarks/reconstruction.py --checkpoint "$snap" --steps 50 $RECON_ARGS \
-      --out "results/table2_snapshots/$name" 2>&1 | tee -a "$OUT/log.txt" | grep "class kept\|Error"
+      --out "$(res table2_snapshots snapshots)/$name" 2>&1 | tee -a "$OUT/log.txt" | grep "class kept\|Error"
   done
   pack
 fi
 if want tables; then
   log "3b. η = 0 and 1 on the quadratic τ"
   [ "$(left)" -gt 40 ] && timeout $(( $(left) - 10 )) python3 benchmarks/quality.py --checkpoint "$SHIP" --n "$N_TABLE" \
-    --etas 0,1 --steps "$QUAD_STEPS" --skip quadratic --out results/table1_mnist_quadratic 2>&1 | tee -a "$OUT/log.txt"
+    --etas 0,1 --steps "$QUAD_STEPS" --skip quadratic --out "$(res table1_mnist_quadratic table1_quadratic)" 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 if want speed || want speed-full; then
@@ -124,7 +129,7 @@ if want kid; then
   log "5. KID of $SHIP against ${AGAINST:-results/previous_mnist}, ${N_KID:-20000} samples a cell"
   [ "$(left)" -gt 60 ] && timeout $(( $(left) - 10 )) python3 benchmarks/kid_table.py --checkpoint "$SHIP" \
     --n "${N_KID:-20000}" --batch 5000 --threads "$(nproc)" --against "${AGAINST:-results/previous_mnist}" \
-    ${KID_ARGS:-} --out results/kid_mnist_vs_filing 2>&1 | tee -a "$OUT/log.txt"
+    ${KID_ARGS:-} --out "$(res kid_mnist_vs_filing kid)" 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 log "done"
