@@ -92,7 +92,8 @@ def main(argv=None):
 
     def shown_on(measured_here: bool) -> str:
         """The hardware of the table's cells: the kept cells' and, once one is measured here, this one."""
-        return " and ".join(dict.fromkeys(([kept_on] if kept_on else []) + ([here] if measured_here else [])))
+        kept = kept_on.split(" and ") if kept_on else []
+        return " and ".join(dict.fromkeys(kept + ([here] if measured_here else [])))
 
     x0 = de.data.load_mnist("test")[0][: a.n].to(device)
     classifier = de.evaluation.load_classifier(device=device)

@@ -27,9 +27,10 @@
 #     EXTRA="--loss-weighting min_snr --min-snr-gamma 5 --augment-shift 2" bash benchmarks/run_gpu.sh
 #   the weights to ship next (results/retrain_mnist/README.md, the last section): the shipped weights fine-tuned
 #   with a floor of 0.2 under the min-SNR weight, judged against the weights at the retraining issue's filing
-#   (several calls that send back one results.tgz share STARTED=$(mktemp)):
-#   OUT=/tmp/gpu TAG=gpu_floor BEFORE= BUDGET_S=300 TRAIN_MIN=1.4 STEPS=1600 SNAP=800 N_KID=20000 \
-#     STAGES="train curve recon-snaps kid recon" \
+#   (several calls that send back one results.tgz: `export STARTED=$(mktemp)` once, before the first):
+#   (stages run in the script's order whatever STAGES says: recon before recon-snaps and kid)
+#   OUT=/tmp/gpu TAG=floor_again BEFORE= BUDGET_S=420 TRAIN_MIN=1.4 STEPS=1600 SNAP=800 N_KID=20000 \
+#     STAGES="train curve recon-snaps kid" \
 #     EXTRA="--loss-weighting min_snr --min-snr-gamma 5 --min-snr-floor 0.2 --dropout 0.2 --lr 3.5e-4 \
 #     --lr-schedule cosine --bf16" bash benchmarks/run_gpu.sh
 set -u
@@ -44,6 +45,7 @@ TABLE_STEPS=${TABLE_STEPS:-10,20,50,100,1000}; QUAD_STEPS=${QUAD_STEPS:-10,20,50
 SPEED_ARGS=${SPEED_ARGS:-}; RECON_ARGS=${RECON_ARGS:-}
 STAGES=${STAGES:-train tests curve tables recon speed}
 TAG=${TAG:-}
+case $TAG in *.*|*/*) echo "TAG=$TAG: no '.' or '/' (a dot would be taken for a file suffix)"; exit 1 ;; esac
 res() { if [ -n "$TAG" ]; then echo "results/retrain_mnist/${TAG}_$2"; else echo "results/$1"; fi; }   # shipped, TAG's
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg
@@ -52,8 +54,9 @@ left() { echo $(( BUDGET_S - ($(date +%s) - t0) )); }
 SHIP=$RUN     # the weights measured and sent back: the run's last, or its best snapshot (1b)
 # at most 8 files come back: results.tgz, the shipped weights and config, log.txt, tests.txt
 # results.tgz holds only what this run wrote (all of results/ is over the 16 MiB a file may bring back)
-# (STARTED: a file made before the first of several calls that send back one results.tgz)
+# (several calls that send back one results.tgz: `export STARTED=$(mktemp)` once, before the first)
 STARTED=${STARTED:-$(mktemp)}
+[ -f "$STARTED" ] || { echo "STARTED=$STARTED is no file: results.tgz would come back empty"; exit 1; }
 pack() { find results -type f -newer "$STARTED" | tar czf "$OUT/results.tgz" -T - 2>/dev/null
          cp "$SHIP/model.safetensors" "$SHIP/config.json" "$OUT/" 2>/dev/null; true; }
 log() { echo "== [$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/log.txt"; }
@@ -80,7 +83,7 @@ fi
 if want curve; then
   log "1b. training curve: ${BEFORE:-no earlier model}, the snapshots, the last weights"
   [ "$(left)" -gt 60 ] && timeout $(( $(left) - 20 )) python3 benchmarks/training_curve.py --run "$RUN" \
-    ${BEFORE:+--before $BEFORE} $CURVE_ARGS --out "$(res training_curve_mnist curve)" 2>&1 | tee -a "$OUT/log.txt"
+    ${BEFORE:+--before $BEFORE} --out "$(res training_curve_mnist curve)" $CURVE_ARGS 2>&1 | tee -a "$OUT/log.txt"
   # early stopping: of this run's points, the one with the lowest DDIM (η = 0) KID summed over the curve's S
   # (the curve samples another x_T than Table 1, so Table 1 stays an independent measurement)
   SHIP=$(python3 benchmarks/training_curve.py --pick "$(res training_curve_mnist curve).json" --run "$RUN" || echo "$RUN")
@@ -95,20 +98,22 @@ if want tables; then
 fi
 if want recon; then
   log "3. Table 2"
-  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 5 )) python3 benchmarks/reconstruction.py --checkpoint "$SHIP" $RECON_ARGS \
-    --out "$(res table2_mnist recon)" 2>&1 | tee -a "$OUT/log.txt"
+  [ "$(left)" -gt 60 ] && timeout $(( $(left) - 5 )) python3 benchmarks/reconstruction.py --checkpoint "$SHIP" \
+    --out "$(res table2_mnist recon)" $RECON_ARGS 2>&1 | tee -a "$OUT/log.txt"
   pack
 fi
 if want recon-snaps; then
   # class kept after encode -> decode at S = 50 along the run (not in the default): the curve picks by KID alone,
   # and a weighting that trains the smallest t loses classes as it goes (results/retrain_mnist/README.md)
   log "3c. class kept at S = 50 for every snapshot of $RUN and its last weights"
+  shopt -s nullglob
   for snap in "$RUN"/snapshots/step_* "$RUN"; do
     [ "$(left)" -gt 40 ] || break
     name=$(basename "$snap"); [ "$snap" = "$RUN" ] && name=last
     timeout $(( $(left) - 10 )) python3 benchmarks/reconstruction.py --checkpoint "$snap" --steps 50 $RECON_ARGS \
-      --out "$(res table2_snapshots snapshots)/$name" 2>&1 | tee -a "$OUT/log.txt" | grep "class kept\|Error"
+      --out "$(res table2_snapshots snapshots)/$name" 2>&1 | tee -a "$OUT/log.txt" | grep "class kept\|Error\|resume"
   done
+  shopt -u nullglob
   pack
 fi
 if want tables; then
@@ -120,7 +125,7 @@ fi
 if want speed || want speed-full; then
   log "4. speed"
   # without torch.compile (quick) into speed_mnist_eager_cuda; speed-full: every variant, into speed_mnist_cuda
-  want speed-full && sp_out=results/speed_mnist || { sp_out=results/speed_mnist_eager; SPEED_ARGS="$SPEED_ARGS --no-compile"; }
+  want speed-full && sp_out=$(res speed_mnist speed) || { sp_out=$(res speed_mnist_eager speed_eager); SPEED_ARGS="$SPEED_ARGS --no-compile"; }
   [ "$(left)" -gt 30 ] && timeout $(( $(left) - 5 )) python3 benchmarks/gpu_speed.py --checkpoint "$SHIP" --train-batch 256 \
     --out "$sp_out" $SPEED_ARGS 2>&1 | tee -a "$OUT/log.txt"
   pack

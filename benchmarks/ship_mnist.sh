@@ -10,7 +10,7 @@
 #     CURVES="results/retrain_mnist/drop2_curve.json results/retrain_mnist/drop2c_curve.json" bash benchmarks/ship_mnist.sh
 #   the H200 fine-tune with a min-SNR floor of 0.2 (stopped by its time budget; Table 2 measured there, its
 #   cells kept), its curve measured on the CPU like drop2's and drop2c's:
-#   STOPPED_OK=1 RUN=results/retrain_mnist/gpu_floor_weights CURVES="results/retrain_mnist/drop2_curve.json \
+#   STOPPED_OK=1 PREV=drop2c_mnist RUN=results/retrain_mnist/gpu_floor_weights CURVES="results/retrain_mnist/drop2_curve.json \
 #     results/retrain_mnist/drop2c_curve.json results/retrain_mnist/gpu_floor_cpucurve.json" bash benchmarks/ship_mnist.sh
 #   0. the run must have all its steps (STOPPED_OK=1: or stopped by its time budget), and its training curve must be measured: retrain_cpu.sh's
 #      results/retrain_mnist/${NAME}_curve.json, or CURVES, the curves of one training continued
@@ -75,6 +75,11 @@ for c in $CURVES; do
   [ -f "$c" ] || { log "$c is missing: retrain_cpu.sh measures the run's training curve first"; exit 1; }
 done
 sha=$(weights_id "$RUN/model.safetensors")
+# results/$PREV/ is where the swap keeps the results of the model shipped until now: never another model's
+if [ -f "$R/$PREV/config.json" ] && [ "$(weights_id "$CK/model.safetensors")" != "$sha" ] \
+   && ! cmp -s "$R/$PREV/config.json" "$CK/config.json"; then
+  log "$R/$PREV/ holds the results of another model than $CK: give PREV a name of its own"; exit 1
+fi
 if [ "$(weights_id "$CK/model.safetensors")" = "$sha" ] && [ ! -d "$S" ]; then log "$RUN is shipped already"; exit 0; fi
 mkdir -p "$S"
 ledger=$S/measured.txt    # what is measured for these weights: name, sha256 of the weights (16 hex of its tensor bytes)
@@ -104,11 +109,14 @@ table2() {  # the S to have measured, comma-separated
   local resume=()
   t2_of() { python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print(d['checkpoint_step'], d['n'])" "$1" \
     2>/dev/null; }
-  # retrain_cpu.sh measured S = 10, 20, 50 of the run on the same digits: those cells are kept
-  if [ ! -f "$S/table2_mnist.json" ] && [ "$(t2_of "$R/retrain_mnist/${NAME}_recon_${NAME}.json")" = "$step $N_T2" ]; then
-    log "2. Table 2: the cells of $R/retrain_mnist/${NAME}_recon_${NAME}.json are kept"
-    cp "$R/retrain_mnist/${NAME}_recon_${NAME}.json" "$S/table2_mnist.json"
-  fi
+  # retrain_cpu.sh (${NAME}_recon_${NAME}) or run_gpu.sh (${NAME}_recon) measured some S of the run on the same
+  # digits: those cells are kept
+  local f
+  for f in "$R/retrain_mnist/${NAME}_recon_${NAME}.json" "$R/retrain_mnist/${NAME}_recon.json"; do
+    if [ ! -f "$S/table2_mnist.json" ] && [ "$(t2_of "$f")" = "$step $N_T2" ]; then
+      log "2. Table 2: the cells of $f are kept"; cp "$f" "$S/table2_mnist.json"
+    fi
+  done
   [ "$(t2_of "$S/table2_mnist.json")" = "$step $N_T2" ] && resume=(--resume)
   log "2. Table 2: $N_T2 held-out digits, S = $1 ${resume[*]}"
   python3 benchmarks/reconstruction.py --checkpoint "$RUN" --n "$N_T2" --steps "$1" --device cpu --channels-last \

@@ -141,6 +141,8 @@ def test_reconstruction_resume_names_where_each_cell_was_measured(tmp_path):
     assert kept["device"] == "another machine" and "another machine" in (tmp_path / "t2.md").read_text()
     more = reconstruction.main(["--n", "3", "--steps", "2,4", "--device", "cpu", "--out", out, "--resume"])
     assert more["device"] == f"another machine and {here}"
+    again = reconstruction.main(["--n", "3", "--steps", "2,4,6", "--device", "cpu", "--out", out, "--resume"])
+    assert again["device"] == f"another machine and {here}"          # each machine named once
 
 
 @pytest.mark.parametrize("skip", ["uniform", "quadratic"])
