@@ -74,13 +74,12 @@ if [ "$done_steps" != 1 ]; then log "$RUN has not all its steps: run retrain_cpu
 for c in $CURVES; do
   [ -f "$c" ] || { log "$c is missing: retrain_cpu.sh measures the run's training curve first"; exit 1; }
 done
-sha=$(weights_id "$RUN/model.safetensors")
+sha=$(weights_id "$RUN/model.safetensors"); shipped_sha=$(weights_id "$CK/model.safetensors")
 # results/$PREV/ is where the swap keeps the results of the model shipped until now: never another model's
-if [ -f "$R/$PREV/config.json" ] && [ "$(weights_id "$CK/model.safetensors")" != "$sha" ] \
-   && ! cmp -s "$R/$PREV/config.json" "$CK/config.json"; then
+if [ -f "$R/$PREV/config.json" ] && [ "$shipped_sha" != "$sha" ] && ! cmp -s "$R/$PREV/config.json" "$CK/config.json"; then
   log "$R/$PREV/ holds the results of another model than $CK: give PREV a name of its own"; exit 1
 fi
-if [ "$(weights_id "$CK/model.safetensors")" = "$sha" ] && [ ! -d "$S" ]; then log "$RUN is shipped already"; exit 0; fi
+if [ "$shipped_sha" = "$sha" ] && [ ! -d "$S" ]; then log "$RUN is shipped already"; exit 0; fi
 mkdir -p "$S"
 ledger=$S/measured.txt    # what is measured for these weights: name, sha256 of the weights (16 hex of its tensor bytes)
 [ -f "$ledger" ] || echo "# measured for $RUN, about to ship: name, weights $sha" > "$ledger"
