@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
         print(f"{variance:>10}: {r.total:.4f} ± {r.stderr:.4f} bits/dim  (L_T {r.prior:.2e}, "
               f"L_0 {r.decoder:.4f}, ΣKL {rows[variance]['sum_KL']:.4f})  {time.time() - start:.0f} s", flush=True)
     result = {"model": "shipped 'mnist' UNet (EMA), linear schedule T = 1000",
-              "trained_on": trained_on(config.get("args", {})),
+              "trained_on": trained_on(config.get("args", {}), "init" in config),
               "data": "held-out MNIST subset split 'test', 28x28, [-1, 1], 8-bit discretised decoder",
               "n_digits": n, "timesteps": ts, "strata": (sched.T - 1) if ts == "all" else ts,
               "seed": a.seed, "results": rows, "seconds": time.time() - t0,
@@ -78,12 +78,16 @@ def main(argv=None) -> dict:
     return result
 
 
-def trained_on(args: dict) -> str:
-    """The loss the model was trained on, in words, from its config.json's args."""
+def trained_on(args: dict, warm_started: bool = False) -> str:
+    """The loss the model was trained on, in words, from its config.json's args (those of its last
+    command: ``warm_started`` says so, for a run that began from other weights)."""
+    last = " in its last run" if warm_started else ""
     if args.get("loss_weighting", "none") == "min_snr":
-        return (f"min-SNR-{args.get('min_snr_gamma', 5):g} weights (DDIM's L_γ with another γ_t than "
-                "L_simple's)")
-    return "L_simple"
+        floor = args.get("min_snr_floor", 0) or 0
+        return (f"min-SNR-{args.get('min_snr_gamma', 5):g} weights"
+                + (f" with a floor of {floor:g}" if floor > 0 else "")
+                + f"{last} (DDIM's L_γ with another γ_t than L_simple's)")
+    return "L_simple" + last
 
 
 def markdown(r: dict) -> str:

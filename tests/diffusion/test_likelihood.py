@@ -165,3 +165,19 @@ def test_numpy_integer_timesteps(sched, mixture):
     assert got.shape == (1, 4)
     r = lk.bits_per_dim(model, x0, sched, "beta", np.int64(3), decoder="gaussian", progress=False)
     assert r.terms.shape == (3, 4)
+
+
+def test_bits_per_dim_script_names_the_training_loss():
+    """scripts/bits_per_dim.py's report says which loss the model was trained on, from its config's args."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bits_per_dim.py"
+    spec = importlib.util.spec_from_file_location("_bits_per_dim", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.trained_on({}) == "L_simple"
+    plain = script.trained_on({"loss_weighting": "min_snr", "min_snr_gamma": 5.0, "min_snr_floor": 0.0})
+    assert plain.startswith("min-SNR-5 weights (") and "floor" not in plain
+    floored = script.trained_on({"loss_weighting": "min_snr", "min_snr_gamma": 5.0, "min_snr_floor": 0.2})
+    assert floored.startswith("min-SNR-5 weights with a floor of 0.2 (")
+    assert script.trained_on({}, warm_started=True) == "L_simple in its last run"
