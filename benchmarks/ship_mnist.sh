@@ -24,7 +24,7 @@
 #      after step 4 the rest of T2_STEPS;
 #   3. KID: kid_paired_mnist (2,000 a cell, η ∈ {0, 1}, S = 10, 20, 50, and each cell against
 #      checkpoints/mnist, the model shipped until now, on the same x_T) and kid_mnist (500, S = 10);
-#   4. memorisation.py, scripts/bits_per_dim.py --n 100 --timesteps 50, the speed-run's row for the
+#   4. memorisation.py, loss_gap.py (notebook 02's paired loss gap at ten seeds), scripts/bits_per_dim.py --n 100 --timesteps 50, the speed-run's row for the
 #      shipped model (speedrun.py --shipped --n 500), Table 1's DDIM cells and Table 2 on the
 #      quadratic grid (S = 10, 20; S = 10 … 100), the solvers' MNIST FID (solvers.py, 1,000 samples a cell),
 #      and the ε-error near t = 0 beside checkpoints/mnist's with Heun into and short of t = 0 (solvers_small_t.py);
@@ -48,7 +48,7 @@ PREV=${PREV:-previous_mnist}; CURVES=${CURVES:-results/retrain_mnist/${NAME}_cur
 N_T1=${N_T1:-2000}; T1_STEPS=${T1_STEPS:-10,20,50,100}; T2_STEPS=${T2_STEPS:-10,20,50,100,200,500,1000}
 T2_FIRST=${T2_FIRST:-10,20,50,100,200}
 R=results; S=results/next_mnist; CK=checkpoints/mnist; N_KID=2000; N_KID1=500; N_MEM=2000; N_SHIP=500; N_T2=500
-N_SOLV=1000; N_SST=500; KID_STEPS=10,20,50; Q_STEPS=10,20; Q2_STEPS=10,20,50,100; SOLV_OPTS=()
+N_SOLV=1000; N_SST=500; KID_STEPS=10,20,50; Q_STEPS=10,20; Q2_STEPS=10,20,50,100; SOLV_OPTS=(); LG_OPTS=()
 if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step model, a few samples
   dry=${DRY_DIR:-$(mktemp -d)}
   mkdir -p "$dry"; [ -d "$dry/runs/dryrun" ] || { cp -r benchmarks ddim_edu scripts checkpoints results "$dry"/
@@ -59,6 +59,7 @@ if [ "${DRY:-0}" = 1 ]; then     # a copy of the tree in /tmp, a three-step mode
     --loss-repeats 1 --device cpu --out "$dry/results/retrain_mnist/dry_curve" > /dev/null; }
   cd "$dry"; RUN=$dry/runs/dryrun; NAME=dry; CURVES=$R/retrain_mnist/dry_curve.json; N_T1=8; T1_STEPS=2; T2_STEPS=2,3; T2_FIRST=2
   N_KID=8; N_KID1=8; N_MEM=8; N_SHIP=8; N_T2=8; N_SOLV=8; N_SST=8; KID_STEPS=2; Q_STEPS=2; Q2_STEPS=2; SOLV_OPTS=(--quick)
+  LG_OPTS=(--seeds 1 --sizes fast)
 fi
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 DDIM_EDU_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$THREADS
 log() { echo "== [$(date -u +%H:%M:%S)] $*"; }
@@ -138,6 +139,8 @@ measure "$S/kid_mnist.json" python3 benchmarks/kid_table.py --checkpoint "$RUN" 
   --threads "$THREADS" --device cpu --out "$S/kid_mnist"
 measure "$S/memorisation_mnist.json" python3 benchmarks/memorisation.py --checkpoint "$RUN" --n "$N_MEM" \
   --threads "$THREADS" --device cpu --out "$S/memorisation_mnist"
+measure "$S/loss_gap_mnist.json" python3 benchmarks/loss_gap.py --checkpoint "$RUN" "${LG_OPTS[@]}" \
+  --threads "$THREADS" --out "$S/loss_gap_mnist"
 measure "$S/likelihood_mnist.json" python3 scripts/bits_per_dim.py --checkpoint "$RUN" --n 100 --timesteps 50 \
   --out "$S/likelihood_mnist"
 measure "$S/speedrun/shipped_n$N_SHIP.json" python3 benchmarks/speedrun.py --shipped --checkpoint "$RUN" --n "$N_SHIP" \
@@ -162,7 +165,7 @@ python3 benchmarks/training_curve.py --join $CURVES --run runs/mnist --out "$S/t
 if [ ! -f "$R/$PREV/config.json" ]; then      # once: never over what it kept before
   log "6. the results of the model shipped until now -> $R/$PREV/"
   mkdir -p "$R/$PREV"
-  for f in table1_mnist table2_mnist kid_mnist kid_paired_mnist memorisation_mnist likelihood_mnist \
+  for f in table1_mnist table2_mnist kid_mnist kid_paired_mnist memorisation_mnist loss_gap_mnist likelihood_mnist \
            training_curve_mnist table1_mnist_quadratic table2_mnist_quadratic solvers solvers_small_t speedrun/shipped_n$N_SHIP; do
     cp "$R/$f".* "$R/$PREV/" 2>/dev/null
   done

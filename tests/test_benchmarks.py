@@ -355,3 +355,21 @@ def test_training_curve_join_continues_a_training(tmp_path):
     paths[1].write_text(json.dumps({**second, "n": 16}))
     with pytest.raises(ValueError, match="n is 8 in runs/a and 16 in runs/b"):
         training_curve.main(["--join", *map(str, paths), "--out", str(tmp_path / "refused")])
+
+
+def test_loss_gap_over_seeds(tmp_path):
+    """loss_gap.py: each seed's numbers are de.train.loss_gap's on that seed's digits and draws."""
+    import loss_gap
+    data = loss_gap.main(["--seeds", "2", "--sizes", "fast", "--threads", str(torch.get_num_threads()),
+                          "--out", str(tmp_path / "gap")])
+    cells = data["sizes"]["fast"]["cells"]
+    assert [c["seed"] for c in cells] == [0, 1] and data["sizes"]["fast"]["n"] == 125
+    model = de.load_pretrained("mnist")[0]
+    sched = de.NoiseSchedule.linear(T=1000)
+    train, held_out = de.data.load_mnist("train")[0], de.data.load_mnist("test")[0]
+    gen = torch.Generator().manual_seed(1)
+    seen = train[torch.randperm(len(train), generator=gen)[:125]]
+    _, _, gap = de.train.loss_gap(model, seen, held_out[:125], sched, 2, gen)
+    assert cells[1]["gap"] == pytest.approx(gap.value, rel=1e-9)
+    assert data["sizes"]["fast"]["share_min"] <= cells[0]["share"] <= data["sizes"]["fast"]["share_max"]
+    assert (tmp_path / "gap.md").read_text().startswith("# Held-out minus training")

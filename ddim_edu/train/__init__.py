@@ -5,7 +5,7 @@ weights, named recipes (``presets``), and the command line generated from the co
 from .._lazy import lazy_attributes
 
 __getattr__, __dir__ = lazy_attributes(__name__, {
-    "diffusion_loss": ".loss", "held_out_loss": ".loss", "loss": ".loss", "Trainer": ".trainer", "TrainConfig": ".trainer", "train": ".trainer",
+    "diffusion_loss": ".loss", "held_out_loss": ".loss", "loss_gap": ".loss", "loss": ".loss", "Trainer": ".trainer", "TrainConfig": ".trainer", "train": ".trainer",
     "make_ema": ".ema", "load_pretrained": ".pretrained", "available_pretrained": ".pretrained",
     "load_model": ".checkpoints", "checkpoints": ".checkpoints", "pretrained": ".pretrained",
     "trainer": ".trainer", "ema": ".ema", "state": ".state", "cli": ".cli",

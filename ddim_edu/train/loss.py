@@ -3,7 +3,8 @@ r"""The training objective: L_simple (Ho et al. 2020, eq. 14), DDIM's L_γ (eq. 
 
     L_simple(θ) = E_{t ~ U{0..T-1}, x_0, ε ~ N(0, I)} ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²,
 
-and the same loss on held-out data with fixed draws (a validation curve).
+and the same loss on held-out data with fixed draws (a validation curve), or paired with training
+data to measure how much better a model fits the images it was trained on (:func:`loss_gap`).
 
 A reweighted loss E_t[w_t ‖ε − ε_θ(x_t, t)‖²] is DDIM's L_γ with γ_t = w_t: by DDIM's Theorem 1
 every L_γ (γ_t > 0) has the same optimum ε_θ(·, t) for each t when the parameters are not
@@ -101,3 +102,44 @@ def held_out_loss(model, x0: torch.Tensor, sched, seed: int = 0, batch_size: int
     if was_training:
         model.train()
     return total / x0.shape[0]
+
+
+@torch.no_grad()
+def loss_gap(model, seen: torch.Tensor, new: torch.Tensor, sched, draws: int = 4,
+             generator: torch.Generator | None = None):
+    """Held-out minus training L_simple (DDPM eq. 14), paired: the i-th image of ``seen`` (images the
+    model was trained on) and the i-th of ``new`` (images it never saw) get the same t_i ~ U{0..T−1}
+    and ε_i ~ N(0, I), ``draws`` times, so the difference of a pair cancels most of the noise that t
+    and ε add. ``seen`` and ``new``: [N, C, H, W] of one shape and floating dtype, N ≥ 2, on the
+    model's device; draws from ``generator`` (a CPU generator, or None for the global one).
+
+    Returns ``(seen, new, gap)``, three :class:`~ddim_edu.evaluation.Estimate`: the mean per-image
+    loss (averaged over the draws) on each set, and the mean of the per-pair differences new − seen,
+    each ± s/√N over the N images. A gap well above 0 says the model fits its training images better
+    than new ones. Evaluates in eval mode (no dropout) and restores the mode. ``TypeError`` /
+    ``ValueError`` name the argument."""
+    from ..evaluation.survival import mean_estimate
+    check_tensor("seen", seen, floating=True, min_dim=2)
+    check_tensor("new", new, floating=True, min_dim=2)
+    if new.shape != seen.shape:
+        raise ValueError(f"new must have the shape of seen, {tuple(seen.shape)}, got {tuple(new.shape)}")
+    if seen.shape[0] < 2:
+        raise ValueError(f"seen and new must hold at least 2 images each, got {seen.shape[0]}")
+    draws = check_int("draws", draws, lo=1)
+    check_generator("generator", generator)
+    n, gen_dev = seen.shape[0], (generator.device if generator is not None else torch.device("cpu"))
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    loss_seen = torch.zeros(n, dtype=torch.float64)
+    loss_new = torch.zeros(n, dtype=torch.float64)
+    for _ in range(draws):
+        t = torch.randint(0, sched.T, (n,), generator=generator, device=gen_dev).to(seen.device)
+        noise = env.randn(seen.shape, generator, dtype=torch.float32, device=seen.device)
+        loss_seen += diffusion_loss(model, seen, sched, t=t, noise=noise.to(seen.dtype),
+                                    per_example=True)[0].double().cpu() / draws
+        loss_new += diffusion_loss(model, new, sched, t=t, noise=noise.to(new.dtype),
+                                   per_example=True)[0].double().cpu() / draws
+    if was_training:
+        model.train()
+    return mean_estimate(loss_seen), mean_estimate(loss_new), mean_estimate(loss_new - loss_seen)

@@ -1,0 +1,84 @@
+"""de.train.loss_gap: held-out minus training L_simple with paired (t, ε), against a closed form."""
+import pytest
+import torch
+
+import ddim_edu as de
+
+
+class Scaled(torch.nn.Module):
+    """ε_θ(x_t, t) = c·x_t: its L_simple has a closed form."""
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x, t):
+        return self.c * x
+
+
+@pytest.fixture(scope="module")
+def sched():
+    return de.NoiseSchedule.linear(T=1000)
+
+
+def flat(a: float, n: int = 200, dtype=torch.float32):
+    return torch.full((n, 1, 28, 28), a, dtype=dtype)
+
+
+def test_gap_matches_the_closed_form(sched):
+    # x0 = a everywhere, x_t = √ᾱ a + √(1−ᾱ) ε: E‖ε − c x_t‖²/D = (1 − c√(1−ᾱ))² + c²ᾱa², so with the same
+    # (t, ε) for a pair the gap between a = 1 and a = 0.5 is c²·E_t[ᾱ_t]·(1 − 0.25) in expectation
+    c = 0.8
+    seen, new, gap = de.train.loss_gap(Scaled(c), flat(0.5), flat(1.0), sched, draws=4,
+                                       generator=torch.Generator().manual_seed(0))
+    ab = sched.alpha_bar.double()
+    expect_gap = c ** 2 * float(ab.mean()) * 0.75
+    expect_seen = float(((1 - c * (1 - ab).sqrt()) ** 2 + c ** 2 * ab * 0.25).mean())
+    assert abs(gap.value - expect_gap) < 4 * gap.stderr
+    assert abs(seen.value - expect_seen) < 4 * seen.stderr
+    assert gap.n == seen.n == new.n == 200
+    assert gap.value == pytest.approx(new.value - seen.value, rel=1e-12)
+
+
+def test_same_images_give_exactly_no_gap_and_the_same_draws_the_same_numbers(sched):
+    x = torch.randn(6, 1, 8, 8)
+    _, _, gap = de.train.loss_gap(Scaled(0.3), x, x.clone(), sched, generator=torch.Generator().manual_seed(1))
+    assert gap.value == 0 and gap.stderr == 0
+    a = de.train.loss_gap(Scaled(0.3), x, x.flip(0), sched, generator=torch.Generator().manual_seed(2))
+    b = de.train.loss_gap(Scaled(0.3), x, x.flip(0), sched, generator=torch.Generator().manual_seed(2))
+    assert [e.value for e in a] == [e.value for e in b]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_every_float_dtype_agrees_with_float32(sched, dtype):
+    x, y = torch.rand(8, 1, 6, 6) * 2 - 1, torch.rand(8, 1, 6, 6) * 2 - 1
+    ref = de.train.loss_gap(Scaled(0.5), x, y, sched, generator=torch.Generator().manual_seed(3))
+    got = de.train.loss_gap(Scaled(0.5), x.to(dtype), y.to(dtype), sched, generator=torch.Generator().manual_seed(3))
+    tol = 1e-6 if dtype == torch.float64 else 3e-2
+    for r, g in zip(ref, got):
+        assert g.value == pytest.approx(r.value, rel=tol, abs=tol)
+
+
+def test_evaluates_in_eval_mode_and_restores_it(sched):
+    modes = []
+
+    class Spy(Scaled):
+        def forward(self, x, t):
+            modes.append(self.training)
+            return super().forward(x, t)
+
+    model = Spy(0.1).train()
+    de.train.loss_gap(model, torch.zeros(3, 1, 4, 4), torch.ones(3, 1, 4, 4), sched, draws=2)
+    assert modes and not any(modes) and model.training
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"new": torch.zeros(5, 1, 4, 4)}, "new must have the shape of seen"),
+    ({"seen": torch.zeros(1, 1, 4, 4), "new": torch.zeros(1, 1, 4, 4)}, "at least 2 images"),
+    ({"draws": 0}, "draws"),
+    ({"seen": torch.zeros(4, 1, 4, 4, dtype=torch.long)}, "seen"),
+    ({"generator": 3}, "generator"),
+])
+def test_bad_inputs_are_refused_by_name(sched, kwargs, match):
+    args = {"seen": torch.zeros(4, 1, 4, 4), "new": torch.ones(4, 1, 4, 4), "draws": 1, "generator": None, **kwargs}
+    with pytest.raises((TypeError, ValueError), match=match):
+        de.train.loss_gap(Scaled(0.1), args["seen"], args["new"], sched, draws=args["draws"], generator=args["generator"])
