@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
         print(f"{variance:>10}: {r.total:.4f} ± {r.stderr:.4f} bits/dim  (L_T {r.prior:.2e}, "
               f"L_0 {r.decoder:.4f}, ΣKL {rows[variance]['sum_KL']:.4f})  {time.time() - start:.0f} s", flush=True)
     result = {"model": "shipped 'mnist' UNet (EMA), linear schedule T = 1000",
-              "trained_on": trained_on(config.get("args", {}), "init" in config),
+              "trained_on": trained_on(config.get("args", {}), bool(config.get("init"))),
               "data": "held-out MNIST subset split 'test', 28x28, [-1, 1], 8-bit discretised decoder",
               "n_digits": n, "timesteps": ts, "strata": (sched.T - 1) if ts == "all" else ts,
               "seed": a.seed, "results": rows, "seconds": time.time() - t0,

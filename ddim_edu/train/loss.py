@@ -119,10 +119,15 @@ def loss_gap(model, seen: torch.Tensor, new: torch.Tensor, sched, draws: int = 4
     than new ones. Evaluates in eval mode (no dropout) and restores the mode. ``TypeError`` /
     ``ValueError`` name the argument."""
     from ..evaluation.survival import mean_estimate
+    if not hasattr(sched, "q_sample"):
+        raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
     check_tensor("seen", seen, floating=True, min_dim=2)
     check_tensor("new", new, floating=True, min_dim=2)
     if new.shape != seen.shape:
         raise ValueError(f"new must have the shape of seen, {tuple(seen.shape)}, got {tuple(new.shape)}")
+    if new.dtype != seen.dtype or new.device != seen.device:
+        raise ValueError(f"new must have the dtype and device of seen, {seen.dtype} on {seen.device}, "
+                         f"got {new.dtype} on {new.device}")
     if seen.shape[0] < 2:
         raise ValueError(f"seen and new must hold at least 2 images each, got {seen.shape[0]}")
     draws = check_int("draws", draws, lo=1)

@@ -36,7 +36,6 @@ def test_gap_matches_the_closed_form(sched):
     assert abs(gap.value - expect_gap) < 4 * gap.stderr
     assert abs(seen.value - expect_seen) < 4 * seen.stderr
     assert gap.n == seen.n == new.n == 200
-    assert gap.value == pytest.approx(new.value - seen.value, rel=1e-12)
 
 
 def test_same_images_give_exactly_no_gap_and_the_same_draws_the_same_numbers(sched):
@@ -50,12 +49,14 @@ def test_same_images_give_exactly_no_gap_and_the_same_draws_the_same_numbers(sch
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
 def test_every_float_dtype_agrees_with_float32(sched, dtype):
-    x, y = torch.rand(8, 1, 6, 6) * 2 - 1, torch.rand(8, 1, 6, 6) * 2 - 1
-    ref = de.train.loss_gap(Scaled(0.5), x, y, sched, generator=torch.Generator().manual_seed(3))
-    got = de.train.loss_gap(Scaled(0.5), x.to(dtype), y.to(dtype), sched, generator=torch.Generator().manual_seed(3))
-    tol = 1e-6 if dtype == torch.float64 else 3e-2
+    # the closed-form pair of the first test: a gap of about 0.13, so a wrong sign or a zero cannot pass
+    ref = de.train.loss_gap(Scaled(0.8), flat(0.5, 50), flat(1.0, 50), sched, generator=torch.Generator().manual_seed(3))
+    got = de.train.loss_gap(Scaled(0.8), flat(0.5, 50, dtype), flat(1.0, 50, dtype), sched,
+                            generator=torch.Generator().manual_seed(3))
+    assert ref[2].value > 0.05
+    rel = 1e-6 if dtype == torch.float64 else 2e-2      # float64: float32 rounding of the reference
     for r, g in zip(ref, got):
-        assert g.value == pytest.approx(r.value, rel=tol, abs=tol)
+        assert g.value == pytest.approx(r.value, rel=rel)
 
 
 def test_evaluates_in_eval_mode_and_restores_it(sched):
@@ -77,8 +78,12 @@ def test_evaluates_in_eval_mode_and_restores_it(sched):
     ({"draws": 0}, "draws"),
     ({"seen": torch.zeros(4, 1, 4, 4, dtype=torch.long)}, "seen"),
     ({"generator": 3}, "generator"),
+    ({"new": torch.ones(4, 1, 4, 4, dtype=torch.float64)}, "dtype and device of seen"),
+    ({"sched": None}, "sched must be a NoiseSchedule"),
 ])
 def test_bad_inputs_are_refused_by_name(sched, kwargs, match):
-    args = {"seen": torch.zeros(4, 1, 4, 4), "new": torch.ones(4, 1, 4, 4), "draws": 1, "generator": None, **kwargs}
+    args = {"seen": torch.zeros(4, 1, 4, 4), "new": torch.ones(4, 1, 4, 4), "draws": 1, "generator": None,
+            "sched": sched, **kwargs}
     with pytest.raises((TypeError, ValueError), match=match):
-        de.train.loss_gap(Scaled(0.1), args["seen"], args["new"], sched, draws=args["draws"], generator=args["generator"])
+        de.train.loss_gap(Scaled(0.1), args["seen"], args["new"], args["sched"], draws=args["draws"],
+                          generator=args["generator"])
