@@ -34,7 +34,12 @@ def parse(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "results" / "loss_gap_mnist"))
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    a.sizes = [s.strip() for s in a.sizes.split(",")]
+    unknown = [s for s in a.sizes if s not in SIZES]
+    if unknown:
+        p.error(f"--sizes: {', '.join(map(repr, unknown))} is not one of notebook 02's sizes; choose from {', '.join(SIZES)}")
+    return a
 
 
 def one_seed(model, sched, train, held_out, n: int, draws: int, seed: int, device) -> dict:
@@ -51,7 +56,7 @@ def main(argv=None):
     device = torch.device(a.device)
     model, sched, config = load(a.checkpoint, device)
     train, held_out = de.data.load_mnist("train")[0], de.data.load_mnist("test")[0]
-    sizes, start, rows, summary = [s.strip() for s in a.sizes.split(",")], time.perf_counter(), [], {}
+    sizes, start, rows, summary = a.sizes, time.perf_counter(), [], {}
     for size in sizes:
         n, draws = SIZES[size]
         cells = [one_seed(model, sched, train, held_out, n, draws, seed, device) for seed in range(a.seeds)]

@@ -357,6 +357,16 @@ def test_training_curve_join_continues_a_training(tmp_path):
         training_curve.main(["--join", *map(str, paths), "--out", str(tmp_path / "refused")])
 
 
+def test_loss_gap_refuses_an_unknown_size(capsys):
+    """loss_gap.py --sizes names notebook 02's sizes; another name is refused with the choices, before any work."""
+    import loss_gap
+    with pytest.raises(SystemExit):
+        loss_gap.parse(["--sizes", "fast,huge"])
+    err = capsys.readouterr().err
+    assert "'huge'" in err and "full, fast" in err
+    assert loss_gap.parse(["--sizes", " fast , full"]).sizes == ["fast", "full"]
+
+
 def test_loss_gap_over_seeds(tmp_path):
     """loss_gap.py: each seed's numbers are de.train.loss_gap's on that seed's digits and draws."""
     import loss_gap
