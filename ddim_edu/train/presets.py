@@ -21,10 +21,13 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
 * learning rate 1e-3 after a 100-step warm-up, decayed to 0 by a cosine at the last step;
 * min-SNR-5 loss weighting, as ``laptop``, and EMA 0.9995.
 
-The shipped ``mnist`` weights are this preset followed by a second, short anneal of its EMA weights
-(a second command, not part of the preset): ``python -m ddim_edu.train --init runs/mnist --steps 2000
---lr 3.5e-4 --lr-warmup 100 --lr-schedule cosine --out runs/mnist_anneal`` (``--init`` keeps the
-run's other options and moves the seed on by one; ``checkpoints/README.md``).
+The shipped ``mnist`` weights are this preset followed by two short runs from its EMA weights (commands
+of their own, not part of the preset): a second anneal, ``python -m ddim_edu.train --init runs/mnist
+--steps 2000 --lr 3.5e-4 --lr-warmup 100 --lr-schedule cosine --out runs/mnist_anneal``, then, on a GPU,
+1,485 steps at batch 1,024 whose loss weights never fall below 0.2, ``python -m ddim_edu.train --init
+runs/mnist_anneal --steps 1600 --batch-size 1024 --lr 3.5e-4 --lr-schedule cosine --min-snr-floor 0.2
+--max-minutes 1.4 --out runs/mnist_floor`` (``--init`` keeps the run's other options and moves the seed
+on by one; ``checkpoints/README.md``).
 
 Use it from Python (``model = preset_model("laptop")``, ``de.train.train(model, images, sched,
 steps, **preset_training("laptop"))``) or from the command line (``python -m ddim_edu.train --preset
