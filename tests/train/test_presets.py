@@ -67,7 +67,7 @@ RUN_ONLY = {"dataset", "data_root", "device", "seed", "bf16", "max_minutes", "pr
 
 def test_mnist_preset_is_the_recorded_recipe_of_the_retrained_run():
     """Every option of ``--preset mnist`` equals what the retrained MNIST run recorded in its config.json
-    (``results/retrain_mnist/config_drop2.json``: the first of the shipped model's two commands), except the options of where and how it ran."""
+    (``results/retrain_mnist/config_drop2.json``: the first of the shipped model's three commands), except the options of where and how it ran."""
     from pathlib import Path
     from ddim_edu.train.cli import build_parser
     run = json.loads((Path(__file__).parents[2] / "results/retrain_mnist/config_drop2.json").read_text())
