@@ -36,6 +36,10 @@ def parse(argv=None):
     p.add_argument("--out", default=str(ROOT / "results" / "loss_gap_mnist"))
     a = p.parse_args(argv)
     a.sizes = [s.strip() for s in a.sizes.split(",")]
+    if a.seeds < 1:
+        p.error(f"--seeds must be at least 1, got {a.seeds}")
+    if a.threads < 1:
+        p.error(f"--threads must be at least 1, got {a.threads}")
     unknown = [s for s in a.sizes if s not in SIZES]
     if unknown:
         p.error(f"--sizes: {', '.join(map(repr, unknown))} is not one of notebook 02's sizes; choose from {', '.join(SIZES)}")

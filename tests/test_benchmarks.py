@@ -357,14 +357,18 @@ def test_training_curve_join_continues_a_training(tmp_path):
         training_curve.main(["--join", *map(str, paths), "--out", str(tmp_path / "refused")])
 
 
-def test_loss_gap_refuses_an_unknown_size(capsys):
-    """loss_gap.py --sizes names notebook 02's sizes; another name is refused with the choices, before any work."""
+def test_loss_gap_refuses_bad_options(capsys):
+    """loss_gap.py refuses an unknown --sizes name (with the choices), --seeds 0 and --threads 0, before any work."""
     import loss_gap
     with pytest.raises(SystemExit):
         loss_gap.parse(["--sizes", "fast,huge"])
     err = capsys.readouterr().err
     assert "'huge'" in err and "full, fast" in err
     assert loss_gap.parse(["--sizes", " fast , full"]).sizes == ["fast", "full"]
+    for option in ("--seeds", "--threads"):
+        with pytest.raises(SystemExit):
+            loss_gap.parse([option, "0"])
+        assert f"{option} must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_loss_gap_over_seeds(tmp_path):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from .. import env
-from ..validation import check_choice, check_float, check_generator, check_int, check_model_output, check_tensor, \
+from ..validation import check_choice, check_finite, check_float, check_generator, check_int, check_model_output, check_tensor, \
     check_timesteps
 
 WEIGHTINGS = ("none", "min_snr")
@@ -123,6 +123,8 @@ def loss_gap(model, seen: torch.Tensor, new: torch.Tensor, sched, draws: int = 4
         raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
     check_tensor("seen", seen, floating=True, min_dim=2)
     check_tensor("new", new, floating=True, min_dim=2)
+    check_finite("seen", seen)
+    check_finite("new", new)
     if new.shape != seen.shape:
         raise ValueError(f"new must have the shape of seen, {tuple(seen.shape)}, got {tuple(new.shape)}")
     if new.dtype != seen.dtype or new.device != seen.device:

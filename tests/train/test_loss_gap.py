@@ -80,6 +80,8 @@ def test_evaluates_in_eval_mode_and_restores_it(sched):
     ({"generator": 3}, "generator"),
     ({"new": torch.ones(4, 1, 4, 4, dtype=torch.float64)}, "dtype and device of seen"),
     ({"sched": None}, "sched must be a NoiseSchedule"),
+    ({"seen": torch.zeros(4, 1, 4, 4).index_fill(0, torch.tensor([2]), float("nan"))}, r"seen must be finite, got 16 NaN"),
+    ({"new": torch.ones(4, 1, 4, 4).index_fill(0, torch.tensor([0]), float("inf"))}, r"new must be finite, got 16 NaN/inf"),
 ])
 def test_bad_inputs_are_refused_by_name(sched, kwargs, match):
     args = {"seen": torch.zeros(4, 1, 4, 4), "new": torch.ones(4, 1, 4, 4), "draws": 1, "generator": None,
