@@ -42,7 +42,8 @@ def parse(argv=None):
         p.error(f"--threads must be at least 1, got {a.threads}")
     unknown = [s for s in a.sizes if s not in SIZES]
     if unknown:
-        p.error(f"--sizes: {', '.join(map(repr, unknown))} is not one of notebook 02's sizes; choose from {', '.join(SIZES)}")
+        p.error(f"--sizes: {', '.join(map(repr, unknown))} is not one of notebook 02's sizes; "
+                f"choose from {', '.join(SIZES)}")
     return a
 
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import torch
 
 from .. import env
-from ..validation import check_choice, check_finite, check_float, check_generator, check_int, check_model_output, check_tensor, \
-    check_timesteps
+from ..validation import check_choice, check_finite, check_float, check_generator, check_int, check_model_output, \
+    check_tensor, check_timesteps
 
 WEIGHTINGS = ("none", "min_snr")
 
