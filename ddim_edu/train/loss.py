@@ -29,7 +29,7 @@ import torch
 
 from .. import env
 from ..validation import check_choice, check_finite, check_float, check_generator, check_int, check_model_output, \
-    check_tensor, check_timesteps
+    check_same_shape, check_tensor, check_timesteps
 
 WEIGHTINGS = ("none", "min_snr")
 
@@ -125,8 +125,7 @@ def loss_gap(model, seen: torch.Tensor, new: torch.Tensor, sched, draws: int = 4
     check_tensor("new", new, floating=True, min_dim=2)
     check_finite("seen", seen)
     check_finite("new", new)
-    if new.shape != seen.shape:
-        raise ValueError(f"new must have the shape of seen, {tuple(seen.shape)}, got {tuple(new.shape)}")
+    check_same_shape("new", new, "seen", seen)
     if new.dtype != seen.dtype or new.device != seen.device:
         raise ValueError(f"new must have the dtype and device of seen, {seen.dtype} on {seen.device}, "
                          f"got {new.dtype} on {new.device}")
