@@ -11,6 +11,8 @@ import typing
 
 from ..validation import check_float, check_int
 
+UNLIMITED_STEPS = 10 ** 9        # "no step limit": a run given only a time budget (the CLI's --minutes without --steps)
+
 
 def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, flag: str | None = None,
            dest: str | None = None, resumable: bool = False, finite: bool = False, choices: tuple | None = None,
@@ -39,7 +41,9 @@ class TrainConfig:
     lr_schedule: str = option("constant", "learning rate after the warm-up: constant, or cosine decay to 0 at "
                                           "--lr-decay-steps (ddim_edu.train.schedules.lr_at)",
                               choices=("constant", "cosine"))
-    lr_decay_steps: int = option(0, "the step where the cosine decay reaches 0 (0: --steps)", lo=0)
+    lr_decay_steps: int = option(0, "the step where the cosine decay reaches 0 (0: --steps; with a time budget "
+                                    "alone, the step where the budget is expected to run out, measured from the "
+                                    "run's own speed)", lo=0)
     loss_weighting: str = option("none", "weight of each t in the loss: none (L_simple) or min_snr "
                                          "(min(SNR_t, gamma)/SNR_t, Hang et al. 2023; DDIM's L_gamma family)",
                                  choices=("none", "min_snr"))

@@ -11,6 +11,12 @@ decay horizon N = ``lr_decay_steps`` (0: ``steps``):
 
 so the cosine schedule is η at the end of the warm-up and 0 at step N (and after it).
 
+A run given only a time budget (``steps`` ≥ ``UNLIMITED_STEPS``, ``max_minutes`` set, ``lr_decay_steps``
+0) does not know N in advance. It measures its own speed over the first part of the budget
+(:func:`calibration_seconds`: 5% of it, at least 10 s and at most 60 s, the first step's start-up excluded)
+and sets N to the step where the budget is expected to run out (:func:`budget_horizon`), so the cosine
+reaches about 0 as the time does; the run stops at N if it gets there early.
+
 Random shift (DrQ, Kostrikov et al. 2020; the "translate" of Karras et al. 2020's ADA): each image
 moves by (dy, dx) ∈ {−k..k}² pixels drawn per image; the uncovered border gets the background
 value −1 (MNIST's black). The digit stays whole when its margin is ≥ k (MNIST's is ≈ 4 pixels)."""
@@ -35,6 +41,22 @@ def lr_at(step: int, lr: float, warmup: int = 0, schedule: str = "constant", dec
     span = max(1, decay_steps - warmup)
     progress = min(1.0, max(0, step - warmup) / span)
     return lr * scale * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def calibration_seconds(budget_s: float) -> float:
+    """How long (s) a run with a time budget of ``budget_s`` seconds measures its speed before it sets
+    its cosine horizon: 5% of the budget, at least 10 s and at most 60 s (never more than the budget)."""
+    return min(budget_s, max(10.0, min(60.0, 0.05 * budget_s)))
+
+
+def budget_horizon(step: int, steps_per_s: float, seconds_left: float) -> int:
+    """The step at which a time budget is expected to run out: ``step`` (now) + ``steps_per_s`` (measured so
+    far) × ``seconds_left``, rounded, and at least ``step + 1``. ``ValueError`` for a negative or non-finite
+    speed or time."""
+    for name, v in (("steps_per_s", steps_per_s), ("seconds_left", seconds_left)):
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return step + max(1, round(steps_per_s * seconds_left))
 
 
 def random_shift(x: torch.Tensor, k: int, generator: torch.Generator | None = None,

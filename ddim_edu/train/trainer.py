@@ -1,10 +1,10 @@
 r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq. 14 = DDIM eq. 5
 with γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`), AdamW with a warm-up and a constant
-or cosine learning rate (:mod:`~ddim_edu.train.schedules`), gradient clipping and an EMA of the weights,
-and owns its state (:meth:`Trainer.state_dict` / :meth:`Trainer.load_state_dict`), so a run
-stopped at any step — by a step count or a time budget — resumes bit-for-bit. bf16 autocast and
-channels_last: on CUDA by default, on CPU when asked (``TrainConfig.bf16``, ``channels_last``);
-``torchrun ... -m ddim_edu.train`` runs it data-parallel (:mod:`~ddim_edu.train.cli`)."""
+or cosine learning rate (:mod:`~ddim_edu.train.schedules`, :mod:`~ddim_edu.train.budget`), gradient
+clipping and an EMA of the weights, and owns its state (:meth:`Trainer.state_dict`), so a run stopped
+at any step resumes bit-for-bit (a cosine that ends with a time budget measures its end again for the
+resumed run's budget). bf16 autocast and channels_last: on CUDA by default, on CPU when asked
+(``TrainConfig.bf16``, ``channels_last``); ``torchrun ... -m ddim_edu.train`` runs it data-parallel."""
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +24,7 @@ from .ema import make_ema
 from .labels import check_training_labels, label_batch, with_label_embedding
 from .loss import diffusion_loss, held_out_loss
 from .samples import save_sample_grid
+from .budget import TimeBudget, cosine_ends_with_budget
 from .schedules import lr_at, random_shift
 from .state import TrainerState
 
@@ -76,6 +77,8 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(base)
         self.noise_gen = torch.Generator().manual_seed(base + 1)
         self.step, self.wall_before, self.history, self.commands, self.stopped = 0, 0.0, [], [], None
+        self.lr_horizon, self.horizon_info = None, None        # a cosine's end measured from a time budget
+        self.clock = time.perf_counter                         # the time budget's clock (seconds)
 
     @property
     def ema_model(self) -> torch.nn.Module:
@@ -84,8 +87,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def lr_at(self, step: int) -> float:
+        """The learning rate at ``step``; a cosine ends at ``lr_decay_steps``, the budget's horizon or ``steps``."""
         c = self.cfg
-        return lr_at(step, c.lr, c.lr_warmup, c.lr_schedule, c.lr_decay_steps or c.steps)
+        return lr_at(step, c.lr, c.lr_warmup, c.lr_schedule, c.lr_decay_steps or self.lr_horizon or c.steps)
 
     def train_step(self) -> torch.Tensor:
         per_rank = self.cfg.batch_size // self.world
@@ -110,17 +114,21 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> "Trainer":
-        """Train until ``cfg.steps`` (total, counting resumed steps) or ``cfg.max_minutes``."""
+        """Train until ``cfg.steps`` (total, counting resumed steps), ``cfg.max_minutes``, or the end of a
+        cosine measured from that budget (:mod:`~ddim_edu.train.budget`), whichever comes first."""
         cfg, main = self.cfg, self.rank == 0
         bar = env.progress_bar(None, cfg.progress if main else False, "train", initial=self.step, leave=True,
                                total=None if cfg.max_minutes else cfg.steps, dynamic_ncols=True)  # minutes: no total
-        self._t0 = time.perf_counter()
+        self._t0, budget = time.perf_counter(), TimeBudget(cfg.max_minutes, self.world, self.device, self.clock)
         acc, n_acc = torch.zeros((), device=self.device), 0
-        self.stopped = None
+        self.stopped, self.lr_horizon, self.horizon_info = None, None, None
         try:
-            while self.step < cfg.steps:
+            while self.step < min(cfg.steps, self.lr_horizon or cfg.steps):
                 loss = self.train_step()
                 acc, n_acc = acc + loss, n_acc + 1
+                if self.lr_horizon is None and cosine_ends_with_budget(cfg):
+                    self.horizon_info = budget.horizon(self.step, announce=main)    # None while measuring
+                    self.lr_horizon = (self.horizon_info or {}).get("lr_decay_steps")
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     shown = self._log(acc, n_acc)
@@ -132,7 +140,7 @@ class Trainer:
                     self.save_samples()
                 if cfg.snapshot_every and self.step % cfg.snapshot_every == 0:
                     self.save_snapshot()
-                if self._out_of_time():
+                if budget.up():
                     self.stopped = f"time budget of {cfg.max_minutes} min reached at step {self.step}"
                     break
                 if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step < cfg.steps:
@@ -159,16 +167,6 @@ class Trainer:
             entry["val_loss"] = round(held_out_loss(self.model, self.val_data, self.sched), 6)
         self.history.append(entry)
         return loss
-
-    def _out_of_time(self) -> bool:
-        if self.cfg.max_minutes is None:
-            return False
-        late = time.perf_counter() - self._t0 >= 60 * self.cfg.max_minutes
-        if self.world == 1:
-            return late
-        flag = torch.tensor(float(late), device=self.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)      # every rank stops at the same step
-        return bool(flag)
 
     def wall_time(self) -> float:
         t0 = getattr(self, "_t0", None)
@@ -240,7 +238,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ files
     def _model_config(self, state: TrainerState) -> dict:
-        return files.model_config(state, training={**dataclasses.asdict(self.cfg), "world_size": self.world},
+        training = {**dataclasses.asdict(self.cfg), "world_size": self.world,
+                    **({"lr_decay_from_budget": self.horizon_info} if self.horizon_info else {})}
+        return files.model_config(state, training=training,
                                   schedule=self.sched.to_config(), run_info=self.run_info, stopped=self.stopped)
 
     def save(self) -> None:

@@ -1,0 +1,148 @@
+"""A cosine learning rate under a time budget alone: the run measures its own speed, sets the step where
+the budget will run out (schedules.budget_horizon), and the cosine reaches 0 there. Checked on a fake
+clock against the closed-form cosine (Loshchilov & Hutter 2017, eq. 5) and the arithmetic of the budget."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ddim_edu.nets import MLPDenoiser
+from ddim_edu.train.config import UNLIMITED_STEPS
+from ddim_edu.train.schedules import budget_horizon, calibration_seconds
+
+from train_helpers import toy_data, trainer
+
+LR, WARMUP = 1e-3, 10
+
+
+def test_calibration_lasts_5_percent_of_the_budget_between_10_and_60_s():
+    assert calibration_seconds(600) == 30.0                 # 10 minutes: 30 s
+    assert calibration_seconds(100) == 10.0 and calibration_seconds(3600) == 60.0
+    assert calibration_seconds(4) == 4.0                    # never longer than the budget
+
+
+def test_budget_horizon_is_now_plus_speed_times_time_left():
+    assert budget_horizon(100, 10.0, 49.9) == 599
+    assert budget_horizon(7, 0.0, 100.0) == 8               # at least one step more
+    with pytest.raises(ValueError, match="steps_per_s must be a finite number >= 0, got nan"):
+        budget_horizon(0, math.nan, 1.0)
+    with pytest.raises(ValueError, match="seconds_left must be a finite number >= 0, got -1"):
+        budget_horizon(0, 1.0, -1.0)
+
+
+def _run(monkeypatch, seconds_per_step, tmp_path=None, **kw):
+    """A budget run on a fake clock: step n (1-based) takes ``seconds_per_step(n)`` seconds.
+    Returns the trainer and the learning rate each step used."""
+    clock, used = [0.0], []
+    tr = trainer(MLPDenoiser(dim=2, hidden=8, num_layers=1), toy_data(), out=tmp_path, batch_size=4, lr=LR,
+                 lr_warmup=WARMUP, log_every=1000, **{"steps": UNLIMITED_STEPS, "max_minutes": 1.0,
+                                                       "lr_schedule": "cosine", **kw})
+    tr.clock, step = (lambda: clock[0]), tr.train_step
+
+    def timed_step():
+        out = step()
+        used.append(tr.opt.param_groups[0]["lr"])          # what AdamW was given for this step
+        clock[0] += seconds_per_step(tr.step)
+        return out
+    monkeypatch.setattr(tr, "train_step", timed_step)
+    return tr.fit(), used
+
+
+def _cosine(n, horizon):
+    return LR * min(1.0, (n + 1) / WARMUP) * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0, n - WARMUP)
+                                                                             / (horizon - WARMUP))))
+
+
+def test_a_steady_run_ends_its_cosine_with_its_budget(monkeypatch, tmp_path):
+    tr, used = _run(monkeypatch, lambda n: 0.1, tmp_path)   # 10 steps/s for 60 s: 600 steps
+    # measured from step 1 (t = 0.1 s) to step 101 (t = 10.1 s, past the 10-s calibration): 10 steps/s,
+    # and 49.9 s left: the budget ends at step 101 + 499 = 600
+    assert tr.lr_horizon == 600 and tr.step == 600
+    assert tr.horizon_info == {"lr_decay_steps": 600, "steps_per_s": 10.0, "measured_at_step": 101,
+                               "measured_over_s": 10.1}
+    assert used[:101] == pytest.approx([LR * min(1.0, (n + 1) / WARMUP) for n in range(101)])  # no horizon yet
+    assert used[101:] == pytest.approx([_cosine(n, 600) for n in range(101, 600)], abs=1e-15)
+    assert used[-1] < 1e-5 * LR                             # the last step's lr: about 0
+    saved = json.loads((tmp_path / "config.json").read_text())["training"]
+    assert saved["lr_decay_from_budget"]["lr_decay_steps"] == 600 and saved["lr_decay_steps"] == 0
+
+
+def test_a_run_that_speeds_up_stops_at_its_horizon(monkeypatch):
+    tr, used = _run(monkeypatch, lambda n: 0.1 if n <= 200 else 0.05)
+    assert tr.lr_horizon == 600 and tr.step == 600 and tr.stopped is None      # at 40 s of its 60
+    assert used[-1] == pytest.approx(_cosine(599, 600))
+
+
+def test_a_run_that_slows_down_stops_with_its_budget_before_the_horizon(monkeypatch):
+    tr, used = _run(monkeypatch, lambda n: 0.1 if n <= 200 else 0.2)
+    assert tr.lr_horizon == 600 and tr.step == 400                             # 20 s + 200 x 0.2 s = 60 s
+    assert "time budget" in tr.stopped and used[-1] == pytest.approx(_cosine(399, 600))
+
+
+@pytest.mark.parametrize("kw", [{"lr_decay_steps": 300}, {"steps": 500}, {"lr_schedule": "constant"}])
+def test_a_step_count_or_horizon_or_constant_lr_is_kept(monkeypatch, kw):
+    tr, used = _run(monkeypatch, lambda n: 0.1, **kw)
+    assert tr.lr_horizon is None and tr.horizon_info is None
+    n = len(used) - 1
+    end = kw.get("lr_decay_steps") or kw.get("steps")
+    assert used[-1] == pytest.approx(_cosine(n, end) if end else LR)
+
+
+def test_a_resumed_budget_measures_its_own_horizon(monkeypatch, tmp_path):
+    """Each fit with a time budget is a budget of its own: resumed, the cosine stretches to its new end."""
+    tr, _ = _run(monkeypatch, lambda n: 0.1, tmp_path)
+    clock = [0.0]
+    tr.clock, step = (lambda: clock[0]), tr.train_step
+
+    def timed_step():
+        out = step()
+        clock[0] += 0.1
+        return out
+    monkeypatch.setattr(tr, "train_step", timed_step)
+    tr.fit()
+    assert tr.step == 1200 and tr.lr_horizon == 1200 and tr.horizon_info["measured_at_step"] == 701
+
+
+DDP_SCRIPT = '''
+import json, sys, torch, torch.distributed as dist
+from ddim_edu.nets import MLPDenoiser
+from ddim_edu.diffusion.schedule import NoiseSchedule
+from ddim_edu.train.trainer import Trainer, TrainConfig
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+clock = [0.0]
+tr = Trainer(MLPDenoiser(hidden=8), NoiseSchedule.linear(1000), torch.randn(64, 2), TrainConfig(
+    steps=10 ** 9, max_minutes=1.0, lr_schedule="cosine", lr_warmup=10, batch_size=8, log_every=1000,
+    ckpt_every=0, progress=False), device="cpu")
+tr.clock, step = (lambda: clock[0]), tr.train_step
+def timed_step():
+    out = step()
+    clock[0] += 0.1 * (1 + rank)          # rank 1's clock says it is twice as slow
+    return out
+tr.train_step = timed_step
+tr.fit()
+w = torch.cat([p.detach().flatten() for p in tr.model.parameters()])
+json.dump({"step": tr.step, "horizon": tr.lr_horizon, "lr": tr.lr_at(tr.step - 1), "w": w.tolist()},
+          open(f"{sys.argv[1]}/rank{rank}.json", "w"))
+dist.destroy_process_group()
+'''
+
+
+def test_data_parallel_ranks_share_one_horizon(tmp_path):
+    """Each rank reads its own clock; the horizon comes from the first rank ready (the slower clock's),
+    so every rank uses the same learning rate and stops at the same step."""
+    import subprocess
+    import sys
+    from train_helpers import ROOT, SUB_ENV
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), str(tmp_path)], cwd=ROOT, env=SUB_ENV, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2))
+    # rank 1 passes 10 s at step 51 (measured from step 1 at 0.2 s: 5 steps/s) with 49.8 s left: 51 + 249
+    assert a["horizon"] == b["horizon"] == 300 and a["step"] == b["step"] == 300
+    assert a["lr"] == b["lr"] and a["w"] == b["w"]
