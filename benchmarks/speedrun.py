@@ -15,7 +15,8 @@ to the next point, or steps = the next count), scores the EMA weights there, the
 20 (scoring is not timed). That is exactly "a 2-minute run" for every recipe whose schedule does not
 look ahead (constant lr); a cosine lr decays over --decay-steps (default: the largest step budget),
 so its early points are points of a longer schedule — use --separate to train each budget from
-scratch with its own horizon (with minute budgets: --rate, the expected steps/s, sets each horizon).
+scratch with its own horizon (with minute budgets: --rate, the expected steps/s, sets each horizon;
+without it, each run measures its own speed and sets its horizon as the laptop preset does, key "_hauto").
 The run state lives in RUNS/<key>_<mode>/ (resumable: a killed grid goes on from the last budget
 point or --ckpt-every checkpoint, bit-for-bit with step budgets); each (recipe, budget) writes
 results/speedrun/<key>_<budget>.json as soon as it is scored, and existing ones are skipped, so a
@@ -64,13 +65,14 @@ RECIPES = {
     "ema99": ({"ema_decay": 0.99}, {}, "EMA 0.99"),
     "shift2": ({"augment_shift": 2}, {}, "2-pixel random shifts"),
     "p2": ({}, {"patch_size": 2}, "2x2 pixel patches: the UNet runs at 14/7/4 (patch_size=2)"),
-    "p2fast": ({**_LAPTOP_TRAIN, "loss_weighting": "none"}, _LAPTOP_NET,
-               "patch 2, batch 64, lr 2e-3 (the laptop preset without min-SNR)"),
-    "laptop": (_LAPTOP_TRAIN, _LAPTOP_NET, "patch 2, batch 64, lr 2e-3, min-SNR-5 (the laptop preset)"),
+    "p2fast": ({**_LAPTOP_TRAIN, "lr_schedule": "constant", "loss_weighting": "none"}, _LAPTOP_NET,
+               "patch 2, batch 64, lr 2e-3 constant, L_simple"),
+    "laptop": ({**_LAPTOP_TRAIN, "lr_schedule": "constant"}, _LAPTOP_NET,
+               "patch 2, batch 64, lr 2e-3 constant, min-SNR-5 (the laptop preset with a constant lr)"),
     "lapcos": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine"}, _LAPTOP_NET,
-               "the laptop preset with its lr decayed to 0 by a cosine over the budget"),
+               "patch 2, batch 64, lr 2e-3 decayed to 0 by a cosine over the budget, min-SNR-5 (the laptop preset)"),
     "lapcos4e3": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine", "lr": 4e-3}, _LAPTOP_NET,
-                  "the laptop preset with lr 4e-3, decayed to 0 by a cosine over the budget"),
+                  "the laptop preset with lr 4e-3"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3")
@@ -196,11 +198,13 @@ def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threa
     horizon = None
     if cfg.lr_schedule == "cosine":
         horizon = a.decay_steps or (budgets[-1] if a.mode == "steps" else
-                                    round(a.rate * 60 * budgets[-1]) if a.rate else None)
-        if horizon is None:
-            raise SystemExit(f"{recipe}: a cosine lr with wall-clock budgets needs --decay-steps or --rate (the "
-                             "steps/s; see the recipe's steps/s in a step-budget row measured on the same load)")
-        cfg = dataclasses.replace(cfg, lr_decay_steps=horizon)
+                                    round(a.rate * 60 * budgets[-1]) if a.rate else "auto")
+        if horizon == "auto" and len(budgets) > 1:
+            raise SystemExit(f"{recipe}: a cosine lr over several wall-clock budgets of one run needs --decay-steps "
+                             "or --rate (the expected steps/s); or give --separate, and each budget's run measures "
+                             "its own horizon as the laptop preset does")
+        if horizon != "auto":                # auto: the Trainer sets it from its speed (a time budget alone)
+            cfg = dataclasses.replace(cfg, lr_decay_steps=horizon)
     # the key names everything that changes the run: a cosine horizon too (another horizon is another run)
     key = (f"{recipe}_b{batch}" + (f"_w{'-'.join(map(str, a.width_list))}" if a.width_list else "")
            + (f"_h{horizon}" if horizon else "") + (f"_s{a.seed}" if a.seed else "") + ("_bf16" if a.bf16 else "")
@@ -239,7 +243,7 @@ def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threa
                "separate": a.separate, "steps": tr.step, "train_s": round(tr.wall_time(), 1),
                "steps_per_s": round((tr.step - step0) / seg_s, 4) if seg_s > 0 else None,
                "load_start": load0, "load_end": load1, **machine(threads),
-               "config": dataclasses.asdict(tr.cfg), "net": net,
+               "config": dataclasses.asdict(tr.cfg), "lr_decay_from_budget": tr.horizon_info, "net": net,
                "params": sum(p.numel() for p in model.parameters()), "date": time.strftime("%Y-%m-%d %H:%M"),
                "last_train_loss": tr.history[-1]["loss"] if tr.history else None}
         row.update(scorer(copy.deepcopy(tr.ema_model), sched))

@@ -50,14 +50,17 @@ def test_speedrun_minute_budgets_and_cosine_needs_a_horizon(tmp_path):
     where = ["--out-dir", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
     rows = speedrun.main(["--recipes", "small", "--minutes", "0.002", *TINY, *where])
     assert len(rows) == 1 and rows[0]["mode"] == "minutes" and rows[0]["train_s"] >= 0.12 and rows[0]["steps"] >= 1
-    with pytest.raises(SystemExit, match="decay-steps"):
-        speedrun.main(["--recipes", "cosine2e3", "--minutes", "0.002", *TINY, *where])
+    with pytest.raises(SystemExit, match="decay-steps"):          # one run through two budgets: no horizon
+        speedrun.main(["--recipes", "cosine2e3", "--minutes", "0.001,0.002", *TINY, *where])
+    auto = speedrun.main(["--recipes", "cosine2e3", "--minutes", "0.002", *TINY, *where])
+    assert auto[0]["config"]["lr_decay_steps"] == 0 and auto[0]["config"]["steps"] == 10 ** 9   # the Trainer's own
     cos = speedrun.main(["--recipes", "cosine2e3", "--steps", "2", *TINY, *where])
     assert cos[0]["config"]["lr_schedule"] == "cosine" and cos[0]["config"]["lr_decay_steps"] == 2
     cos = speedrun.main(["--recipes", "cosine2e3", "--minutes", "0.002", "--rate", "100", *TINY, *where])
     assert cos[0]["config"]["lr_decay_steps"] == 12                    # 100 steps/s x 0.12 s
     names = {p.name for p in (tmp_path / "res").glob("cosine*.json")}  # another horizon is another run
-    assert names == {"cosine2e3_b4_h2_2steps.json", "cosine2e3_b4_h12_0.002min.json"}
+    assert names == {"cosine2e3_b4_h2_2steps.json", "cosine2e3_b4_h12_0.002min.json",
+                     "cosine2e3_b4_hauto_0.002min.json"}
 
 
 def test_speedrun_recipes_change_one_thing_against_today():
@@ -70,10 +73,12 @@ def test_speedrun_recipes_change_one_thing_against_today():
         if name in speedrun.COMBINED:                                   # a recipe made of measured changes
             continue
         assert change and len(train_kw) + len(net_kw) <= 2, name      # one change (lr + its schedule count as one)
-    # the "laptop" recipe the benchmark measures is the preset the CLI and notebook 02 ship
+    # the "lapcos" recipe the benchmark measures is the preset the CLI and notebook 02 ship; "laptop" is it
+    # with a constant learning rate
     from ddim_edu.train.presets import PRESETS
     net, train = PRESETS["laptop"]
-    model, cfg, bench_net = speedrun.build("laptop", None, 10, 0)
+    assert speedrun.build("laptop", None, 10, 0)[1].lr_schedule == "constant" and train["lr_schedule"] == "cosine"
+    model, cfg, bench_net = speedrun.build("lapcos", None, 10, 0)
     assert model.config["patch_size"] == net["patch_size"] and bench_net["widths"] == net["widths"]
     assert all(getattr(cfg, k) == v for k, v in train.items())
     assert "p2fast" in speedrun.COMBINED and speedrun.RECIPES["p2fast"][0].get("loss_weighting", "none") == "none"

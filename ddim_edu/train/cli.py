@@ -25,10 +25,8 @@ from . import checkpoints as ck
 from .. import env
 from .datasets import DATASETS, load_data
 from .presets import PRESETS, preset_cli_defaults, preset_training
-from .config import (TrainConfig, _int_at_least, _pos_int, _widths, check_saved_args, cli_dest, cli_flag,
-                     cli_negated, field_type)
-
-UNLIMITED_STEPS = 10 ** 9                         # --minutes without --steps
+from .config import (UNLIMITED_STEPS, TrainConfig, _int_at_least, _pos_int, _widths, check_saved_args, cli_dest,
+                     cli_flag, cli_negated, field_type)
 
 
 # options that may change when a run is resumed (the TrainConfig fields marked resumable, and
@@ -113,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument_group("run").add_argument
     a("--preset", choices=list(PRESETS), default=None,
       help="a measured recipe (ddim_edu.train.presets): its network and training options, unless typed here; "
-           "laptop = patched UNet, batch 64, lr 2e-3, min-SNR-5 for CPU runs of minutes; mnist = full UNet, "
+           "laptop = patched UNet, batch 64, lr 2e-3 decayed by a cosine to 0 at the end of --steps or of the "
+           "time budget, min-SNR-5, for CPU runs of minutes; mnist = full UNet, "
            "dropout 0.2, 12,000 steps at batch 256, lr 1e-3 with a cosine decay, min-SNR-5, EMA 0.9995")
     a("--out", default=None, help="run directory (e.g. runs/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")

@@ -39,6 +39,7 @@ def test_cli_preset_sets_defaults_and_typed_options_win(tmp_path, monkeypatch, c
     assert "for 0.0001 min ->" in capsys.readouterr().out      # a time budget, not the placeholder step count
     args = _args(out)
     assert args["patch_size"] == 2 and args["batch_size"] == 64 and args["loss_weighting"] == "min_snr"
+    assert args["lr_schedule"] == "cosine" and args["lr_decay_steps"] == 0    # its end: measured from the budget
     assert args["lr"] == 1e-3                                  # typed on the command line: not the preset's 2e-3
     assert args["steps"] == UNLIMITED_STEPS and args["max_minutes"] == 0.0001
     model, _, _ = de.train.load_model(out)
