@@ -349,6 +349,7 @@ def table(a) -> str:
     """results/speedrun_cpu.md from every JSON in --out-dir."""
     files = sorted(Path(a.out_dir).glob("*.json"))
     rows = [json.loads(f.read_text()) for f in files if not f.name.startswith("speed_")]
+    rows = [r for r in rows if "mode" in r]       # not a point: other measures of a run (kid2000_*.json)
     pts = sorted((r for r in rows if r["mode"] != "reference"),
                  key=lambda r: (r["mode"], r["net"]["widths"], r["recipe"], r["batch"], r["separate"], r["budget"]))
     ref = [r for r in rows if r["mode"] == "reference"]
