@@ -73,9 +73,11 @@ RECIPES = {
                "patch 2, batch 64, lr 2e-3 decayed to 0 by a cosine over the budget, min-SNR-5 (the laptop preset)"),
     "lapcos4e3": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine", "lr": 4e-3}, _LAPTOP_NET,
                   "the laptop preset with lr 4e-3"),
+    "lapfloor": ({**_LAPTOP_TRAIN, "min_snr_floor": 0.2}, _LAPTOP_NET,
+                 "the laptop preset with no loss weight below 0.2 (--min-snr-floor 0.2)"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
-COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3")
+COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor")
 OUT = ROOT / "results" / "speedrun"
 
 
