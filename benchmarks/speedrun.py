@@ -77,9 +77,10 @@ RECIPES = {
                  "the laptop preset with no loss weight below 0.2 (--min-snr-floor 0.2)"),
     "lapw48": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "widths": [48, 96, 192], "num_res_blocks": 1},
                "the laptop preset with widths 48/96/192 and one block per level (2.5M parameters)"),
+    "lapema": ({**_LAPTOP_TRAIN, "ema_decay": 0.9995}, _LAPTOP_NET, "the laptop preset with EMA 0.9995 (not 0.999)"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
-COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48")
+COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema")
 OUT = ROOT / "results" / "speedrun"
 
 
