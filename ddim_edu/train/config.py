@@ -50,6 +50,9 @@ class TrainConfig:
     min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min_snr", lo=0.0, lo_open=True, finite=True)
     min_snr_floor: float = option(0.0, "least weight of any t under --loss-weighting min_snr: max(min(SNR_t, "
                                        "gamma)/SNR_t, floor); 0 is plain min-SNR", lo=0.0, hi=1.0, finite=True)
+    t_sampling: str = option("uniform", "how t is drawn in the loss: uniform (U{0..T-1}) or logit_normal "
+                                        "(t = T sigmoid(z), z ~ N(0, 1), Esser et al. 2024; DDIM's L_gamma family)",
+                             choices=("uniform", "logit_normal"))
     augment_shift: int = option(0, "shift each training image by up to N pixels (random, per image; "
                                    "background fills the border)", lo=0)
     p_uncond: float = option(0.2, "with class labels (--conditional): probability that a training label becomes "
@@ -103,6 +106,12 @@ class TrainConfig:
             elif not isinstance(value, bool):
                 raise TypeError(f"{f.name} must be True or False, got {value!r}")
         return self
+
+    def loss_options(self) -> dict:
+        """The keyword arguments of :func:`~.loss.diffusion_loss` that this run sets: its weighting of t
+        and how it draws t (DDIM's L_γ, eq. 5, with the γ_t they give)."""
+        return {"weighting": self.loss_weighting, "min_snr_gamma": self.min_snr_gamma,
+                "min_snr_floor": self.min_snr_floor, "t_sampling": self.t_sampling}
 
 
 def cli_flag(f: dataclasses.Field) -> str:

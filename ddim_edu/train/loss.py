@@ -22,7 +22,17 @@ bound's decoder term use it too. A floor w_min keeps some weight there:
 
     w_t = max(min(SNR_t, γ)/SNR_t, w_min),
 
-still positive at every t, so still an L_γ of Theorem 1 (w_min = 0 is plain min-SNR-γ)."""
+still positive at every t, so still an L_γ of Theorem 1 (w_min = 0 is plain min-SNR-γ).
+
+Drawing t from another distribution π instead of U{0..T−1} reweights the same way:
+E_{t~π}[w_t ‖ε − ε_θ‖²] is L_γ with γ_t = T π_t w_t. :func:`sample_timesteps` offers the
+logit-normal t of Esser et al. 2024 ("Scaling Rectified Flow Transformers for High-Resolution Image
+Synthesis", section 3.1, m = 0, s = 1), t = ⌊T·sigmoid(z)⌋ with z ~ N(0, 1), which draws the middle
+of the chain more often than either end:
+
+    π_t = Φ(logit((t+1)/T)) − Φ(logit(t/T)),    logit(u) = log(u/(1 − u)),  Φ the normal CDF,
+
+positive at every t, so still an L_γ of Theorem 1."""
 from __future__ import annotations
 
 import torch
@@ -32,6 +42,26 @@ from ..validation import check_choice, check_finite, check_float, check_generato
     check_same_shape, check_tensor, check_timesteps
 
 WEIGHTINGS = ("none", "min_snr")
+T_SAMPLINGS = ("uniform", "logit_normal")
+
+
+def sample_timesteps(T: int, n: int, generator: torch.Generator | None = None, method: str = "uniform",
+                     device=None) -> torch.Tensor:
+    """``n`` timesteps (LongTensor [n] in {0, …, T−1}) on ``device`` (default: the CPU), drawn from
+    ``generator`` (None: the global one) on its own device. ``"uniform"``: t ~ U{0..T−1} (DDPM's
+    L_simple, Ho et al. 2020 eq. 14); ``"logit_normal"``: t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1) (Esser et
+    al. 2024, section 3.1; its probabilities π_t are in the module docstring). ``ValueError`` for an
+    unknown method or T, n < 1."""
+    check_choice("method", method, T_SAMPLINGS)
+    T, n = check_int("T", T, lo=1), check_int("n", n, lo=1)
+    check_generator("generator", generator)
+    gen_dev = generator.device if generator is not None else torch.device("cpu")
+    if method == "uniform":
+        t = torch.randint(0, T, (n,), generator=generator, device=gen_dev)
+    else:
+        z = torch.randn(n, generator=generator, device=gen_dev, dtype=torch.float64)
+        t = (torch.sigmoid(z) * T).floor().clamp(0, T - 1).long()
+    return t.to(device if device is not None else "cpu")
 
 
 def loss_weights(sched, t: torch.Tensor, weighting: str = "none", gamma: float = 5.0,
@@ -53,10 +83,11 @@ def loss_weights(sched, t: torch.Tensor, weighting: str = "none", gamma: float =
 def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | None = None, *,
                    t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                    per_example: bool = False, weighting: str = "none", min_snr_gamma: float = 5.0,
-                   min_snr_floor: float = 0.0):
+                   min_snr_floor: float = 0.0, t_sampling: str = "uniform"):
     """L_simple (Ho et al. 2020 eq. 14 = DDIM eq. 5 with γ_t = 1), a Monte-Carlo estimate.
 
-    Draws t ~ U{0, …, T−1} then ε ~ N(0, I) from ``generator`` (unless given), forms
+    Draws t ~ U{0, …, T−1} (or as ``t_sampling`` says: :func:`sample_timesteps`) then ε ~ N(0, I)
+    from ``generator`` (unless given), forms
     x_t = q_sample(x0, t, ε) and returns mean ‖ε_θ(x_t, t) − ε‖² over all dimensions.
     With ``per_example=True`` returns ``(losses [B], t [B])`` for "loss per t" plots.
     ``weighting="min_snr"`` multiplies each example's loss by :func:`loss_weights` (γ =
@@ -68,10 +99,10 @@ def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | 
         raise TypeError(f"sched must be a NoiseSchedule, got {type(sched).__name__}")
     check_tensor("x0", x0, floating=True, min_dim=2)
     check_generator("generator", generator)
+    check_choice("t_sampling", t_sampling, T_SAMPLINGS)
     B = x0.shape[0]
-    gen_dev = generator.device if generator is not None else torch.device("cpu")
     if t is None:
-        t = torch.randint(0, sched.T, (B,), generator=generator, device=gen_dev).to(x0.device)
+        t = sample_timesteps(sched.T, B, generator, t_sampling, device=x0.device)
     else:
         t = check_timesteps("t", t, B, sched.T, device=x0.device)
     if noise is None:

@@ -101,8 +101,7 @@ class Trainer:
             g["lr"] = self.lr_at(self.step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             net = label_batch(self.net, self.labels, idx, self.cfg.p_uncond, self.null_label, self.noise_gen)
-            loss = diffusion_loss(net, x0, self.sched, self.noise_gen, weighting=self.cfg.loss_weighting,
-                                  min_snr_gamma=self.cfg.min_snr_gamma, min_snr_floor=self.cfg.min_snr_floor)
+            loss = diffusion_loss(net, x0, self.sched, self.noise_gen, **self.cfg.loss_options())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:

@@ -11,13 +11,13 @@ import torch
 from ddim_edu.nets import UNet, build_model
 from ddim_edu.train import cli as train_cli
 from ddim_edu.train.config import TrainConfig
-from ddim_edu.train.loss import diffusion_loss, loss_weights
+from ddim_edu.train.loss import diffusion_loss, loss_weights, sample_timesteps
 from ddim_edu.train.schedules import lr_at, random_shift
 
 from train_helpers import SCHED, equal_states, tiny_unet, trainer
 
-TODAY = dict(loss_weighting="none", min_snr_gamma=5.0, min_snr_floor=0.0, lr_schedule="constant", lr_decay_steps=0, augment_shift=0,
-             channels_last=None, bf16=None)
+TODAY = dict(loss_weighting="none", min_snr_gamma=5.0, min_snr_floor=0.0, t_sampling="uniform", lr_schedule="constant",
+             lr_decay_steps=0, augment_shift=0, channels_last=None, bf16=None)
 
 
 def digits(n=32, seed=0):
@@ -62,6 +62,58 @@ def test_min_snr_floor_matches_a_hand_computation():
             loss_weights(SCHED, t, "min_snr", 5.0, bad)
     with pytest.raises(ValueError, match="min_snr_floor"):
         TrainConfig(min_snr_floor=2.0).validate()
+
+
+# ------------------------------------------------------------------ how t is drawn
+def _logit_normal_mass(T, lo, hi):
+    """P(lo ≤ t < hi) for t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1): Φ(logit(hi/T)) − Φ(logit(lo/T)), by hand."""
+    def cdf(u):
+        if u <= 0:
+            return 0.0
+        if u >= 1:
+            return 1.0
+        return 0.5 * (1 + math.erf(math.log(u / (1 - u)) / math.sqrt(2)))
+    return cdf(hi / T) - cdf(lo / T)
+
+
+def test_logit_normal_timesteps_follow_their_closed_form():
+    """200,000 draws against the normal CDF through the logit: ten bins of 100 timesteps by a chi-square
+    test (9 degrees of freedom; 45 is exceeded by chance with probability under 1e-6), and the middle
+    drawn more often than either end, where U{0..T−1} gives every bin 10%."""
+    n, T = 200_000, 1000
+    t = sample_timesteps(T, n, torch.Generator().manual_seed(0), "logit_normal")
+    assert t.dtype == torch.long and t.shape == (n,) and int(t.min()) >= 0 and int(t.max()) <= T - 1
+    counts = torch.bincount(t // 100, minlength=10).double()
+    expected = torch.tensor([_logit_normal_mass(T, 100 * k, 100 * (k + 1)) for k in range(10)], dtype=torch.float64)
+    assert abs(expected.sum().item() - 1) < 1e-12
+    chi2 = float(((counts - n * expected) ** 2 / (n * expected)).sum())
+    assert chi2 < 45, chi2
+    assert expected[4] > 0.15 and expected[0] < 0.02 and expected[9] < 0.02      # middle 1.5×, ends a seventh
+    # a coarse chain, every t by hand: T = 4 gives Φ(logit(1/4)) = Φ(−log 3), then symmetric
+    t4 = sample_timesteps(4, n, torch.Generator().manual_seed(1), "logit_normal")
+    p_end = 0.5 * (1 + math.erf(-math.log(3) / math.sqrt(2)))
+    for k, p in enumerate([p_end, 0.5 - p_end, 0.5 - p_end, p_end]):
+        assert abs((t4 == k).double().mean().item() - p) < 5 * math.sqrt(p * (1 - p) / n), k
+
+
+def test_uniform_timesteps_are_the_default_draws_and_bad_methods_are_refused():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(sample_timesteps(1000, 64, g1), torch.randint(0, 1000, (64,), generator=g2))
+    model, x0 = tiny_unet(), digits(4)
+    with torch.no_grad():
+        a = diffusion_loss(model, x0, SCHED, torch.Generator().manual_seed(5))
+        b = diffusion_loss(model, x0, SCHED, torch.Generator().manual_seed(5), t_sampling="uniform")
+        c = diffusion_loss(model, x0, SCHED, torch.Generator().manual_seed(5), t_sampling="logit_normal")
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(ValueError, match="method"):
+        sample_timesteps(1000, 4, method="edm")
+    with pytest.raises(ValueError, match="t_sampling"):
+        diffusion_loss(model, x0, SCHED, t_sampling="lognormal")
+    with pytest.raises(ValueError, match="t_sampling"):
+        TrainConfig(t_sampling="lognormal").validate()
+    for bad in ({"T": 0}, {"n": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            sample_timesteps(**{"T": 10, "n": 4, **bad})
 
 
 def test_weighted_loss_is_the_weighted_mean_of_the_per_example_losses():
@@ -130,13 +182,14 @@ def test_default_recipe_is_todays_bit_for_bit():
     for name, kw in {"default": {}, "explicit": TODAY, "shift": {"augment_shift": 2},
                      "min_snr": {"loss_weighting": "min_snr"}, "cosine": {"lr_schedule": "cosine", "lr_warmup": 0},
                      "floor_1": {"loss_weighting": "min_snr", "min_snr_floor": 1.0},
-                     "floor": {"loss_weighting": "min_snr", "min_snr_floor": 0.5}}.items():
+                     "floor": {"loss_weighting": "min_snr", "min_snr_floor": 0.5},
+                     "logit_normal": {"t_sampling": "logit_normal"}}.items():
         torch.manual_seed(0)
         runs[name] = trainer(tiny_unet(), data, steps=3, **kw).fit()
     assert equal_states(runs["default"].model, runs["explicit"].model)
     assert equal_states(runs["default"].ema_model, runs["explicit"].ema_model)
     assert [h["loss"] for h in runs["default"].history] == [h["loss"] for h in runs["explicit"].history]
-    for name in ("shift", "min_snr", "cosine", "floor"):
+    for name in ("shift", "min_snr", "cosine", "floor", "logit_normal"):
         assert not equal_states(runs["default"].model, runs[name].model), name
     assert not equal_states(runs["min_snr"].model, runs["floor"].model)           # the floor reaches the trainer
     assert equal_states(runs["default"].model, runs["floor_1"].model)             # floor 1: every w_t = 1 = L_simple
@@ -189,10 +242,11 @@ def test_recipe_options_are_validated_and_reach_the_command_line():
     assert {k: getattr(cfg, k) for k in TODAY} == TODAY
     args = parser.parse_args(["--lr-schedule", "cosine", "--lr-decay-steps", "500", "--loss-weighting", "min_snr",
                               "--min-snr-gamma", "3", "--min-snr-floor", "0.2", "--augment-shift", "2", "--channels-last",
-                              "--bf16"])
+                              "--bf16", "--t-sampling", "logit_normal"])
     cfg = train_cli.config_from_args(args)
     assert (cfg.lr_schedule, cfg.lr_decay_steps, cfg.loss_weighting, cfg.min_snr_gamma, cfg.min_snr_floor,
-            cfg.augment_shift, cfg.channels_last, cfg.bf16) == ("cosine", 500, "min_snr", 3.0, 0.2, 2, True, True)
+            cfg.augment_shift, cfg.channels_last, cfg.bf16, cfg.t_sampling) == ("cosine", 500, "min_snr", 3.0, 0.2, 2,
+                                                                                True, True, "logit_normal")
     with pytest.raises(SystemExit):
         parser.parse_args(["--lr-schedule", "linear"])
 
