@@ -78,9 +78,15 @@ RECIPES = {
     "lapw48": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "widths": [48, 96, 192], "num_res_blocks": 1},
                "the laptop preset with widths 48/96/192 and one block per level (2.5M parameters)"),
     "lapema": ({**_LAPTOP_TRAIN, "ema_decay": 0.9995}, _LAPTOP_NET, "the laptop preset with EMA 0.9995 (not 0.999)"),
+    "lap1e3": ({**_LAPTOP_TRAIN, "lr": 1e-3}, _LAPTOP_NET, "the laptop preset with lr 1e-3 (not 2e-3)"),
+    "lapsnr1": ({**_LAPTOP_TRAIN, "min_snr_gamma": 1.0}, _LAPTOP_NET, "the laptop preset with min-SNR-1 (not 5)"),
+    "lapattn": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "attention": True},
+                "the laptop preset with self-attention in the middle block (4x4, 128 channels)"),
+    "laplogit": ({**_LAPTOP_TRAIN, "t_sampling": "logit_normal"}, _LAPTOP_NET,
+                 "the laptop preset with t drawn logit-normal (--t-sampling logit_normal), not uniform"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
-COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema")
+COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit")
 OUT = ROOT / "results" / "speedrun"
 
 
