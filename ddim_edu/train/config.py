@@ -10,6 +10,7 @@ import math
 import typing
 
 from ..validation import check_float, check_int
+from .loss import T_SAMPLINGS, WEIGHTINGS
 
 UNLIMITED_STEPS = 10 ** 9        # "no step limit": a run given only a time budget (the CLI's --minutes without --steps)
 
@@ -46,14 +47,14 @@ class TrainConfig:
                                     "run's own speed)", lo=0)
     loss_weighting: str = option("none", "weight of each t in the loss: none (L_simple) or min_snr "
                                          "(min(SNR_t, gamma)/SNR_t, Hang et al. 2023; DDIM's L_gamma family)",
-                                 choices=("none", "min_snr"))
+                                 choices=WEIGHTINGS)
     min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min_snr", lo=0.0, lo_open=True, finite=True)
     min_snr_floor: float = option(0.0, "least weight of any t under --loss-weighting min_snr: max(min(SNR_t, "
                                        "gamma)/SNR_t, floor); 0 is plain min-SNR", lo=0.0, hi=1.0, finite=True)
     t_sampling: str = option("uniform", "how t is drawn in the loss: uniform (U{0..T-1}) or logit_normal "
                                         "(t = T sigmoid(z), z ~ N(0, 1), Esser et al. 2024; DDIM's L_gamma family; "
                                         "6x worse KID for the laptop preset: results/speedrun/grid4_notes.md)",
-                             choices=("uniform", "logit_normal"))
+                             choices=T_SAMPLINGS)
     augment_shift: int = option(0, "shift each training image by up to N pixels (random, per image; "
                                    "background fills the border)", lo=0)
     p_uncond: float = option(0.2, "with class labels (--conditional): probability that a training label becomes "
