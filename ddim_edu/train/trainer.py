@@ -77,8 +77,10 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(base)
         self.noise_gen = torch.Generator().manual_seed(base + 1)
         self.step, self.wall_before, self.history, self.commands, self.stopped = 0, 0.0, [], [], None
-        self.lr_horizon, self.horizon_info = None, None        # a cosine's end measured from a time budget
+        self.horizon_info = None                               # a cosine's end measured from a time budget
         self.clock = time.perf_counter                         # the time budget's clock (seconds)
+
+    lr_horizon = property(lambda self: (self.horizon_info or {}).get("lr_decay_steps"))  # the budget cosine's end
 
     @property
     def ema_model(self) -> torch.nn.Module:
@@ -120,14 +122,13 @@ class Trainer:
                                total=None if cfg.max_minutes else cfg.steps, dynamic_ncols=True)  # minutes: no total
         self._t0, budget = time.perf_counter(), TimeBudget(cfg.max_minutes, self.world, self.device, self.clock)
         acc, n_acc = torch.zeros((), device=self.device), 0
-        self.stopped, self.lr_horizon, self.horizon_info = None, None, None
+        self.stopped, self.horizon_info = None, None
         try:
             while self.step < min(cfg.steps, self.lr_horizon or cfg.steps):
                 loss = self.train_step()
                 acc, n_acc = acc + loss, n_acc + 1
                 if self.lr_horizon is None and cosine_ends_with_budget(cfg):
                     self.horizon_info = budget.horizon(self.step, announce=main)    # None while measuring
-                    self.lr_horizon = (self.horizon_info or {}).get("lr_decay_steps")
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     shown = self._log(acc, n_acc)
