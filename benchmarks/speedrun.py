@@ -356,11 +356,51 @@ def change(r: dict) -> str:
     return "; ".join([text, *more])
 
 
+TARGET_CONFIDENT, TARGET_KID_RATIO = 0.60, 3.0   # the issue's target for your own run: share, KID ÷ shipped's
+
+
+def target(points: list, kid_runs: list) -> str:
+    """Which minute budgets meet the target (>= 60% of the 500 samples confident, ten classes, KID within
+    3x of the shipped model's), and the first that does. ``points``: (run folder name, point row) pairs;
+    ``kid_runs``: kid_table.py JSONs (2,000 samples). Where a run has one, its KID and the shipped
+    model's are that file's, on the same x_T; otherwise both are the 500-sample points'."""
+    cell = lambda d: d["cells"]["eta=0,S=50"]  # noqa: E731
+    big = {Path(d["checkpoint"]).name: d for d in kid_runs if "eta=0,S=50" in d.get("cells", {})}
+    shipped = [d["minus_against"]["eta=0,S=50"]["cell"] for d in kid_runs
+               if Path(str(d.get("against"))).name == "mnist" and "eta=0,S=50" in d.get("minus_against", {})]
+    ref = dict(points).get("shipped")
+    rows, met = [], []
+    for folder, r in sorted(points, key=lambda fr: (fr[1].get("budget") or 0, fr[0])):
+        if r.get("mode") != "minutes":
+            continue
+        k = cell(big[folder]) if folder in big and shipped else r
+        base = shipped[0] if folder in big and shipped else ref
+        n = big[folder]["n"] if k is not r else r["n"]
+        ratio = k["kid"] / base["kid"] if base and base["kid"] > 0 else float("nan")
+        ok = r["confident"] >= TARGET_CONFIDENT and r["classes_present"] == 10 and ratio <= TARGET_KID_RATIO
+        met += [f"{budget_name('minutes', r['budget'])} ({folder})"] if ok else []
+        rows.append([folder, budget_name("minutes", r["budget"]), r["steps"], f"{r['confident']:.1%}",
+                     r["classes_present"], f"{k['kid']:.4f} ± {k['kid_se']:.4f} (n = {n})",
+                     f"{base['kid']:.4f}" if base else "?", f"{ratio:.1f}×", "yes" if ok else "no"])
+    first = f"first met at {met[0]}" if met else "not met at any budget measured"
+    return (f"Target for your own run: at least {TARGET_CONFIDENT:.0%} of the 500 samples confident, all ten "
+            f"classes, KID within {TARGET_KID_RATIO:g}× of the shipped model's (goal 10 minutes, requirement 30). "
+            f"KID on 2,000 samples where `kid_table.py` scored the run, against the shipped model's on the same "
+            f"x_T; otherwise both on 500, where the shipped model's KID is within one standard error of 0 and the "
+            f"ratio is rough. **{first}.**\n\n"
+            + markdown_table(["run", "budget", "steps", "confident", "classes", "KID", "shipped KID", "ratio",
+                              "target met"], rows))
+
+
 def table(a) -> str:
     """results/speedrun_cpu.md from every JSON in --out-dir."""
     files = sorted(Path(a.out_dir).glob("*.json"))
-    rows = [json.loads(f.read_text()) for f in files if not f.name.startswith("speed_")]
-    rows = [r for r in rows if "mode" in r]       # not a point: other measures of a run (kid2000_*.json)
+    loaded = {f: json.loads(f.read_text()) for f in files if not f.name.startswith("speed_")}
+    rows = [r for r in loaded.values() if "mode" in r]   # not a point: other measures of a run (kid2000_*.json)
+    folder = lambda f, r: (f.stem[: -len(budget_name(r["mode"], r["budget"])) - 1] + "_" + r["mode"]  # noqa: E731
+                           if r["mode"] != "reference" else r["recipe"])
+    checked = target([(folder(f, r), r) for f, r in loaded.items() if "mode" in r],
+                     [d for d in loaded.values() if "checkpoint" in d and "cells" in d])
     pts = sorted((r for r in rows if r["mode"] != "reference"),
                  key=lambda r: (r["mode"], r["net"]["widths"], r["recipe"], r["batch"], r["separate"], r["budget"]))
     ref = [r for r in rows if r["mode"] == "reference"]
@@ -397,7 +437,7 @@ def table(a) -> str:
             "to compare the two.\n\n"
             + markdown_table(["recipe", "widths × blocks", "batch", "seed"] + [budget_name(*mb) for mb in budgets],
                              summary)
-            + "\n\nEvery point:\n\n" + markdown_table(header, body) + "\n")
+            + "\n\n" + checked + "\n\nEvery point:\n\n" + markdown_table(header, body) + "\n")
     speeds = [(f.stem[len("speed_"):].split("_b")[0], json.loads(f.read_text())) for f in files
               if f.name.startswith("speed_")]
     if speeds:

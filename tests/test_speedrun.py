@@ -108,3 +108,28 @@ def test_speedrun_reference_rows(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["noise_n4.json", "real_n4.json", "shipped_n4.json"]
     text = speedrun.main(["--table", "--out-dir", str(tmp_path), "--table-out", str(tmp_path / "t.md")])
     assert "| noise |" in text and "| shipped |" in text
+
+
+def test_speedrun_target_uses_the_2000_sample_kid_where_a_run_has_one():
+    """The target check: >= 60% confident, ten classes, KID <= 3x the shipped model's; 2,000-sample KIDs
+    (a kid_table.py file naming the run's folder) replace both KIDs of that run; the first budget met."""
+    import speedrun
+    point = lambda b, conf, cl, kid: {"mode": "minutes", "budget": b, "steps": 100 * b, "n": 500,  # noqa: E731
+                                      "confident": conf, "classes_present": cl, "kid": kid, "kid_se": 0.001}
+    shipped = {"mode": "reference", "recipe": "shipped", "n": 500, "kid": 0.002, "kid_se": 0.001}
+    points = [("a_minutes", point(10, 0.70, 10, 0.0061)),      # 3.05x the shipped's 500-sample KID: no
+              ("b_minutes", point(20, 0.70, 9, 0.001)),        # nine classes: no
+              ("c_minutes", point(30, 0.59, 10, 0.001)),       # 59% confident: no
+              ("d_minutes", point(40, 0.61, 10, 0.010)),       # 5x on 500 samples, 2.5x on 2,000: yes
+              ("e_minutes", point(50, 0.61, 10, 0.0058)),      # 2.9x: yes, but later
+              ("shipped", shipped)]
+    kid_runs = [{"checkpoint": "runs/speedrun/d_minutes", "n": 2000, "against": "../checkpoints/mnist",
+                 "cells": {"eta=0,S=50": {"kid": 0.0025, "kid_se": 0.0005}},
+                 "minus_against": {"eta=0,S=50": {"cell": {"kid": 0.001, "kid_se": 0.0004}}}}]
+    text = speedrun.target(points, kid_runs)
+    met = {line.split(" | ")[0].strip("| "): line.rstrip(" |").split(" | ")[-1] for line in text.splitlines()
+           if line.startswith("| ") and "_minutes" in line}
+    assert met == {"a_minutes": "no", "b_minutes": "no", "c_minutes": "no", "d_minutes": "yes", "e_minutes": "yes"}
+    assert "first met at 40min (d_minutes)" in text
+    assert "0.0025 ± 0.0005 (n = 2000) | 0.0010 | 2.5×" in text
+    assert "not met at any budget measured" in speedrun.target(points[:3] + points[5:], [])
