@@ -28,6 +28,10 @@ classified with confidence > 0.9 by the course classifier, the classes present, 
 digits with fixed (t, ε) (train.held_out_loss). Every row records steps done, steps/s, torch
 threads, the 1-minute load average at the start and end of training and the hardware: on a shared
 machine wall-clock budgets and steps/s are only as good as that load; step budgets are not.
+--table also checks every minute budget against the own-run target (>= 60% confident, ten classes,
+KID within 3x of the shipped model's) and names the first budget that meets it; a run scored on
+2,000 samples by kid_table.py (results/speedrun/kid2000_*.json, paired with the shipped model
+through --against in one of them) is judged on those.
 """
 from __future__ import annotations
 

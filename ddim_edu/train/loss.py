@@ -165,18 +165,24 @@ def loss_gap(model, seen: torch.Tensor, new: torch.Tensor, sched, draws: int = 4
     draws = check_int("draws", draws, lo=1)
     check_generator("generator", generator)
     n, gen_dev = seen.shape[0], (generator.device if generator is not None else torch.device("cpu"))
+    channels = getattr(model, "in_channels", None)
+    if isinstance(channels, int) and seen.dim() == 4 and seen.shape[1] != channels:
+        raise ValueError(f"seen and new must be [N, {channels}, H, W] images for this model (in_channels="
+                         f"{channels}), got shape {list(seen.shape)}")
     was_training = getattr(model, "training", False)
     if was_training:
         model.eval()
     loss_seen = torch.zeros(n, dtype=torch.float64)
     loss_new = torch.zeros(n, dtype=torch.float64)
-    for _ in range(draws):
-        t = torch.randint(0, sched.T, (n,), generator=generator, device=gen_dev).to(seen.device)
-        noise = env.randn(seen.shape, generator, dtype=torch.float32, device=seen.device)
-        loss_seen += diffusion_loss(model, seen, sched, t=t, noise=noise.to(seen.dtype),
-                                    per_example=True)[0].double().cpu() / draws
-        loss_new += diffusion_loss(model, new, sched, t=t, noise=noise.to(new.dtype),
-                                   per_example=True)[0].double().cpu() / draws
-    if was_training:
-        model.train()
+    try:
+        for _ in range(draws):
+            t = torch.randint(0, sched.T, (n,), generator=generator, device=gen_dev).to(seen.device)
+            noise = env.randn(seen.shape, generator, dtype=torch.float32, device=seen.device)
+            loss_seen += diffusion_loss(model, seen, sched, t=t, noise=noise.to(seen.dtype),
+                                        per_example=True)[0].double().cpu() / draws
+            loss_new += diffusion_loss(model, new, sched, t=t, noise=noise.to(new.dtype),
+                                       per_example=True)[0].double().cpu() / draws
+    finally:
+        if was_training:
+            model.train()
     return mean_estimate(loss_seen), mean_estimate(loss_new), mean_estimate(loss_new - loss_seen)

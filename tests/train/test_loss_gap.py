@@ -89,3 +89,22 @@ def test_bad_inputs_are_refused_by_name(sched, kwargs, match):
     with pytest.raises((TypeError, ValueError), match=match):
         de.train.loss_gap(Scaled(0.1), args["seen"], args["new"], args["sched"], draws=args["draws"],
                           generator=args["generator"])
+
+
+def test_images_with_other_channels_than_the_model_are_refused_as_seen(sched):
+    from ddim_edu.nets.build import unet_from_widths
+    model = unet_from_widths([8, 16], num_res_blocks=1, in_channels=1)
+    rgb = torch.zeros(4, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"seen and new must be \[N, 1, H, W\] .*got shape \[4, 3, 8, 8\]"):
+        de.train.loss_gap(model, rgb, rgb.clone(), sched, draws=1)
+
+
+def test_the_training_mode_comes_back_when_the_model_raises(sched):
+    class Broken(Scaled):
+        def forward(self, x, t):
+            raise RuntimeError("broken model")
+
+    model = Broken(0.1).train()
+    with pytest.raises(RuntimeError, match="broken model"):
+        de.train.loss_gap(model, torch.zeros(3, 1, 4, 4), torch.ones(3, 1, 4, 4), sched, draws=1)
+    assert model.training
