@@ -164,7 +164,7 @@ def loss_gap(model, seen: torch.Tensor, new: torch.Tensor, sched, draws: int = 4
         raise ValueError(f"seen and new must hold at least 2 images each, got {seen.shape[0]}")
     draws = check_int("draws", draws, lo=1)
     check_generator("generator", generator)
-    n, gen_dev = seen.shape[0], (generator.device if generator is not None else torch.device("cpu"))
+    n = seen.shape[0]
     channels = getattr(model, "in_channels", None)
     if isinstance(channels, int) and seen.dim() == 4 and seen.shape[1] != channels:
         raise ValueError(f"seen and new must be [N, {channels}, H, W] images for this model (in_channels="
@@ -176,7 +176,7 @@ def loss_gap(model, seen: torch.Tensor, new: torch.Tensor, sched, draws: int = 4
     loss_new = torch.zeros(n, dtype=torch.float64)
     try:
         for _ in range(draws):
-            t = torch.randint(0, sched.T, (n,), generator=generator, device=gen_dev).to(seen.device)
+            t = sample_timesteps(sched.T, n, generator, device=seen.device)
             noise = env.randn(seen.shape, generator, dtype=torch.float32, device=seen.device)
             loss_seen += diffusion_loss(model, seen, sched, t=t, noise=noise.to(seen.dtype),
                                         per_example=True)[0].double().cpu() / draws
