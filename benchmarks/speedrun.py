@@ -88,9 +88,17 @@ RECIPES = {
                 "the laptop preset with self-attention in the middle block (4x4, 128 channels)"),
     "laplogit": ({**_LAPTOP_TRAIN, "t_sampling": "logit_normal"}, _LAPTOP_NET,
                  "the laptop preset with t drawn logit-normal (--t-sampling logit_normal), not uniform"),
+    "lapzero": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "zero_init": True},
+                "the laptop preset with every residual block's last conv zero-initialised (zero_init=True)"),
+    "lapss": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "scale_shift": True},
+              "the laptop preset with the time embedding as a scale and shift after GroupNorm (scale_shift=True)"),
+    "lapb99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, _LAPTOP_NET, "the laptop preset with AdamW beta2 0.99 (not 0.999)"),
+    "lapss99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, {**_LAPTOP_NET, "scale_shift": True},
+                "the laptop preset with scale_shift=True and AdamW beta2 0.99 (two changes)"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
-COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit")
+COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
+            "lapzero", "lapss", "lapb99", "lapss99")
 OUT = ROOT / "results" / "speedrun"
 
 
@@ -114,6 +122,8 @@ def parse(argv=None):
                    help="save the run state every N steps too, so a killed grid resumes mid-budget (0: only at budgets)")
     p.add_argument("--separate", action="store_true", help="train each budget from scratch (honest for cosine)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default="", help="appended to the run's key: a rerun of a measured point on another "
+                                              "day's machine (e.g. amx), kept beside the first")
     p.add_argument("--shipped", action="store_true",
                    help="reference rows: n real digits, n noise images, the shipped model (checkpoints/mnist)")
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"),
@@ -223,7 +233,7 @@ def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threa
     # the key names everything that changes the run: a cosine horizon too (another horizon is another run)
     key = (f"{recipe}_b{batch}" + (f"_w{'-'.join(map(str, a.width_list))}" if a.width_list else "")
            + (f"_h{horizon}" if horizon else "") + (f"_s{a.seed}" if a.seed else "") + ("_bf16" if a.bf16 else "")
-           + (f"_sep{budget_name(a.mode, budgets[-1])}" if a.separate else ""))
+           + (f"_sep{budget_name(a.mode, budgets[-1])}" if a.separate else "") + (f"_{a.tag}" if a.tag else ""))
     out_dir, run_dir = Path(a.out_dir), Path(a.runs) / f"{key}_{a.mode}"
     todo = [b for b in budgets if not (out_dir / f"{key}_{budget_name(a.mode, b)}.json").exists()]
     if not todo:

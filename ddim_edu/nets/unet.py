@@ -13,20 +13,30 @@ class ResBlock(nn.Module):
     """GroupNorm → SiLU → conv, + projected time embedding per channel, GroupNorm → SiLU →
     dropout → conv, plus a (1×1-projected) skip: the DDPM residual block."""
 
-    def __init__(self, cin: int, cout: int, temb_dim: int, dropout: float, groups: int):
+    def __init__(self, cin: int, cout: int, temb_dim: int, dropout: float, groups: int,
+                 scale_shift: bool = False, zero_init: bool = False):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.temb = nn.Linear(temb_dim, cout)
+        self.scale_shift = scale_shift
+        self.temb = nn.Linear(temb_dim, 2 * cout if scale_shift else cout)
         self.norm2 = nn.GroupNorm(groups, cout)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        if zero_init:                    # the block starts as its skip alone
+            nn.init.zeros_(self.conv2.weight)
+            nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.temb(F.silu(temb))[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        e = self.temb(F.silu(temb))[:, :, None, None]
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -103,7 +113,7 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults=(1, 2, 4),
                  num_res_blocks: int = 2, attention: bool = False, dropout: float = 0.0, groups: int = 8,
-                 patch_size: int = 1):
+                 patch_size: int = 1, scale_shift: bool = False, zero_init: bool = False):
         super().__init__()
         in_channels = check_int("in_channels", in_channels, lo=1)
         base_channels = check_int("base_channels", base_channels, lo=1)
@@ -119,8 +129,9 @@ class UNet(nn.Module):
         else:
             num_res_blocks = check_int("num_res_blocks", num_res_blocks, lo=1)
             blocks = [num_res_blocks] * (len(channel_mults) - 1)
-        if not isinstance(attention, bool):
-            raise TypeError(f"attention must be True or False, got {attention!r}")
+        for name, flag in (("attention", attention), ("scale_shift", scale_shift), ("zero_init", zero_init)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         dropout = check_float("dropout", dropout, lo=0.0, hi=1.0)
         groups = check_int("groups", groups, lo=1)
         self.patch_size = check_int("patch_size", patch_size, lo=1)
@@ -133,6 +144,10 @@ class UNet(nn.Module):
                        "attention": attention, "dropout": dropout, "groups": groups}
         if patch_size != 1:          # only then, so the configs saved before patch_size existed stay byte-identical
             self.config["patch_size"] = patch_size
+        for name, flag in (("scale_shift", scale_shift), ("zero_init", zero_init)):
+            if flag:                 # likewise only when set
+                self.config[name] = True
+        block = dict(dropout=dropout, groups=groups, scale_shift=scale_shift, zero_init=zero_init)
         self.in_channels, self.base_channels = in_channels, base_channels
         temb_dim = 4 * base_channels
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, temb_dim), nn.SiLU(), nn.Linear(temb_dim, temb_dim))
@@ -141,21 +156,21 @@ class UNet(nn.Module):
         self.down, skips, ch = nn.ModuleList(), [], base_channels
         for w, nb in zip(widths[:-1], blocks):
             for _ in range(nb):
-                self.down.append(ResBlock(ch, w, temb_dim, dropout, groups))
+                self.down.append(ResBlock(ch, w, temb_dim, **block))
                 ch = w
                 skips.append(ch)
             self.down.append(Downsample(ch))
-        mid = [ResBlock(ch, widths[-1], temb_dim, dropout, groups)]
+        mid = [ResBlock(ch, widths[-1], temb_dim, **block)]
         ch = widths[-1]
         if attention:
             mid.append(SelfAttention(ch, groups))
-        mid.append(ResBlock(ch, ch, temb_dim, dropout, groups))
+        mid.append(ResBlock(ch, ch, temb_dim, **block))
         self.mid = nn.ModuleList(mid)
         self.up = nn.ModuleList()
         for w, nb in zip(reversed(widths[:-1]), reversed(blocks)):
             self.up.append(Upsample(ch))
             for _ in range(nb):
-                self.up.append(ResBlock(ch + skips.pop(), w, temb_dim, dropout, groups))
+                self.up.append(ResBlock(ch + skips.pop(), w, temb_dim, **block))
                 ch = w
         self.norm_out = nn.GroupNorm(groups, ch)
         self.conv_out = nn.Conv2d(ch, in_channels * patch_size ** 2, 3, padding=1)

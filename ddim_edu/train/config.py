@@ -38,6 +38,8 @@ class TrainConfig:
     batch_size: int = option(128, "global batch; each of K torchrun processes takes batch_size / K", lo=1)
     lr: float = option(5e-4, "AdamW learning rate", lo=0.0, lo_open=True, finite=True)
     weight_decay: float = option(0.0, "AdamW weight decay", lo=0.0, finite=True)
+    adam_beta2: float = option(0.999, "AdamW's beta2: the decay of its running mean of squared gradients",
+                               lo=0.0, hi=0.9999, finite=True)
     lr_warmup: int = option(100, "linear learning-rate warm-up over the first N steps", lo=0)
     lr_schedule: str = option("constant", "learning rate after the warm-up: constant, or cosine decay to 0 at "
                                           "--lr-decay-steps (ddim_edu.train.schedules.lr_at)",
@@ -88,6 +90,10 @@ class TrainConfig:
                                      "with AMX or AVX-512 BF16 it roughly halves the time of a UNet step "
                                      "(benchmarks/speedrun.py --speed); on other CPUs it is slower",
                                flag="--bf16")
+
+    def adamw_options(self) -> dict:
+        """The keyword arguments of ``torch.optim.AdamW`` for this run: lr, weight_decay, betas (β1 = 0.9)."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay, "betas": (0.9, self.adam_beta2)}
 
     def validate(self) -> "TrainConfig":
         """Check every field against its type and range; raises ``TypeError``/``ValueError``

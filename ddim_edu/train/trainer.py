@@ -72,7 +72,7 @@ class Trainer:
         if self.cfg.compile:
             self.net = torch.compile(self.net)
         self.ema = make_ema(self.model, self.cfg.ema_decay, self.cfg.ema_warmup)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.opt = torch.optim.AdamW(self.model.parameters(), **self.cfg.adamw_options())
         base = self.cfg.seed * 1000 + 2 * self.rank
         self.data_gen = torch.Generator().manual_seed(base)
         self.noise_gen = torch.Generator().manual_seed(base + 1)

@@ -187,3 +187,15 @@ def test_patched_conditional_unet():
     x, t = _xt()
     assert model(x, t, torch.tensor([0, 1, 2, 3])).shape == x.shape
     assert build_model(model.config).config == model.config and model.config["patch_size"] == 2
+
+
+def test_scale_shift_conditional_unet_round_trips(tmp_path, sched):
+    """scale_shift and zero_init pass through to the UNet, are kept in the config, and a saved model
+    loads back to the same outputs."""
+    model = _wake(ConditionalUNet(num_classes=3, scale_shift=True, zero_init=True, **KW))
+    assert model.config["scale_shift"] is True and model.config["zero_init"] is True
+    ck.save_model_dir(tmp_path, model.state_dict(), {"model": model.config, "schedule": sched.to_config()})
+    loaded, _, _ = ck.load_model(tmp_path)
+    x, t = _xt()
+    y = torch.tensor([0, 1, 2, 3])
+    assert torch.equal(loaded.eval()(x, t, y), model.eval()(x, t, y))

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ddim_edu.nets import MLPDenoiser, UNet, build_model, count_parameters, timestep_embedding
+from ddim_edu.nets.unet import ResBlock
 
 
 def _unet(**kw):
@@ -81,9 +82,9 @@ def test_unet_output_depends_on_t(attention):
     assert torch.allclose(again[0], again[1], atol=1e-6)  # same x, same t
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_unet_gradient_reaches_every_parameter(attention):
-    model = _wake(_unet(attention=attention))
+@pytest.mark.parametrize("kw", [{}, {"attention": True}, {"scale_shift": True}])
+def test_unet_gradient_reaches_every_parameter(kw):
+    model = _wake(_unet(**kw))
     x = torch.randn(2, 1, 28, 28)
     model(x, torch.tensor([5, 700])).pow(2).mean().backward()
     for name, p in model.named_parameters():
@@ -91,7 +92,8 @@ def test_unet_gradient_reaches_every_parameter(attention):
         assert p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("kw", [{}, {"attention": True, "base_channels": 16, "dropout": 0.1}])
+@pytest.mark.parametrize("kw", [{}, {"attention": True, "base_channels": 16, "dropout": 0.1},
+                                {"scale_shift": True, "zero_init": True, "patch_size": 2}])
 def test_unet_build_model_round_trip(kw):
     model = _wake(_unet(**kw)).eval()
     config = json.loads(json.dumps(model.config))
@@ -104,6 +106,41 @@ def test_unet_build_model_round_trip(kw):
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([1, 999])
     with torch.no_grad():
         assert torch.equal(model(x, t), rebuilt(x, t))
+
+
+def test_unet_config_names_scale_shift_and_zero_init_only_when_set():
+    assert not {"scale_shift", "zero_init"} & set(_unet().config)      # older configs stay as they were
+    both = _unet(scale_shift=True, zero_init=True).config
+    assert both == {**_unet().config, "scale_shift": True, "zero_init": True}
+
+
+def test_resblock_scale_shift_is_groupnorm_times_one_plus_scale_plus_shift():
+    """ADM's adaptive GroupNorm (Dhariwal & Nichol 2021): h -> GN(h)(1 + s) + b, s and b from the time
+    embedding; computed here by hand from the block's own conv1 and GroupNorm statistics."""
+    torch.manual_seed(0)
+    block = ResBlock(8, 8, 16, dropout=0.0, groups=2, scale_shift=True).eval()
+    x, temb = torch.randn(3, 8, 5, 5), torch.randn(3, 16)
+    with torch.no_grad():
+        h = block.conv1(torch.nn.functional.silu(block.norm1(x)))
+        g = h.reshape(3, 2, -1)
+        gn = ((g - g.mean(-1, keepdim=True)) / (g.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()).reshape(h.shape)
+        gn = gn * block.norm2.weight[:, None, None] + block.norm2.bias[:, None, None]
+        e = block.temb(torch.nn.functional.silu(temb))
+        scale, shift = e[:, :8, None, None], e[:, 8:, None, None]
+        want = x + block.conv2(torch.nn.functional.silu(gn * (1 + scale) + shift))
+        assert torch.allclose(block(x, temb), want, atol=1e-5)
+
+
+def test_zero_init_blocks_start_as_their_skip():
+    model = _unet(zero_init=True)
+    blocks = [m for m in model.modules() if isinstance(m, ResBlock)]
+    assert len(blocks) == 10
+    for block in blocks:
+        x = torch.randn(2, block.conv1.in_channels, 7, 7)
+        with torch.no_grad():
+            assert torch.equal(block(x, torch.randn(2, 128)), block.skip(x))
+    plain = [m for m in _unet().modules() if isinstance(m, ResBlock)]
+    assert all(b.conv2.weight.abs().sum() > 0 for b in plain)
 
 
 def test_unet_channels_last_same_output():
@@ -191,9 +228,10 @@ def test_unet_rejects_bad_num_res_blocks():
         UNet(num_res_blocks=0)
 
 
-def test_unet_rejects_non_bool_attention():
-    with pytest.raises(TypeError, match=r"attention must be True or False, got 'yes'"):
-        UNet(attention="yes")
+@pytest.mark.parametrize("name", ["attention", "scale_shift", "zero_init"])
+def test_unet_rejects_non_bool_flags(name):
+    with pytest.raises(TypeError, match=rf"{name} must be True or False, got 'yes'"):
+        UNet(**{name: "yes"})
 
 
 def test_unet_rejects_bad_dropout():

@@ -89,6 +89,18 @@ def test_trainer_ema_after_one_step():
     assert not equal_states(tr.ema_model, tr.model) and not tr.ema_model.training
 
 
+def test_adam_beta2_reaches_the_optimiser_and_survives_a_resume(tmp_path):
+    tr = trainer(MLPDenoiser(), toy_data(), steps=2, out=tmp_path, adam_beta2=0.99)
+    assert tr.opt.param_groups[0]["betas"] == (0.9, 0.99)
+    assert trainer(MLPDenoiser(), toy_data(), steps=1).opt.param_groups[0]["betas"] == (0.9, 0.999)
+    tr.fit()
+    again = trainer(MLPDenoiser(), toy_data(), steps=2, out=tmp_path, adam_beta2=0.99)
+    again.restore(tmp_path)
+    assert again.cfg.adam_beta2 == 0.99 and again.opt.param_groups[0]["betas"] == (0.9, 0.99)
+    with pytest.raises(ValueError, match=r"adam_beta2 must be in \[0.0, 0.9999\], got 1.0"):
+        TrainConfig(adam_beta2=1.0).validate()
+
+
 def test_time_budget_stops_with_checkpoint(tmp_path):
     torch.manual_seed(0)
     tr = trainer(MLPDenoiser(hidden=16), toy_data(), tmp_path / "r", steps=10_000, max_minutes=1e-5).fit()
