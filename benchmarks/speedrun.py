@@ -54,7 +54,10 @@ from ddim_edu.train.presets import PRESETS
 from ddim_edu.train.trainer import Trainer, TrainConfig
 
 BASE_NET = {"widths": [32, 64, 128], "num_res_blocks": 2}
-_LAPTOP_NET, _LAPTOP_TRAIN = PRESETS["laptop"]          # the preset the CLI and notebook 02 ship
+# the laptop preset until 2026-12-05, which each lap* recipe below changes one thing of ("the first preset")
+_LAPTOP_NET = {"widths": [32, 64, 128], "num_res_blocks": 2, "patch_size": 2}
+_LAPTOP_TRAIN = {"batch_size": 64, "lr": 2e-3, "lr_warmup": 100, "lr_schedule": "cosine", "loss_weighting": "min_snr",
+                 "min_snr_gamma": 5.0, "ema_decay": 0.999}
 # name -> (TrainConfig overrides, network overrides, the one change against "today")
 RECIPES = {
     "today": ({}, {}, "today's recipe: UNet 32/64/128 x2, batch 128, AdamW 5e-4 constant, EMA 0.999, L_simple"),
@@ -72,29 +75,31 @@ RECIPES = {
     "p2fast": ({**_LAPTOP_TRAIN, "lr_schedule": "constant", "loss_weighting": "none"}, _LAPTOP_NET,
                "patch 2, batch 64, lr 2e-3 constant, L_simple"),
     "laptop": ({**_LAPTOP_TRAIN, "lr_schedule": "constant"}, _LAPTOP_NET,
-               "patch 2, batch 64, lr 2e-3 constant, min-SNR-5 (the laptop preset with a constant lr)"),
+               "patch 2, batch 64, lr 2e-3 constant, min-SNR-5 (the first laptop preset with a constant lr)"),
     "lapcos": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine"}, _LAPTOP_NET,
-               "patch 2, batch 64, lr 2e-3 decayed to 0 by a cosine over the budget, min-SNR-5 (the laptop preset)"),
+               "patch 2, batch 64, lr 2e-3 decayed to 0 by a cosine over the budget, min-SNR-5 (the first laptop preset, "
+               "until 2026-12-05)"),
     "lapcos4e3": ({**_LAPTOP_TRAIN, "lr_schedule": "cosine", "lr": 4e-3}, _LAPTOP_NET,
-                  "the laptop preset with lr 4e-3"),
+                  "the first laptop preset with lr 4e-3"),
     "lapfloor": ({**_LAPTOP_TRAIN, "min_snr_floor": 0.2}, _LAPTOP_NET,
-                 "the laptop preset with no loss weight below 0.2 (--min-snr-floor 0.2)"),
+                 "the first laptop preset with no loss weight below 0.2 (--min-snr-floor 0.2)"),
     "lapw48": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "widths": [48, 96, 192], "num_res_blocks": 1},
-               "the laptop preset with widths 48/96/192 and one block per level (2.5M parameters)"),
-    "lapema": ({**_LAPTOP_TRAIN, "ema_decay": 0.9995}, _LAPTOP_NET, "the laptop preset with EMA 0.9995 (not 0.999)"),
-    "lap1e3": ({**_LAPTOP_TRAIN, "lr": 1e-3}, _LAPTOP_NET, "the laptop preset with lr 1e-3 (not 2e-3)"),
-    "lapsnr1": ({**_LAPTOP_TRAIN, "min_snr_gamma": 1.0}, _LAPTOP_NET, "the laptop preset with min-SNR-1 (not 5)"),
+               "the first laptop preset with widths 48/96/192 and one block per level (2.5M parameters)"),
+    "lapema": ({**_LAPTOP_TRAIN, "ema_decay": 0.9995}, _LAPTOP_NET, "the first laptop preset with EMA 0.9995 (not 0.999)"),
+    "lap1e3": ({**_LAPTOP_TRAIN, "lr": 1e-3}, _LAPTOP_NET, "the first laptop preset with lr 1e-3 (not 2e-3)"),
+    "lapsnr1": ({**_LAPTOP_TRAIN, "min_snr_gamma": 1.0}, _LAPTOP_NET, "the first laptop preset with min-SNR-1 (not 5)"),
     "lapattn": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "attention": True},
-                "the laptop preset with self-attention in the middle block (4x4, 128 channels)"),
+                "the first laptop preset with self-attention in the middle block (4x4, 128 channels)"),
     "laplogit": ({**_LAPTOP_TRAIN, "t_sampling": "logit_normal"}, _LAPTOP_NET,
-                 "the laptop preset with t drawn logit-normal (--t-sampling logit_normal), not uniform"),
+                 "the first laptop preset with t drawn logit-normal (--t-sampling logit_normal), not uniform"),
     "lapzero": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "zero_init": True},
-                "the laptop preset with every residual block's last conv zero-initialised (zero_init=True)"),
+                "the first laptop preset with every residual block's last conv zero-initialised (zero_init=True)"),
     "lapss": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "scale_shift": True},
-              "the laptop preset with the time embedding as a scale and shift after GroupNorm (scale_shift=True)"),
-    "lapb99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, _LAPTOP_NET, "the laptop preset with AdamW beta2 0.99 (not 0.999)"),
-    "lapss99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, {**_LAPTOP_NET, "scale_shift": True},
-                "the laptop preset with scale_shift=True and AdamW beta2 0.99 (two changes)"),
+              "the first laptop preset with the time embedding as a scale and shift after GroupNorm (scale_shift=True)"),
+    "lapb99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, _LAPTOP_NET, "the first laptop preset with AdamW beta2 0.99 (not 0.999)"),
+    "lapss99": (PRESETS["laptop"][1], {"num_res_blocks": 2, **PRESETS["laptop"][0]},
+                "the laptop preset the CLI and notebook 02 ship: the first preset with scale_shift=True and "
+                "AdamW beta2 0.99"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",

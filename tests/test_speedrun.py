@@ -1,5 +1,6 @@
 """benchmarks/speedrun.py end to end on a tiny budget: one JSON per (recipe, budget), resumable
 and incremental, and the table it writes (the real numbers come from full runs in results/)."""
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -73,14 +74,17 @@ def test_speedrun_recipes_change_one_thing_against_today():
         if name in speedrun.COMBINED:                                   # a recipe made of measured changes
             continue
         assert change and len(train_kw) + len(net_kw) <= 2, name      # one change (lr + its schedule count as one)
-    # the "lapcos" recipe the benchmark measures is the preset the CLI and notebook 02 ship; "laptop" is it
-    # with a constant learning rate
-    from ddim_edu.train.presets import PRESETS
+    # the "lapss99" recipe the benchmark measures is the preset the CLI and notebook 02 ship; "lapcos" is the
+    # first preset, which it changes in two places; "laptop" is the first preset with a constant learning rate
+    from ddim_edu.train.presets import PRESETS, preset_model
     net, train = PRESETS["laptop"]
     assert speedrun.build("laptop", None, 10, 0)[1].lr_schedule == "constant" and train["lr_schedule"] == "cosine"
-    model, cfg, bench_net = speedrun.build("lapcos", None, 10, 0)
-    assert model.config["patch_size"] == net["patch_size"] and bench_net["widths"] == net["widths"]
+    model, cfg, bench_net = speedrun.build("lapss99", None, 10, 0)
+    assert model.config == preset_model("laptop").config and bench_net["widths"] == net["widths"]
     assert all(getattr(cfg, k) == v for k, v in train.items())
+    first, first_cfg, _ = speedrun.build("lapcos", None, 10, 0)
+    assert {k: v for k, v in model.config.items() if k != "scale_shift"} == first.config
+    assert dataclasses.replace(cfg, adam_beta2=0.999) == first_cfg
     assert "p2fast" in speedrun.COMBINED and speedrun.RECIPES["p2fast"][0].get("loss_weighting", "none") == "none"
     with pytest.raises(SystemExit):
         speedrun.main(["--recipes", "nope", "--steps", "1"])

@@ -13,9 +13,10 @@ from ddim_edu.train.config import TrainConfig
 def test_laptop_preset_model_and_training_options():
     model = presets.preset_model("laptop")
     assert model.config["patch_size"] == 2 and model.config["channel_mults"] == [1, 2, 4]
+    assert model.config["scale_shift"] is True
     opts = presets.preset_training("laptop")
     cfg = TrainConfig(**opts).validate()                       # every option is a valid TrainConfig field
-    assert cfg.loss_weighting == "min_snr" and cfg.batch_size == 64
+    assert cfg.loss_weighting == "min_snr" and cfg.batch_size == 64 and cfg.adam_beta2 == 0.99
     opts["lr"] = 1.0
     assert presets.preset_training("laptop")["lr"] != 1.0     # a fresh dict each time
     x, t = torch.randn(2, 1, 28, 28), torch.tensor([1, 999])
@@ -42,8 +43,13 @@ def test_cli_preset_sets_defaults_and_typed_options_win(tmp_path, monkeypatch, c
     assert args["lr_schedule"] == "cosine" and args["lr_decay_steps"] == 0    # its end: measured from the budget
     assert args["lr"] == 1e-3                                  # typed on the command line: not the preset's 2e-3
     assert args["steps"] == UNLIMITED_STEPS and args["max_minutes"] == 0.0001
+    assert args["scale_shift"] is True and args["adam_beta2"] == 0.99
     model, _, _ = de.train.load_model(out)
-    assert model.config["patch_size"] == 2
+    assert model.config["patch_size"] == 2 and model.config["scale_shift"] is True
+    plain = tmp_path / "plain"                                 # --no-scale-shift typed: the preset's True loses
+    main(["--preset", "laptop", "--minutes", "0.0001", "--no-scale-shift", "--sample-every", "0",
+          "--out", str(plain), "--device", "cpu"])
+    assert "scale_shift" not in de.train.load_model(plain)[0].config
 
 
 def test_cli_minutes_with_steps_keeps_the_step_count(tmp_path, monkeypatch, capsys):
