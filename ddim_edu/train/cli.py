@@ -185,7 +185,7 @@ def model_from_args(args, data: torch.Tensor):
     return unet_from_widths(args.widths, args.num_res_blocks, patch, data.shape[1],
                             num_classes=10 if getattr(args, "conditional", False) else None,
                             attention=args.attention, dropout=args.dropout, groups=args.groups,
-                            **({"scale_shift": True} if getattr(args, "scale_shift", False) else {}))
+                            scale_shift=bool(getattr(args, "scale_shift", False)))
 
 
 def _until(args) -> str:
