@@ -97,7 +97,7 @@ RECIPES = {
     "lapss": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "scale_shift": True},
               "the first laptop preset with the time embedding as a scale and shift after GroupNorm (scale_shift=True)"),
     "lapb99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, _LAPTOP_NET, "the first laptop preset with AdamW beta2 0.99 (not 0.999)"),
-    "lapss99": (PRESETS["laptop"][1], {"num_res_blocks": 2, **PRESETS["laptop"][0]},
+    "lapss99": (PRESETS["laptop"][1], PRESETS["laptop"][0],
                 "the laptop preset the CLI and notebook 02 ship: the first preset with scale_shift=True and "
                 "AdamW beta2 0.99"),
 }
