@@ -100,10 +100,13 @@ RECIPES = {
     "lapss99": (PRESETS["laptop"][1], PRESETS["laptop"][0],
                 "the laptop preset the CLI and notebook 02 ship: the first preset with scale_shift=True and "
                 "AdamW beta2 0.99"),
+    "lapss3e3": ({**PRESETS["laptop"][1], "lr": 3e-3}, PRESETS["laptop"][0], "the laptop preset with lr 3e-3 (not 2e-3)"),
+    "lapssstrat": ({**PRESETS["laptop"][1], "t_sampling": "stratified"}, PRESETS["laptop"][0],
+                   "the laptop preset with t stratified over each batch (--t-sampling stratified), not i.i.d. uniform"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
-            "lapzero", "lapss", "lapb99", "lapss99")
+            "lapzero", "lapss", "lapb99", "lapss99", "lapss3e3", "lapssstrat")
 OUT = ROOT / "results" / "speedrun"
 
 

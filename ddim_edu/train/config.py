@@ -53,9 +53,11 @@ class TrainConfig:
     min_snr_gamma: float = option(5.0, "gamma of --loss-weighting min_snr", lo=0.0, lo_open=True, finite=True)
     min_snr_floor: float = option(0.0, "least weight of any t under --loss-weighting min_snr: max(min(SNR_t, "
                                        "gamma)/SNR_t, floor); 0 is plain min-SNR", lo=0.0, hi=1.0, finite=True)
-    t_sampling: str = option("uniform", "how t is drawn in the loss: uniform (U{0..T-1}) or logit_normal "
-                                        "(t = T sigmoid(z), z ~ N(0, 1), Esser et al. 2024; DDIM's L_gamma family; "
-                                        "6x worse KID for the laptop preset: results/speedrun/grid4_notes.md)",
+    t_sampling: str = option("uniform", "how t is drawn in the loss: uniform (U{0..T-1}), stratified (one draw from "
+                                        "each n-th of the chain per batch of n, Kingma et al. 2021; no better KID for "
+                                        "the laptop preset) or logit_normal (t = T sigmoid(z), z ~ N(0, 1), Esser et "
+                                        "al. 2024; DDIM's L_gamma family; 6x worse KID for the laptop preset: "
+                                        "results/speedrun/grid4_notes.md)",
                              choices=T_SAMPLINGS)
     augment_shift: int = option(0, "shift each training image by up to N pixels (random, per image; "
                                    "background fills the border)", lo=0)

@@ -32,7 +32,16 @@ of the chain more often than either end:
 
     π_t = Φ(logit((t+1)/T)) − Φ(logit(t/T)),    logit(u) = log(u/(1 − u)),  Φ the normal CDF,
 
-positive at every t, so still an L_γ of Theorem 1."""
+positive at every t, so still an L_γ of Theorem 1.
+
+Stratified t keeps π uniform and only spreads each batch over the chain: the n draws of a batch
+take one each from n equal strata of [0, T), in a random order k_1, …, k_n of the strata,
+
+    t_i = ⌊T (k_i + u_i) / n⌋,    u_i ~ U[0, 1),
+
+so every t_i on its own is U{0..T−1} (T(k_i + u_i)/n is uniform on [0, T)), the batch mean of w_t ‖ε − ε_θ‖² is still an unbiased estimate of L_γ, and a
+batch never leaves a stretch of the chain untrained by chance (the low-discrepancy draw of Kingma et
+al. 2021, "Variational Diffusion Models", appendix I.2, there for continuous time)."""
 from __future__ import annotations
 
 import torch
@@ -42,14 +51,16 @@ from ..validation import check_choice, check_finite, check_float, check_generato
     check_same_shape, check_tensor, check_timesteps
 
 WEIGHTINGS = ("none", "min_snr")
-T_SAMPLINGS = ("uniform", "logit_normal")
+T_SAMPLINGS = ("uniform", "stratified", "logit_normal")
 
 
 def sample_timesteps(T: int, n: int, generator: torch.Generator | None = None, method: str = "uniform",
                      device=None) -> torch.Tensor:
     """``n`` timesteps (LongTensor [n] in {0, …, T−1}) on ``device`` (default: the CPU), drawn from
     ``generator`` (None: the global one) on its own device. ``"uniform"``: t ~ U{0..T−1} (DDPM's
-    L_simple, Ho et al. 2020 eq. 14); ``"logit_normal"``: t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1) (Esser et
+    L_simple, Ho et al. 2020 eq. 14); ``"stratified"``: t_i = ⌊T(k_i + u_i)/n⌋, u_i ~ U[0, 1), k a random
+    order of 0, …, n−1: one draw from each n-th of the chain, each still U{0..T−1} (Kingma et al. 2021,
+    appendix I.2); ``"logit_normal"``: t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1) (Esser et
     al. 2024, section 3.1; its probabilities π_t are in the module docstring). ``ValueError`` for an
     unknown method or T, n < 1."""
     check_choice("method", method, T_SAMPLINGS)
@@ -58,6 +69,10 @@ def sample_timesteps(T: int, n: int, generator: torch.Generator | None = None, m
     gen_dev = generator.device if generator is not None else torch.device("cpu")
     if method == "uniform":
         t = torch.randint(0, T, (n,), generator=generator, device=gen_dev)
+    elif method == "stratified":
+        u = torch.rand(n, generator=generator, device=gen_dev, dtype=torch.float64)
+        strata = torch.randperm(n, generator=generator, device=gen_dev).to(torch.float64)
+        t = ((strata + u) * T / n).floor().clamp(0, T - 1).long()
     else:
         z = torch.randn(n, generator=generator, device=gen_dev, dtype=torch.float64)
         t = (torch.sigmoid(z) * T).floor().clamp(0, T - 1).long()

@@ -96,6 +96,30 @@ def test_logit_normal_timesteps_follow_their_closed_form():
         assert abs((t4 == k).double().mean().item() - p) < 5 * math.sqrt(p * (1 - p) / n), k
 
 
+def test_stratified_timesteps_take_one_from_each_stratum_and_each_is_uniform():
+    """A batch of n takes exactly one t from each n-th of the chain, and every position of the batch on
+    its own is U{0..T−1}: T = 1000, n = 8 (strata of 125) by hand, and a chi-square of 40,000 batches'
+    first draw over ten bins (9 degrees of freedom; 45 is exceeded by chance with probability under
+    1e-6). A coarse chain, T = 4, n = 2: one of {0, 1} and one of {2, 3}, each value 1/4 at each position."""
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        t = sample_timesteps(1000, 8, g, "stratified")
+        assert t.dtype == torch.long and t.shape == (8,)
+        assert torch.equal(torch.sort(t // 125).values, torch.arange(8))
+    for n in (3, 64, 1000, 1500):                                   # strata that do not divide T, or narrower than 1
+        t = sample_timesteps(1000, n, g, "stratified").sort().values.double()
+        k = torch.arange(n, dtype=torch.float64)
+        assert bool(((1000 * k / n).floor() <= t).all() and (t <= (1000 * (k + 1) / n).floor()).all()), n
+    first = torch.stack([sample_timesteps(1000, 8, g, "stratified")[0] for _ in range(40_000)])
+    counts = torch.bincount(first // 100, minlength=10).double()
+    assert float(((counts - 4000) ** 2 / 4000).sum()) < 45
+    pairs = torch.stack([sample_timesteps(4, 2, g, "stratified") for _ in range(40_000)])
+    assert bool(((pairs // 2).sort(dim=1).values == torch.tensor([0, 1])).all())
+    for pos in (0, 1):
+        share = torch.bincount(pairs[:, pos], minlength=4).double() / 40_000
+        assert bool(((share - 0.25).abs() < 5 * math.sqrt(0.25 * 0.75 / 40_000)).all()), (pos, share)
+
+
 def test_uniform_timesteps_are_the_default_draws_and_bad_methods_are_refused():
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(sample_timesteps(1000, 64, g1), torch.randint(0, 1000, (64,), generator=g2))
@@ -104,7 +128,8 @@ def test_uniform_timesteps_are_the_default_draws_and_bad_methods_are_refused():
         a = diffusion_loss(model, x0, SCHED, torch.Generator().manual_seed(5))
         b = diffusion_loss(model, x0, SCHED, torch.Generator().manual_seed(5), t_sampling="uniform")
         c = diffusion_loss(model, x0, SCHED, torch.Generator().manual_seed(5), t_sampling="logit_normal")
-    assert torch.equal(a, b) and not torch.equal(a, c)
+        d = diffusion_loss(model, x0, SCHED, torch.Generator().manual_seed(5), t_sampling="stratified")
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, d)
     with pytest.raises(ValueError, match="method"):
         sample_timesteps(1000, 4, method="edm")
     with pytest.raises(ValueError, match="t_sampling"):
