@@ -39,9 +39,10 @@ take one each from n equal strata of [0, T), in a random order k_1, …, k_n of 
 
     t_i = ⌊T (k_i + u_i) / n⌋,    u_i ~ U[0, 1),
 
-so every t_i on its own is U{0..T−1} (T(k_i + u_i)/n is uniform on [0, T)), the batch mean of w_t ‖ε − ε_θ‖² is still an unbiased estimate of L_γ, and a
-batch never leaves a stretch of the chain untrained by chance (the low-discrepancy draw of Kingma et
-al. 2021, "Variational Diffusion Models", appendix I.2, there for continuous time)."""
+so every t_i on its own is U{0..T−1} (T(k_i + u_i)/n is uniform on [0, T)), the batch mean of
+w_t ‖ε − ε_θ‖² is still an unbiased estimate of L_γ, and a batch never leaves a stretch of the
+chain untrained by chance (the low-discrepancy draw of Kingma et al. 2021, "Variational Diffusion
+Models", appendix I.2, there for continuous time)."""
 from __future__ import annotations
 
 import torch
@@ -60,9 +61,8 @@ def sample_timesteps(T: int, n: int, generator: torch.Generator | None = None, m
     ``generator`` (None: the global one) on its own device. ``"uniform"``: t ~ U{0..T−1} (DDPM's
     L_simple, Ho et al. 2020 eq. 14); ``"stratified"``: t_i = ⌊T(k_i + u_i)/n⌋, u_i ~ U[0, 1), k a random
     order of 0, …, n−1: one draw from each n-th of the chain, each still U{0..T−1} (Kingma et al. 2021,
-    appendix I.2); ``"logit_normal"``: t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1) (Esser et
-    al. 2024, section 3.1; its probabilities π_t are in the module docstring). ``ValueError`` for an
-    unknown method or T, n < 1."""
+    appendix I.2); ``"logit_normal"``: t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1) (Esser et al. 2024, section 3.1;
+    its probabilities π_t are in the module docstring). ``ValueError`` for an unknown method or T, n < 1."""
     check_choice("method", method, T_SAMPLINGS)
     T, n = check_int("T", T, lo=1), check_int("n", n, lo=1)
     check_generator("generator", generator)
