@@ -58,6 +58,7 @@ BASE_NET = {"widths": [32, 64, 128], "num_res_blocks": 2}
 _LAPTOP_NET = {"widths": [32, 64, 128], "num_res_blocks": 2, "patch_size": 2}
 _LAPTOP_TRAIN = {"batch_size": 64, "lr": 2e-3, "lr_warmup": 100, "lr_schedule": "cosine", "loss_weighting": "min_snr",
                  "min_snr_gamma": 5.0, "ema_decay": 0.999}
+_PRESET_NET, _PRESET_TRAIN = PRESETS["laptop"]          # the laptop preset the CLI and notebook 02 ship now
 # name -> (TrainConfig overrides, network overrides, the one change against "today")
 RECIPES = {
     "today": ({}, {}, "today's recipe: UNet 32/64/128 x2, batch 128, AdamW 5e-4 constant, EMA 0.999, L_simple"),
@@ -97,11 +98,11 @@ RECIPES = {
     "lapss": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "scale_shift": True},
               "the first laptop preset with the time embedding as a scale and shift after GroupNorm (scale_shift=True)"),
     "lapb99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, _LAPTOP_NET, "the first laptop preset with AdamW beta2 0.99 (not 0.999)"),
-    "lapss99": (PRESETS["laptop"][1], PRESETS["laptop"][0],
+    "lapss99": (_PRESET_TRAIN, _PRESET_NET,
                 "the laptop preset the CLI and notebook 02 ship: the first preset with scale_shift=True and "
                 "AdamW beta2 0.99"),
-    "lapss3e3": ({**PRESETS["laptop"][1], "lr": 3e-3}, PRESETS["laptop"][0], "the laptop preset with lr 3e-3 (not 2e-3)"),
-    "lapssstrat": ({**PRESETS["laptop"][1], "t_sampling": "stratified"}, PRESETS["laptop"][0],
+    "lapss3e3": ({**_PRESET_TRAIN, "lr": 3e-3}, _PRESET_NET, "the laptop preset with lr 3e-3 (not 2e-3)"),
+    "lapssstrat": ({**_PRESET_TRAIN, "t_sampling": "stratified"}, _PRESET_NET,
                    "the laptop preset with t stratified over each batch (--t-sampling stratified), not i.i.d. uniform"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
