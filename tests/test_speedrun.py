@@ -137,3 +137,6 @@ def test_speedrun_target_uses_the_2000_sample_kid_where_a_run_has_one():
     assert "first met at 40min (d_minutes)" in text
     assert "0.0025 ± 0.0005 (n = 2000) | 0.0010 | 2.5×" in text
     assert "not met at any budget measured" in speedrun.target(points[:3] + points[5:], [])
+    rerun = ("d2_minutes", point(40, 0.61, 10, 0.0061))  # a second run of 40 minutes, 3.05x on 500 samples: no
+    text = speedrun.target(points + [rerun], kid_runs)
+    assert "first met at 40min (d_minutes), by 1 of the 2 runs of that budget" in text
