@@ -411,7 +411,7 @@ def target(points: list, kid_runs: list) -> str:
         budget = budget_name("minutes", r["budget"])
         tried[budget] = tried.get(budget, 0) + 1
         met += [(budget, folder)] if ok else []
-        rows.append([folder, budget_name("minutes", r["budget"]), r["steps"], f"{r['confident']:.1%}",
+        rows.append([folder, budget, r["steps"], f"{r['confident']:.1%}",
                      r["classes_present"], f"{k['kid']:.4f} ± {k['kid_se']:.4f} (n = {n})",
                      f"{base['kid']:.4f}" if base else "?", f"{ratio:.1f}×", "yes" if ok else "no"])
     first = f"first met at {met[0][0]} ({met[0][1]})" if met else "not met at any budget measured"
