@@ -1,10 +1,10 @@
-r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq. 14 = DDIM eq. 5
-with γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`), AdamW with a warm-up and a constant
-or cosine learning rate (:mod:`~ddim_edu.train.schedules`, :mod:`~ddim_edu.train.budget`), gradient
-clipping and an EMA of the weights, and owns its state (:meth:`Trainer.state_dict`), so a run stopped
-at any step resumes bit-for-bit (a cosine that ends with a time budget measures its end again for the
-resumed run's budget). bf16 autocast and channels_last: on CUDA by default, on CPU when asked
-(``TrainConfig.bf16``, ``channels_last``); ``torchrun ... -m ddim_edu.train`` runs it data-parallel."""
+r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq. 14 = DDIM eq. 5 with
+γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`) by AdamW (:mod:`~ddim_edu.train.optim`) with a
+warm-up and a constant, cosine or linear learning rate (:mod:`~ddim_edu.train.schedules`, ``budget``),
+gradient clipping and an EMA of the weights, and owns its state (:meth:`Trainer.state_dict`): a run stopped
+at any step resumes bit-for-bit (a decay that ends with a time budget measures its end again for the resumed
+run's budget). bf16 autocast and channels_last: on CUDA by default, on CPU when asked (``TrainConfig.bf16``,
+``channels_last``); ``torchrun ... -m ddim_edu.train`` runs it data-parallel."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from .. import env
 from ..validation import check_finite, check_tensor
-from . import state as files
+from . import optim, state as files
 from .state_dicts import load_state_checked
 from .config import TrainConfig
 from .ema import make_ema
@@ -72,7 +72,7 @@ class Trainer:
         if self.cfg.compile:
             self.net = torch.compile(self.net)
         self.ema = make_ema(self.model, self.cfg.ema_decay, self.cfg.ema_warmup)
-        self.opt = torch.optim.AdamW(self.model.parameters(), **self.cfg.adamw_options())
+        self.opt = optim.make_adamw(self.model, self.cfg.adamw_options(), self.device)
         base = self.cfg.seed * 1000 + 2 * self.rank
         self.data_gen = torch.Generator().manual_seed(base)
         self.noise_gen = torch.Generator().manual_seed(base + 1)

@@ -177,3 +177,30 @@ def test_png_writer_without_torchvision(tmp_path):
     torch.testing.assert_close(back / 255, grid[0], atol=0.5 / 255 + 1e-6, rtol=0)
     img = density_image(torch.randn(500, 2), lim=3.0, bins=32)
     assert img.shape == (1, 32, 32) and 0 <= float(img.min()) < 1.0 == float(img.max())
+
+
+def test_the_optimiser_step_is_adamw_by_hand_fused_where_supported():
+    """Each step moves the weights by AdamW's update (Loshchilov & Hutter 2019, Algorithm 2, with Adam's
+    bias corrections) computed here from the gradients the step saw; on the CPU with float32 weights the
+    trainer takes PyTorch's fused kernel, for a float16 model (no fused CPU kernel taken) the loop."""
+    from ddim_edu.train.optim import fused_adamw_supported
+    torch.manual_seed(0)
+    tr = trainer(MLPDenoiser(), toy_data(), steps=4, lr=1e-2, lr_warmup=0, weight_decay=0.05, adam_beta2=0.99,
+                 grad_clip=0.0)
+    assert tr.opt.param_groups[0]["fused"] is True
+    assert not fused_adamw_supported(MLPDenoiser().half(), torch.device("cpu"))
+    assert not fused_adamw_supported(torch.nn.Module(), torch.device("cpu"))
+    seen = []
+    tr.opt.register_step_pre_hook(lambda opt, *_: seen.append(
+        [(p.detach().clone(), p.grad.detach().clone()) for p in tr.model.parameters()]))
+    b1, b2, eps, lr, wd = 0.9, 0.99, 1e-8, 1e-2, 0.05
+    m = [torch.zeros_like(p) for p in tr.model.parameters()]
+    v = [torch.zeros_like(p) for p in tr.model.parameters()]
+    for n in range(1, 5):
+        tr.train_step()
+        for i, ((theta, g), after) in enumerate(zip(seen[-1], tr.model.parameters())):
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            m_hat, v_hat = m[i] / (1 - b1 ** n), v[i] / (1 - b2 ** n)
+            expected = theta * (1 - lr * wd) - lr * m_hat / (v_hat.sqrt() + eps)
+            torch.testing.assert_close(after.detach(), expected, rtol=1e-5, atol=1e-7)
