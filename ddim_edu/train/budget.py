@@ -1,5 +1,5 @@
-r"""A training run's time budget (``TrainConfig.max_minutes``): whether it is up, and, for a cosine
-learning rate given no step count, the step at which it will run out, measured from the run's own
+r"""A training run's time budget (``TrainConfig.max_minutes``): whether it is up, and, for a learning rate
+that decays to 0 (cosine or linear) given no step count, the step at which it will run out, measured from the run's own
 speed (:func:`~ddim_edu.train.schedules.calibration_seconds`, :func:`~ddim_edu.train.schedules.budget_horizon`).
 With several processes each rank reads its own clock and all take the same answer (an all-reduce)."""
 from __future__ import annotations
@@ -14,9 +14,9 @@ from .schedules import budget_horizon, calibration_seconds
 
 
 def cosine_ends_with_budget(cfg: TrainConfig) -> bool:
-    """Whether a run of ``cfg`` sets its cosine's end from its time budget: a cosine with no
+    """Whether a run of ``cfg`` sets its decay's end from its time budget: a cosine (or linear) decay with no
     ``lr_decay_steps``, a ``max_minutes`` budget and no step limit (``steps`` ≥ ``UNLIMITED_STEPS``)."""
-    return (cfg.lr_schedule == "cosine" and not cfg.lr_decay_steps and cfg.max_minutes is not None
+    return (cfg.lr_schedule in ("cosine", "linear") and not cfg.lr_decay_steps and cfg.max_minutes is not None
             and cfg.steps >= UNLIMITED_STEPS)
 
 
@@ -55,7 +55,7 @@ class TimeBudget:
         if not ready:
             return None
         if announce:
-            print(f"cosine learning rate: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it reaches 0 at "
+            print(f"learning-rate decay: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it reaches 0 at "
                   f"step {int(end)}, when the {self.seconds / 60:g}-min budget is expected to run out", flush=True)
         return {"lr_decay_steps": int(end), "steps_per_s": round(speed, 3), "measured_at_step": step,
                 "measured_over_s": round(elapsed, 1)}

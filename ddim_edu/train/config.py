@@ -41,10 +41,10 @@ class TrainConfig:
     adam_beta2: float = option(0.999, "AdamW's beta2: the decay of its running mean of squared gradients",
                                lo=0.0, hi=0.9999, finite=True)
     lr_warmup: int = option(100, "linear learning-rate warm-up over the first N steps", lo=0)
-    lr_schedule: str = option("constant", "learning rate after the warm-up: constant, or cosine decay to 0 at "
-                                          "--lr-decay-steps (ddim_edu.train.schedules.lr_at)",
-                              choices=("constant", "cosine"))
-    lr_decay_steps: int = option(0, "the step where the cosine decay reaches 0 (0: --steps; with a time budget "
+    lr_schedule: str = option("constant", "learning rate after the warm-up: constant, or a cosine or linear decay "
+                                          "to 0 at --lr-decay-steps (ddim_edu.train.schedules.lr_at)",
+                              choices=("constant", "cosine", "linear"))
+    lr_decay_steps: int = option(0, "the step where the decay reaches 0 (0: --steps; with a time budget "
                                     "alone, the step where the budget is expected to run out, measured from the "
                                     "run's own speed)", lo=0)
     loss_weighting: str = option("none", "weight of each t in the loss: none (L_simple) or min_snr "

@@ -8,14 +8,17 @@ decay horizon N = ``lr_decay_steps`` (0: ``steps``):
     constant  η_n = η after the warm-up
     cosine    η_n = η · min(1, (n + 1)/W) · ½ (1 + cos(π · min(1, (n − W)⁺ / (N − W))))
                                                                        (Loshchilov & Hutter 2017, eq. 5)
+    linear    η_n = η · min(1, (n + 1)/W) · (1 − min(1, (n − W)⁺ / (N − W)))
+                                                  (decay to zero: Defazio et al. 2023; Bergsma et al. 2025)
 
-so the cosine schedule is η at the end of the warm-up and 0 at step N (and after it).
+so both decays are η at the end of the warm-up and 0 at step N (and after it).
 
 A run given only a time budget (``steps`` ≥ ``UNLIMITED_STEPS``, ``max_minutes`` set, ``lr_decay_steps``
-0) does not know N in advance. It measures its own speed over the first part of the budget
-(:func:`calibration_seconds`: 5% of it, at least 10 s and at most 60 s, the first step's start-up excluded)
-and sets N to the step where the budget is expected to run out (:func:`budget_horizon`), so the cosine
-reaches about 0 as the time does; the run stops at N if it gets there early.
+0) does not know N in advance. With a decay (cosine or linear) it measures its own speed over the first
+part of the budget (:func:`calibration_seconds`: 5% of it, at least 10 s and at most 60 s, the first
+step's start-up excluded) and sets N to the step where the budget is expected to run out
+(:func:`budget_horizon`), so the decay reaches about 0 as the time does; the run stops at N if it
+gets there early.
 
 Random shift (DrQ, Kostrikov et al. 2020; the "translate" of Karras et al. 2020's ADA): each image
 moves by (dy, dx) ∈ {−k..k}² pixels drawn per image; the uncovered border gets the background
@@ -32,15 +35,17 @@ from ..validation import check_int
 
 def lr_at(step: int, lr: float, warmup: int = 0, schedule: str = "constant", decay_steps: int = 0) -> float:
     """The learning rate at optimiser step ``step`` (0-based), see the module docstring.
-    ``decay_steps``: the step at which the cosine reaches 0 (must be set for ``"cosine"``)."""
+    ``schedule``: ``"constant"``, ``"cosine"`` or ``"linear"``; ``decay_steps``: the step at which a decay
+    reaches 0 (must be set for ``"cosine"`` and ``"linear"``). ``ValueError`` for another schedule."""
     scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
     if schedule == "constant":
         return lr * scale
-    if schedule != "cosine":
-        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    if schedule not in ("cosine", "linear"):
+        raise ValueError(f"schedule must be 'constant', 'cosine' or 'linear', got {schedule!r}")
     span = max(1, decay_steps - warmup)
     progress = min(1.0, max(0, step - warmup) / span)
-    return lr * scale * 0.5 * (1.0 + math.cos(math.pi * progress))
+    decay = 0.5 * (1.0 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+    return lr * scale * decay
 
 
 def calibration_seconds(budget_s: float) -> float:

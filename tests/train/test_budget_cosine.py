@@ -69,6 +69,15 @@ def test_a_steady_run_ends_its_cosine_with_its_budget(monkeypatch, tmp_path):
     assert saved["lr_decay_from_budget"]["lr_decay_steps"] == 600 and saved["lr_decay_steps"] == 0
 
 
+def test_a_linear_decay_ends_with_its_budget_too(monkeypatch):
+    """--lr-schedule linear measures the same horizon and falls by equal steps to 0 there."""
+    tr, used = _run(monkeypatch, lambda n: 0.1, lr_schedule="linear")
+    assert tr.lr_horizon == 600 and tr.step == 600
+    assert used[101:] == pytest.approx([LR * (1 - (n - WARMUP) / (600 - WARMUP)) for n in range(101, 600)],
+                                       abs=1e-15)
+    assert used[-1] == pytest.approx(LR / (600 - WARMUP))   # one step's drop above 0
+
+
 def test_a_run_that_speeds_up_stops_at_its_horizon(monkeypatch):
     tr, used = _run(monkeypatch, lambda n: 0.1 if n <= 200 else 0.05)
     assert tr.lr_horizon == 600 and tr.step == 600 and tr.stopped is None      # at 40 s of its 60

@@ -169,8 +169,22 @@ def test_cosine_schedule_endpoints_and_warmup():
     for s in range(300):                                                          # constant: today's formula
         assert lr_at(s, 5e-4, 100) == 5e-4 * min(1.0, (s + 1) / 100)
     assert lr_at(5, 1.0, 0, "cosine", 10) == pytest.approx(0.5)                   # no warm-up
-    with pytest.raises(ValueError, match="schedule"):
-        lr_at(0, 1.0, 0, "linear", 10)
+    with pytest.raises(ValueError, match="schedule must be 'constant', 'cosine' or 'linear', got 'step'"):
+        lr_at(0, 1.0, 0, "step", 10)
+
+
+def test_linear_decay_falls_by_equal_steps_to_zero_at_the_horizon():
+    """η_n = η (1 − (n − W)/(N − W)) after the warm-up: every step lowers it by η/(N − W), to 0 at N."""
+    lr, W, N = 2e-3, 10, 110
+    assert lr_at(0, lr, W, "linear", N) == pytest.approx(lr / W)                 # the same warm-up
+    assert lr_at(W, lr, W, "linear", N) == pytest.approx(lr)
+    assert lr_at(W + 25, lr, W, "linear", N) == pytest.approx(0.75 * lr)
+    assert lr_at(N, lr, W, "linear", N) == 0.0 and lr_at(N + 5, lr, W, "linear", N) == 0.0
+    drops = [lr_at(s, lr, W, "linear", N) - lr_at(s + 1, lr, W, "linear", N) for s in range(W, N)]
+    assert drops == pytest.approx([lr / (N - W)] * (N - W))
+    # below the cosine in the first half of the decay, above it in the second
+    assert lr_at(W + 25, lr, W, "linear", N) < lr_at(W + 25, lr, W, "cosine", N)
+    assert lr_at(W + 75, lr, W, "linear", N) > lr_at(W + 75, lr, W, "cosine", N)
 
 
 def test_trainer_uses_the_cosine_horizon():
@@ -257,7 +271,7 @@ def test_bf16_on_cpu_autocasts_the_forward_pass_and_keeps_float32_weights():
 # ------------------------------------------------------------------ config and command line
 def test_recipe_options_are_validated_and_reach_the_command_line():
     with pytest.raises(ValueError, match="lr_schedule"):
-        TrainConfig(lr_schedule="linear").validate()
+        TrainConfig(lr_schedule="step").validate()
     with pytest.raises(ValueError, match="loss_weighting"):
         TrainConfig(loss_weighting="edm").validate()
     with pytest.raises(ValueError, match="augment_shift"):
@@ -272,8 +286,9 @@ def test_recipe_options_are_validated_and_reach_the_command_line():
     assert (cfg.lr_schedule, cfg.lr_decay_steps, cfg.loss_weighting, cfg.min_snr_gamma, cfg.min_snr_floor,
             cfg.augment_shift, cfg.channels_last, cfg.bf16, cfg.t_sampling) == ("cosine", 500, "min_snr", 3.0, 0.2, 2,
                                                                                 True, True, "logit_normal")
+    assert train_cli.config_from_args(parser.parse_args(["--lr-schedule", "linear"])).lr_schedule == "linear"
     with pytest.raises(SystemExit):
-        parser.parse_args(["--lr-schedule", "linear"])
+        parser.parse_args(["--lr-schedule", "step"])
 
 
 # ------------------------------------------------------------------ per-level UNet blocks
