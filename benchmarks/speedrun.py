@@ -51,6 +51,7 @@ from common import ROOT, de, fixed_noise, markdown_table, sample_batched, Timer
 from ddim_edu.evaluation import kernel
 from ddim_edu.nets.build import unet_from_widths
 from ddim_edu.train.presets import PRESETS
+from ddim_edu.train.schedules import DECAYS
 from ddim_edu.train.trainer import Trainer, TrainConfig
 
 BASE_NET = {"widths": [32, 64, 128], "num_res_blocks": 2}
@@ -242,7 +243,7 @@ def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threa
     steps = budgets[-1] if a.mode == "steps" else 10 ** 9
     model, cfg, net = build(recipe, a.batch, steps, a.seed, a.width_list, a.bf16)
     horizon = None
-    if cfg.lr_schedule in ("cosine", "linear"):
+    if cfg.lr_schedule in DECAYS:
         horizon = a.decay_steps or (budgets[-1] if a.mode == "steps" else
                                     round(a.rate * 60 * budgets[-1]) if a.rate else "auto")
         if horizon == "auto" and len(budgets) > 1:

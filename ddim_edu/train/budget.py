@@ -1,6 +1,6 @@
-r"""A training run's time budget (``TrainConfig.max_minutes``): whether it is up, and, for a learning rate
-that decays to 0 (cosine or linear) given no step count, the step at which it will run out, measured from the run's own
-speed (:func:`~ddim_edu.train.schedules.calibration_seconds`, :func:`~ddim_edu.train.schedules.budget_horizon`).
+r"""A training run's time budget (``TrainConfig.max_minutes``): whether it is up, and, for a learning
+rate that decays to 0 (cosine or linear) given no step count, the step at which it will run out, measured
+from the run's own speed (:func:`~ddim_edu.train.schedules.calibration_seconds`, :func:`~ddim_edu.train.schedules.budget_horizon`).
 With several processes each rank reads its own clock and all take the same answer (an all-reduce)."""
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import torch
 import torch.distributed as dist
 
 from .config import UNLIMITED_STEPS, TrainConfig
-from .schedules import budget_horizon, calibration_seconds
+from .schedules import DECAYS, budget_horizon, calibration_seconds
 
 
 def cosine_ends_with_budget(cfg: TrainConfig) -> bool:
     """Whether a run of ``cfg`` sets its decay's end from its time budget: a cosine (or linear) decay with no
     ``lr_decay_steps``, a ``max_minutes`` budget and no step limit (``steps`` ≥ ``UNLIMITED_STEPS``)."""
-    return (cfg.lr_schedule in ("cosine", "linear") and not cfg.lr_decay_steps and cfg.max_minutes is not None
+    return (cfg.lr_schedule in DECAYS and not cfg.lr_decay_steps and cfg.max_minutes is not None
             and cfg.steps >= UNLIMITED_STEPS)
 
 

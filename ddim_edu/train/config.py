@@ -10,6 +10,7 @@ import math
 import typing
 
 from ..validation import check_float, check_int
+from .schedules import DECAYS
 from .loss import T_SAMPLINGS, WEIGHTINGS
 
 UNLIMITED_STEPS = 10 ** 9        # "no step limit": a run given only a time budget (the CLI's --minutes without --steps)
@@ -43,7 +44,7 @@ class TrainConfig:
     lr_warmup: int = option(100, "linear learning-rate warm-up over the first N steps", lo=0)
     lr_schedule: str = option("constant", "learning rate after the warm-up: constant, or a cosine or linear decay "
                                           "to 0 at --lr-decay-steps (ddim_edu.train.schedules.lr_at)",
-                              choices=("constant", "cosine", "linear"))
+                              choices=("constant", *DECAYS))
     lr_decay_steps: int = option(0, "the step where the decay reaches 0 (0: --steps; with a time budget "
                                     "alone, the step where the budget is expected to run out, measured from the "
                                     "run's own speed)", lo=0)

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 
 from ..validation import check_int
 
+DECAYS = ("cosine", "linear")     # the schedules that reach 0 at a horizon N
+
 
 def lr_at(step: int, lr: float, warmup: int = 0, schedule: str = "constant", decay_steps: int = 0) -> float:
     """The learning rate at optimiser step ``step`` (0-based), see the module docstring.
@@ -40,7 +42,7 @@ def lr_at(step: int, lr: float, warmup: int = 0, schedule: str = "constant", dec
     scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
     if schedule == "constant":
         return lr * scale
-    if schedule not in ("cosine", "linear"):
+    if schedule not in DECAYS:
         raise ValueError(f"schedule must be 'constant', 'cosine' or 'linear', got {schedule!r}")
     span = max(1, decay_steps - warmup)
     progress = min(1.0, max(0, step - warmup) / span)
