@@ -21,7 +21,7 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   lowered the kernel distance after 10 minutes by about a sixth; together, over 30 minutes of the same
   2-core CPU, by 40% against the preset without them: KID 0.0027 against 0.0045 on 2,000 DDIM-50
   samples from the same x_T, −3.0 standard errors of the paired difference
-  (``results/speedrun/grid4_notes.md``, last section).
+  (``results/speedrun/grid4_notes.md``, section "Scale-shift and AdamW β2 0.99").
 
 ``mnist`` — the full-length MNIST recipe of ``results/retrain_mnist`` (hours on a CPU, minutes on a GPU):
 
