@@ -13,7 +13,7 @@ from .config import UNLIMITED_STEPS, TrainConfig
 from .schedules import DECAYS, budget_horizon, calibration_seconds
 
 
-def cosine_ends_with_budget(cfg: TrainConfig) -> bool:
+def decay_ends_with_budget(cfg: TrainConfig) -> bool:
     """Whether a run of ``cfg`` sets its decay's end from its time budget: a cosine (or linear) decay with no
     ``lr_decay_steps``, a ``max_minutes`` budget and no step limit (``steps`` ≥ ``UNLIMITED_STEPS``)."""
     return (cfg.lr_schedule in DECAYS and not cfg.lr_decay_steps and cfg.max_minutes is not None

@@ -24,7 +24,7 @@ from .ema import make_ema
 from .labels import check_training_labels, label_batch, with_label_embedding
 from .loss import diffusion_loss, held_out_loss
 from .samples import save_sample_grid
-from .budget import TimeBudget, cosine_ends_with_budget
+from .budget import TimeBudget, decay_ends_with_budget
 from .schedules import lr_at, random_shift
 from .state import TrainerState
 
@@ -127,7 +127,7 @@ class Trainer:
             while self.step < min(cfg.steps, self.lr_horizon or cfg.steps):
                 loss = self.train_step()
                 acc, n_acc = acc + loss, n_acc + 1
-                if self.lr_horizon is None and cosine_ends_with_budget(cfg):
+                if self.lr_horizon is None and decay_ends_with_budget(cfg):
                     self.horizon_info = budget.horizon(self.step, announce=main)    # None while measuring
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:

@@ -182,7 +182,7 @@ def test_png_writer_without_torchvision(tmp_path):
 def test_the_optimiser_step_is_adamw_by_hand_fused_where_supported():
     """Each step moves the weights by AdamW's update (Loshchilov & Hutter 2019, Algorithm 2, with Adam's
     bias corrections) computed here from the gradients the step saw; on the CPU with float32 weights the
-    trainer takes PyTorch's fused kernel, for a float16 model (no fused CPU kernel taken) the loop."""
+    trainer takes PyTorch's fused kernel; a float16 model or one without parameters is not offered it."""
     from ddim_edu.train.optim import fused_adamw_supported
     torch.manual_seed(0)
     tr = trainer(MLPDenoiser(), toy_data(), steps=4, lr=1e-2, lr_warmup=0, weight_decay=0.05, adam_beta2=0.99,
