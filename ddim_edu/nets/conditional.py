@@ -61,11 +61,12 @@ class ConditionalUNet(UNet):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, base_channels: int = 32,
                  channel_mults=(1, 2, 4), num_res_blocks: int = 2, attention: bool = False,
                  dropout: float = 0.0, groups: int = 8, patch_size: int = 1, scale_shift: bool = False,
-                 zero_init: bool = False):
+                 zero_init: bool = False, mid_blocks: int = 2):
         num_classes = check_int("num_classes", num_classes, lo=1)
         super().__init__(in_channels=in_channels, base_channels=base_channels, channel_mults=channel_mults,
                          num_res_blocks=num_res_blocks, attention=attention, dropout=dropout, groups=groups,
-                         patch_size=patch_size, scale_shift=scale_shift, zero_init=zero_init)
+                         patch_size=patch_size, scale_shift=scale_shift, zero_init=zero_init,
+                         mid_blocks=mid_blocks)
         self.num_classes = num_classes
         self.config = {"type": "unet_cond", "num_classes": num_classes, **{k: v for k, v in self.config.items()
                                                                           if k != "type"}}

@@ -89,7 +89,8 @@ class UNet(nn.Module):
     * down: for each width but the last (32 at 28×28, 64 at 14×14), ``num_res_blocks``
       residual blocks, then a stride-2 conv (28 → 14 → 7);
     * middle, at the lowest resolution (7×7) and the last width (128): residual block,
-      [single-head self-attention if ``attention=True``], residual block;
+      [single-head self-attention if ``attention=True``], residual block (``mid_blocks``
+      residual blocks in all, default 2: more of them add depth where a block is cheapest);
     * up: for each width but the last, in reverse, nearest upsampling to the skip's size
       + conv (7 → 14 → 28), then ``num_res_blocks`` residual blocks, each concatenating
       the output of its mirror block on the down path (the skip connection);
@@ -121,7 +122,7 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, base_channels: int = 32, channel_mults=(1, 2, 4),
                  num_res_blocks: int = 2, attention: bool = False, dropout: float = 0.0, groups: int = 8,
-                 patch_size: int = 1, scale_shift: bool = False, zero_init: bool = False):
+                 patch_size: int = 1, scale_shift: bool = False, zero_init: bool = False, mid_blocks: int = 2):
         super().__init__()
         in_channels = check_int("in_channels", in_channels, lo=1)
         base_channels = check_int("base_channels", base_channels, lo=1)
@@ -140,6 +141,7 @@ class UNet(nn.Module):
         for name, flag in (("attention", attention), ("scale_shift", scale_shift), ("zero_init", zero_init)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
+        mid_blocks = check_int("mid_blocks", mid_blocks, lo=1)
         dropout = check_float("dropout", dropout, lo=0.0, hi=1.0)
         groups = check_int("groups", groups, lo=1)
         self.patch_size = check_int("patch_size", patch_size, lo=1)
@@ -155,6 +157,8 @@ class UNet(nn.Module):
         for name, flag in (("scale_shift", scale_shift), ("zero_init", zero_init)):
             if flag:                 # likewise only when set
                 self.config[name] = True
+        if mid_blocks != 2:          # likewise only when not the default
+            self.config["mid_blocks"] = mid_blocks
         block = dict(dropout=dropout, groups=groups, scale_shift=scale_shift, zero_init=zero_init)
         self.in_channels, self.base_channels = in_channels, base_channels
         temb_dim = 4 * base_channels
@@ -172,7 +176,7 @@ class UNet(nn.Module):
         ch = widths[-1]
         if attention:
             mid.append(SelfAttention(ch, groups))
-        mid.append(ResBlock(ch, ch, temb_dim, **block))
+        mid += [ResBlock(ch, ch, temb_dim, **block) for _ in range(mid_blocks - 1)]
         self.mid = nn.ModuleList(mid)
         self.up = nn.ModuleList()
         for w, nb in zip(reversed(widths[:-1]), reversed(blocks)):

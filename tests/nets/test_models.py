@@ -93,7 +93,8 @@ def test_unet_gradient_reaches_every_parameter(kw):
 
 
 @pytest.mark.parametrize("kw", [{}, {"attention": True, "base_channels": 16, "dropout": 0.1},
-                                {"scale_shift": True, "zero_init": True, "patch_size": 2}])
+                                {"scale_shift": True, "zero_init": True, "patch_size": 2},
+                                {"mid_blocks": 4, "attention": True}])
 def test_unet_build_model_round_trip(kw):
     model = _wake(_unet(**kw)).eval()
     config = json.loads(json.dumps(model.config))
@@ -112,6 +113,23 @@ def test_unet_config_names_scale_shift_and_zero_init_only_when_set():
     assert not {"scale_shift", "zero_init"} & set(_unet().config)      # older configs stay as they were
     both = _unet(scale_shift=True, zero_init=True).config
     assert both == {**_unet().config, "scale_shift": True, "zero_init": True}
+
+
+def test_unet_mid_blocks_adds_residual_blocks_at_the_lowest_resolution():
+    """Each middle block beyond the second is one more 128→128 residual block: two 3×3 convs
+    (2·(9·128² + 128)), two GroupNorms (2·2·128) and the time projection (128·128 + 128)."""
+    per_block = 2 * (9 * 128 * 128 + 128) + 2 * 2 * 128 + (128 * 128 + 128)
+    base = count_parameters(_unet())
+    assert "mid_blocks" not in _unet().config and _unet(mid_blocks=2).config == _unet().config
+    for k in (1, 3, 5):
+        model = _unet(mid_blocks=k)
+        assert model.config["mid_blocks"] == k
+        assert count_parameters(model) == base + (k - 2) * per_block
+        assert sum(isinstance(m, ResBlock) for m in model.mid) == k
+    deep = _wake(_unet(mid_blocks=4, attention=True))
+    assert [type(m).__name__ for m in deep.mid] == ["ResBlock", "SelfAttention", "ResBlock", "ResBlock", "ResBlock"]
+    deep(torch.randn(2, 1, 28, 28), torch.tensor([5, 700])).pow(2).mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in deep.mid.parameters())
 
 
 def test_resblock_scale_shift_is_groupnorm_times_one_plus_scale_plus_shift():
@@ -226,6 +244,13 @@ def test_unet_rejects_empty_channel_mults():
 def test_unet_rejects_bad_num_res_blocks():
     with pytest.raises(ValueError, match=r"num_res_blocks must be in \[1, inf\], got 0"):
         UNet(num_res_blocks=0)
+
+
+def test_unet_rejects_bad_mid_blocks():
+    with pytest.raises(ValueError, match=r"mid_blocks must be in \[1, inf\], got 0"):
+        UNet(mid_blocks=0)
+    with pytest.raises(TypeError, match=r"mid_blocks must be an int"):
+        UNet(mid_blocks=2.5)
 
 
 @pytest.mark.parametrize("name", ["attention", "scale_shift", "zero_init"])
