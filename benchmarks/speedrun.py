@@ -453,7 +453,8 @@ def table(a) -> str:
                  key=lambda r: (r["mode"], r["net"]["widths"], r["recipe"], r["batch"], r["separate"], r["budget"]))
     ref = [r for r in rows if r["mode"] == "reference"]
     net = lambda r: (f"{'/'.join(map(str, r['net']['widths']))} × {r['net']['num_res_blocks']}"  # noqa: E731
-                     + (f" (patch {r['net']['patch_size']})" if r['net'].get('patch_size', 1) > 1 else ""))
+                     + (f" (patch {r['net']['patch_size']})" if r['net'].get('patch_size', 1) > 1 else "")
+                     + (f", {r['net']['mid_blocks']} in the middle" if r['net'].get('mid_blocks', 2) != 2 else ""))
     seed = lambda r: r["config"]["seed"]  # noqa: E731
     run = lambda r: (r["recipe"] + (" (bf16)" if r["config"].get("bf16") else ""), net(r), r["batch"], seed(r),  # noqa: E731
                      r["mode"], r["separate"])
