@@ -110,7 +110,8 @@ class UNet(nn.Module):
     Nichol 2021, "Diffusion Models Beat GANs on Image Synthesis", §3; +6% parameters).
     ``zero_init=True`` zero-initialises every residual block's last conv, so each block starts
     as its skip connection (the same paper's initialisation). Both are recorded in
-    ``config`` only when set, so configs saved before they existed stay the same. The defaults
+    ``config`` only when set (``patch_size`` and ``mid_blocks`` only away from 1 and 2), so configs
+    saved before they existed stay the same. The defaults
     give 1.41M parameters (16/32/64: 0.36M), the sizes DESIGN.md measured.
 
     ``num_res_blocks`` may also be a list with one count per level above the lowest (e.g.
@@ -152,13 +153,10 @@ class UNet(nn.Module):
         self.config = {"type": "unet", "in_channels": in_channels, "base_channels": base_channels,
                        "channel_mults": list(channel_mults), "num_res_blocks": num_res_blocks,
                        "attention": attention, "dropout": dropout, "groups": groups}
-        if patch_size != 1:          # only then, so the configs saved before patch_size existed stay byte-identical
-            self.config["patch_size"] = patch_size
-        for name, flag in (("scale_shift", scale_shift), ("zero_init", zero_init)):
-            if flag:                 # likewise only when set
-                self.config[name] = True
-        if mid_blocks != 2:          # likewise only when not the default
-            self.config["mid_blocks"] = mid_blocks
+        # options added later are recorded only away from their defaults, so older configs stay byte-identical
+        later = (("patch_size", self.patch_size, 1), ("scale_shift", scale_shift, False),
+                 ("zero_init", zero_init, False), ("mid_blocks", mid_blocks, 2))
+        self.config.update({name: value for name, value, default in later if value != default})
         block = dict(dropout=dropout, groups=groups, scale_shift=scale_shift, zero_init=zero_init)
         self.in_channels, self.base_channels = in_channels, base_channels
         temb_dim = 4 * base_channels
