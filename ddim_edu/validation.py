@@ -35,9 +35,9 @@ def check_int(name: str, value, lo: int | None = None, hi: int | None = None) ->
 
 
 def check_float(name: str, value, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False) -> float:
-    """``value`` must be a real number in [lo, hi] (or (lo, hi] with ``lo_open``)."""
-    left, right = "(" if lo_open else "[", "inf)" if hi is None else f"{hi}]"
+                lo_open: bool = False, hi_open: bool = False) -> float:
+    """``value`` must be a real number in [lo, hi] (or open at ``lo`` with ``lo_open``, at ``hi`` with ``hi_open``)."""
+    left, right = "(" if lo_open else "[", "inf)" if hi is None else f"{hi}{')' if hi_open else ']'}"
     allowed = f"{left}{'-inf' if lo is None else lo}, {right}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number in {allowed}, got {_show(value)}")
@@ -45,7 +45,7 @@ def check_float(name: str, value, lo: float | None = None, hi: float | None = No
     if value != value:
         raise ValueError(f"{name} must be a number in {allowed}, got nan")
     bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
-    bad_hi = hi is not None and value > hi
+    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
     if bad_lo or bad_hi:
         raise ValueError(f"{name} must be in {allowed}, got {value}")
     return value

@@ -16,18 +16,18 @@ from .loss import T_SAMPLINGS, WEIGHTINGS
 UNLIMITED_STEPS = 10 ** 9        # "no step limit": a run given only a time budget (the CLI's --minutes without --steps)
 
 
-def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, flag: str | None = None,
+def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False, flag: str | None = None,
            dest: str | None = None, resumable: bool = False, finite: bool = False, choices: tuple | None = None,
            aliases: tuple = ()):
     """A :class:`TrainConfig` field whose ``metadata`` describes it: ``help`` (the CLI help),
-    the allowed range ``lo``/``hi`` (checked by :meth:`TrainConfig.validate` and the CLI),
+    the allowed range ``lo``/``hi`` (open at an end with ``lo_open``/``hi_open``; checked by :meth:`TrainConfig.validate` and the CLI),
     the CLI ``flag`` (default ``--name-with-dashes``; ``--no-name`` for a bool that is on by
     default), the ``dest`` under which the CLI stores it (the key in config.json's "args";
     a bool stored as ``no_<name>`` holds the negation), and ``resumable``: whether ``--resume``
     may change it (it does not alter the training trajectory); ``finite``: a float that must not be infinite;
     ``choices``: the allowed values of a string field; ``aliases``: more CLI spellings of the same option."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "flag": flag, "dest": dest, "resumable": resumable,
+        "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "flag": flag, "dest": dest, "resumable": resumable,
         "finite": finite, "choices": choices, "aliases": tuple(aliases)})
 
 
@@ -56,10 +56,17 @@ class TrainConfig:
                                        "gamma)/SNR_t, floor); 0 is plain min-SNR", lo=0.0, hi=1.0, finite=True)
     t_sampling: str = option("uniform", "how t is drawn in the loss: uniform (U{0..T-1}), stratified (one draw from "
                                         "each n-th of the chain per batch of n, Kingma et al. 2021; no better KID for "
-                                        "the laptop preset) or logit_normal (t = T sigmoid(z), z ~ N(0, 1), Esser et "
-                                        "al. 2024; DDIM's L_gamma family; 6x worse KID for the laptop preset: "
-                                        "results/speedrun/grid4_notes.md)",
+                                        "the laptop preset), logit_normal (t = T sigmoid(z), z ~ N(0, 1), Esser et "
+                                        "al. 2024; 6x worse KID for the laptop preset: "
+                                        "results/speedrun/grid4_notes.md) or asymmetric (t >= T * --t-split with "
+                                        "probability --t-upper-share, else below it, Wang et al. 2024); each is in "
+                                        "DDIM's L_gamma family",
                              choices=T_SAMPLINGS)
+    t_split: float = option(0.5, "--t-sampling asymmetric: the split tau = floor(T * this) between its two parts",
+                            lo=0.0, hi=1.0, lo_open=True, hi_open=True, finite=True)
+    t_upper_share: float = option(0.2, "--t-sampling asymmetric: the share of draws at t >= tau (0.5 with "
+                                       "--t-split 0.5 is uniform)", lo=0.0, hi=1.0, lo_open=True, hi_open=True,
+                                  finite=True)
     augment_shift: int = option(0, "shift each training image by up to N pixels (random, per image; "
                                    "background fills the border)", lo=0)
     p_uncond: float = option(0.2, "with class labels (--conditional): probability that a training label becomes "
@@ -111,7 +118,7 @@ class TrainConfig:
             elif kind is int:
                 check_int(f.name, value, lo=m["lo"], hi=m["hi"])
             elif kind is float:
-                check_float(f.name, value, lo=m["lo"], hi=m["hi"], lo_open=m["lo_open"])
+                check_float(f.name, value, lo=m["lo"], hi=m["hi"], lo_open=m["lo_open"], hi_open=m["hi_open"])
                 if m["finite"] and not math.isfinite(float(value)):
                     raise ValueError(f"{f.name} must be a finite number, got {value}")
             elif not isinstance(value, bool):
@@ -122,7 +129,8 @@ class TrainConfig:
         """The keyword arguments of :func:`~.loss.diffusion_loss` that this run sets: its weighting of t
         and how it draws t (DDIM's L_γ, eq. 5, with the γ_t they give)."""
         return {"weighting": self.loss_weighting, "min_snr_gamma": self.min_snr_gamma,
-                "min_snr_floor": self.min_snr_floor, "t_sampling": self.t_sampling}
+                "min_snr_floor": self.min_snr_floor, "t_sampling": self.t_sampling, "t_split": self.t_split,
+                "t_upper_share": self.t_upper_share}
 
 
 def cli_flag(f: dataclasses.Field) -> str:

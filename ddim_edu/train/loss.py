@@ -42,7 +42,18 @@ take one each from n equal strata of [0, T), in a random order k_1, …, k_n of 
 so every t_i on its own is U{0..T−1} (T(k_i + u_i)/n is uniform on [0, T)), the batch mean of
 w_t ‖ε − ε_θ‖² is still an unbiased estimate of L_γ, and a batch never leaves a stretch of the
 chain untrained by chance (the low-discrepancy draw of Kingma et al. 2021, "Variational Diffusion
-Models", appendix I.2, there for continuous time)."""
+Models", appendix I.2, there for continuous time).
+
+Asymmetric t draws the noisy end of the chain less often (the "asymmetric sampling" of Wang et al.
+2024, "A Closer Look at Time Steps is Worthy of Triple Speed-Up for Diffusion Model Training",
+section 4.1, which suppresses the steps after the point where √(1−ᾱ_t) has all but stopped
+changing). With a split τ = ⌊T·s⌋ and a share p of the draws at or above it,
+
+    π_t = (1 − p)/τ  for t < τ,      π_t = p/(T − τ)  for t ≥ τ,
+
+uniform within each part; s = 1/2 with p = 1/2 is U{0..T−1}. Near x_T the target ε is almost
+x_t itself (x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε with ᾱ_t → 0), so a model learns it early and spends
+the rest of the draws there for little. π_t > 0 at every t, so this too is an L_γ of Theorem 1."""
 from __future__ import annotations
 
 import torch
@@ -52,17 +63,20 @@ from ..validation import check_choice, check_finite, check_float, check_generato
     check_same_shape, check_tensor, check_timesteps
 
 WEIGHTINGS = ("none", "min_snr")
-T_SAMPLINGS = ("uniform", "stratified", "logit_normal")
+T_SAMPLINGS = ("uniform", "stratified", "logit_normal", "asymmetric")
 
 
 def sample_timesteps(T: int, n: int, generator: torch.Generator | None = None, method: str = "uniform",
-                     device=None) -> torch.Tensor:
+                     device=None, split: float = 0.5, upper_share: float = 0.2) -> torch.Tensor:
     """``n`` timesteps (LongTensor [n] in {0, …, T−1}) on ``device`` (default: the CPU), drawn from
     ``generator`` (None: the global one) on its own device. ``"uniform"``: t ~ U{0..T−1} (DDPM's
     L_simple, Ho et al. 2020 eq. 14); ``"stratified"``: t_i = ⌊T(k_i + u_i)/n⌋, u_i ~ U[0, 1), k a random
     order of 0, …, n−1: one draw from each n-th of the chain, each still U{0..T−1} (Kingma et al. 2021,
     appendix I.2); ``"logit_normal"``: t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1) (Esser et al. 2024, section 3.1;
-    its probabilities π_t are in the module docstring). ``ValueError`` for an unknown method or T, n < 1."""
+    its probabilities π_t are in the module docstring); ``"asymmetric"``: t ≥ τ = ⌊T·``split``⌋ with
+    probability ``upper_share``, else t < τ, uniform within each part (Wang et al. 2024, section 4.1;
+    ``split`` and ``upper_share`` are used by this method only). ``ValueError`` for an unknown method,
+    T, n < 1, ``split`` or ``upper_share`` outside (0, 1), or a split that leaves either part empty."""
     check_choice("method", method, T_SAMPLINGS)
     T, n = check_int("T", T, lo=1), check_int("n", n, lo=1)
     check_generator("generator", generator)
@@ -73,10 +87,27 @@ def sample_timesteps(T: int, n: int, generator: torch.Generator | None = None, m
         u = torch.rand(n, generator=generator, device=gen_dev, dtype=torch.float64)
         strata = torch.randperm(n, generator=generator, device=gen_dev).to(torch.float64)
         t = ((strata + u) * T / n).floor().clamp(0, T - 1).long()
+    elif method == "asymmetric":
+        tau = asymmetric_split(T, split)
+        upper_share = check_float("upper_share", upper_share, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        upper = torch.rand(n, generator=generator, device=gen_dev) < upper_share
+        below = torch.randint(0, tau, (n,), generator=generator, device=gen_dev)
+        above = torch.randint(tau, T, (n,), generator=generator, device=gen_dev)
+        t = torch.where(upper, above, below)
     else:
         z = torch.randn(n, generator=generator, device=gen_dev, dtype=torch.float64)
         t = (torch.sigmoid(z) * T).floor().clamp(0, T - 1).long()
     return t.to(device if device is not None else "cpu")
+
+
+def asymmetric_split(T: int, split: float) -> int:
+    """τ = ⌊T·``split``⌋ of :func:`sample_timesteps`' ``"asymmetric"`` draw; ``ValueError`` unless
+    ``split`` is in (0, 1) and 1 ≤ τ ≤ T − 1 (both parts of the chain hold a timestep)."""
+    split = check_float("split", split, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    tau = int(T * split)
+    if not 1 <= tau <= T - 1:
+        raise ValueError(f"split must leave timesteps on both sides of tau = floor(T*split) for T={T}, got {split}")
+    return tau
 
 
 def loss_weights(sched, t: torch.Tensor, weighting: str = "none", gamma: float = 5.0,
@@ -98,10 +129,12 @@ def loss_weights(sched, t: torch.Tensor, weighting: str = "none", gamma: float =
 def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | None = None, *,
                    t: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                    per_example: bool = False, weighting: str = "none", min_snr_gamma: float = 5.0,
-                   min_snr_floor: float = 0.0, t_sampling: str = "uniform"):
+                   min_snr_floor: float = 0.0, t_sampling: str = "uniform", t_split: float = 0.5,
+                   t_upper_share: float = 0.2):
     """L_simple (Ho et al. 2020 eq. 14 = DDIM eq. 5 with γ_t = 1), a Monte-Carlo estimate.
 
-    Draws t ~ U{0, …, T−1} (or as ``t_sampling`` says: :func:`sample_timesteps`) then ε ~ N(0, I)
+    Draws t ~ U{0, …, T−1} (or as ``t_sampling`` says, with ``t_split`` and ``t_upper_share`` for
+    ``"asymmetric"``: :func:`sample_timesteps`) then ε ~ N(0, I)
     from ``generator`` (unless given), forms
     x_t = q_sample(x0, t, ε) and returns mean ‖ε_θ(x_t, t) − ε‖² over all dimensions.
     With ``per_example=True`` returns ``(losses [B], t [B])`` for "loss per t" plots.
@@ -117,7 +150,8 @@ def diffusion_loss(model, x0: torch.Tensor, sched, generator: torch.Generator | 
     check_choice("t_sampling", t_sampling, T_SAMPLINGS)
     B = x0.shape[0]
     if t is None:
-        t = sample_timesteps(sched.T, B, generator, t_sampling, device=x0.device)
+        t = sample_timesteps(sched.T, B, generator, t_sampling, device=x0.device, split=t_split,
+                             upper_share=t_upper_share)
     else:
         t = check_timesteps("t", t, B, sched.T, device=x0.device)
     if noise is None:

@@ -120,6 +120,53 @@ def test_stratified_timesteps_take_one_from_each_stratum_and_each_is_uniform():
         assert bool(((share - 0.25).abs() < 5 * math.sqrt(0.25 * 0.75 / 40_000)).all()), (pos, share)
 
 
+def test_asymmetric_timesteps_follow_their_two_level_closed_form():
+    """π_t = (1 − p)/τ below τ = ⌊T·s⌋ and p/(T − τ) from τ on: 200,000 draws in ten bins of 100 timesteps
+    against it by a chi-square (9 degrees of freedom; 45 is exceeded by chance with probability under
+    1e-6), for the preset's s = 1/2, p = 1/5 and for s = 0.64, p = 0.1; a coarse chain by hand, T = 4,
+    s = 1/4 (τ = 1), p = 3/4: P(t = 0) = 1/4 and 1/4 for each of 1, 2, 3 — the uniform draw — and
+    s = 1/2, p = 1/2 is uniform too."""
+    n, T = 200_000, 1000
+    for s, p in ((0.5, 0.2), (0.64, 0.1)):
+        t = sample_timesteps(T, n, torch.Generator().manual_seed(0), "asymmetric", split=s, upper_share=p)
+        assert t.dtype == torch.long and t.shape == (n,) and int(t.min()) >= 0 and int(t.max()) <= T - 1
+        tau = int(T * s)
+        pi = torch.tensor([(1 - p) / tau if k < tau else p / (T - tau) for k in range(T)], dtype=torch.float64)
+        expected = pi.view(10, 100).sum(1)
+        counts = torch.bincount(t // 100, minlength=10).double()
+        assert float(((counts - n * expected) ** 2 / (n * expected)).sum()) < 45, (s, p)
+        share = (t >= tau).double().mean().item()
+        assert abs(share - p) < 5 * math.sqrt(p * (1 - p) / n), (s, p, share)
+    for s, p in ((0.25, 0.75), (0.5, 0.5)):
+        t4 = sample_timesteps(4, n, torch.Generator().manual_seed(1), "asymmetric", split=s, upper_share=p)
+        freq = torch.bincount(t4, minlength=4).double() / n
+        assert bool(((freq - 0.25).abs() < 5 * math.sqrt(0.25 * 0.75 / n)).all()), (s, p, freq)
+
+
+def test_asymmetric_draws_refuse_bad_splits_and_shares_and_reach_the_trainer():
+    for bad, name in (({"split": 0.0}, "split"), ({"split": 1.0}, "split"), ({"split": 0.05}, "split"),
+                      ({"upper_share": 0.0}, "upper_share"), ({"upper_share": 1.0}, "upper_share"),
+                      ({"upper_share": float("nan")}, "upper_share")):
+        with pytest.raises(ValueError, match=f"^{name} must"):
+            sample_timesteps(10, 4, method="asymmetric", **bad)           # T = 10, split 0.05: τ = 0, nothing below
+    for field, value in (("t_split", 1.0), ("t_upper_share", 0.0), ("t_upper_share", 1.5)):
+        with pytest.raises(ValueError, match=f"^{field} must be in \\(0.0, 1.0\\)"):
+            TrainConfig(**{field: value}).validate()
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(sample_timesteps(1000, 64, g1, split=0.9, upper_share=0.9), sample_timesteps(1000, 64, g2))
+    args = train_cli.build_parser().parse_args(["--t-sampling", "asymmetric", "--t-split", "0.6",
+                                                "--t-upper-share", "0.1"])
+    cfg = train_cli.config_from_args(args)
+    assert (cfg.t_sampling, cfg.t_split, cfg.t_upper_share) == ("asymmetric", 0.6, 0.1)
+    data, runs = digits(), {}
+    for name, kw in {"uniform": {}, "a": {"t_sampling": "asymmetric"},
+                     "b": {"t_sampling": "asymmetric", "t_upper_share": 0.6}}.items():
+        torch.manual_seed(0)
+        runs[name] = trainer(tiny_unet(), data, steps=2, **kw).fit()
+    assert not equal_states(runs["uniform"].model, runs["a"].model)
+    assert not equal_states(runs["a"].model, runs["b"].model)                 # the share reaches the loss
+
+
 def test_uniform_timesteps_are_the_default_draws_and_bad_methods_are_refused():
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(sample_timesteps(1000, 64, g1), torch.randint(0, 1000, (64,), generator=g2))
