@@ -50,7 +50,6 @@ import torch
 from common import ROOT, de, fixed_noise, markdown_table, sample_batched, Timer
 from ddim_edu.evaluation import kernel
 from ddim_edu.nets.build import unet_from_widths
-from ddim_edu.train.presets import PRESETS
 from ddim_edu.train.schedules import DECAYS
 from ddim_edu.train.trainer import Trainer, TrainConfig
 
@@ -59,7 +58,11 @@ BASE_NET = {"widths": [32, 64, 128], "num_res_blocks": 2}
 _LAPTOP_NET = {"widths": [32, 64, 128], "num_res_blocks": 2, "patch_size": 2}
 _LAPTOP_TRAIN = {"batch_size": 64, "lr": 2e-3, "lr_warmup": 100, "lr_schedule": "cosine", "loss_weighting": "min_snr",
                  "min_snr_gamma": 5.0, "ema_decay": 0.999}
-_PRESET_NET, _PRESET_TRAIN = PRESETS["laptop"]          # the laptop preset the CLI and notebook 02 ship now
+# the laptop preset of 2026-12-05 and 6 (the first preset with scale-shift and AdamW beta2 0.99), which each
+# lapss* recipe below changes one thing of ("the second preset")
+_SS_NET = {**_LAPTOP_NET, "scale_shift": True}
+_SS_TRAIN = {**_LAPTOP_TRAIN, "adam_beta2": 0.99}
+SHIPPED_RECIPE = "lapsslowt"        # the recipe that is the laptop preset the CLI and notebook 02 ship now (PRESETS)
 # name -> (TrainConfig overrides, network overrides, the one change against "today")
 RECIPES = {
     "today": ({}, {}, "today's recipe: UNet 32/64/128 x2, batch 128, AdamW 5e-4 constant, EMA 0.999, L_simple"),
@@ -99,34 +102,39 @@ RECIPES = {
     "lapss": (_LAPTOP_TRAIN, {**_LAPTOP_NET, "scale_shift": True},
               "the first laptop preset with the time embedding as a scale and shift after GroupNorm (scale_shift=True)"),
     "lapb99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, _LAPTOP_NET, "the first laptop preset with AdamW beta2 0.99 (not 0.999)"),
-    "lapss99": (_PRESET_TRAIN, _PRESET_NET,
-                "the laptop preset the CLI and notebook 02 ship: the first preset with scale_shift=True and "
-                "AdamW beta2 0.99"),
-    "lapss3e3": ({**_PRESET_TRAIN, "lr": 3e-3}, _PRESET_NET, "the laptop preset with lr 3e-3 (not 2e-3)"),
-    "lapssstrat": ({**_PRESET_TRAIN, "t_sampling": "stratified"}, _PRESET_NET,
+    "lapss99": (_SS_TRAIN, _SS_NET,
+                "the laptop preset of 2026-12-05 and 6: the first preset with scale_shift=True and AdamW beta2 0.99"),
+    "lapss3e3": ({**_SS_TRAIN, "lr": 3e-3}, _SS_NET, "the laptop preset with lr 3e-3 (not 2e-3)"),
+    "lapssstrat": ({**_SS_TRAIN, "t_sampling": "stratified"}, _SS_NET,
                    "the laptop preset with t stratified over each batch (--t-sampling stratified), not i.i.d. uniform"),
-    "lapssb1": (_PRESET_TRAIN, {**_PRESET_NET, "num_res_blocks": 1},
+    "lapssb1": (_SS_TRAIN, {**_SS_NET, "num_res_blocks": 1},
                 "the laptop preset with one residual block per level (not two; 1.17M parameters against 1.46M)"),
-    "lapss13": (_PRESET_TRAIN, {**_PRESET_NET, "num_res_blocks": [1, 3]},
+    "lapss13": (_SS_TRAIN, {**_SS_NET, "num_res_blocks": [1, 3]},
                 "the laptop preset with one block each way at 14x14 and three at 7x7 (not two and two; 1.63M "
                 "parameters, as many steps a second)"),
-    "lapssw24": (_PRESET_TRAIN, {**_PRESET_NET, "widths": [24, 48, 96]},
+    "lapssw24": (_SS_TRAIN, {**_SS_NET, "widths": [24, 48, 96]},
                  "the laptop preset with widths 24/48/96 (not 32/64/128), two blocks per level kept (0.83M "
                  "parameters against 1.46M; 1.3x the steps a second)"),
-    "lapsslin": ({**_PRESET_TRAIN, "lr_schedule": "linear"}, _PRESET_NET,
+    "lapsslin": ({**_SS_TRAIN, "lr_schedule": "linear"}, _SS_NET,
                  "the laptop preset with the learning rate decayed linearly to 0 over the budget (not by a cosine)"),
-    "lapss95": ({**_PRESET_TRAIN, "adam_beta2": 0.95}, _PRESET_NET, "the laptop preset with AdamW beta2 0.95 (not 0.99)"),
-    "lapssb3": (_PRESET_TRAIN, {**_PRESET_NET, "num_res_blocks": 3},
+    "lapss95": ({**_SS_TRAIN, "adam_beta2": 0.95}, _SS_NET, "the laptop preset with AdamW beta2 0.95 (not 0.99)"),
+    "lapssb3": (_SS_TRAIN, {**_SS_NET, "num_res_blocks": 3},
                 "the laptop preset with three residual blocks per level (not two; 1.76M parameters against 1.46M, "
                 "0.75x the steps a second)"),
-    "lapssmid4": (_PRESET_TRAIN, {**_PRESET_NET, "mid_blocks": 4},
+    "lapssmid4": (_SS_TRAIN, {**_SS_NET, "mid_blocks": 4},
                   "the laptop preset with four residual blocks in the middle at 4x4 (not two; 2.12M parameters "
                   "against 1.46M, 0.85x the steps a second)"),
+    "lapsslowt": ({**_SS_TRAIN, "t_sampling": "asymmetric", "t_split": 0.5, "t_upper_share": 0.2}, _SS_NET,
+                  "the laptop preset with t drawn from the upper half of the chain a fifth of the time, not half "
+                  "(--t-sampling asymmetric, Wang et al. 2024): the laptop preset the CLI and notebook 02 ship"),
+    "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
+                   "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
+                   "parameters against 1.46M, 1.15x the steps a second)"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
             "lapzero", "lapss", "lapb99", "lapss99", "lapss3e3", "lapssstrat",
-            "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4")
+            "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4", "lapssp4w48", "lapsslowt")
 OUT = ROOT / "results" / "speedrun"
 
 
