@@ -36,7 +36,8 @@ def check_int(name: str, value, lo: int | None = None, hi: int | None = None) ->
 
 def check_float(name: str, value, lo: float | None = None, hi: float | None = None,
                 lo_open: bool = False, hi_open: bool = False) -> float:
-    """``value`` must be a real number in [lo, hi] (or open at ``lo`` with ``lo_open``, at ``hi`` with ``hi_open``)."""
+    """``value`` must be a real number in [lo, hi] (open at ``lo`` with ``lo_open``, at ``hi`` with
+    ``hi_open``)."""
     left, right = "(" if lo_open else "[", "inf)" if hi is None else f"{hi}{')' if hi_open else ']'}"
     allowed = f"{left}{'-inf' if lo is None else lo}, {right}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -16,19 +16,20 @@ from .loss import T_SAMPLINGS, WEIGHTINGS
 UNLIMITED_STEPS = 10 ** 9        # "no step limit": a run given only a time budget (the CLI's --minutes without --steps)
 
 
-def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False, flag: str | None = None,
-           dest: str | None = None, resumable: bool = False, finite: bool = False, choices: tuple | None = None,
-           aliases: tuple = ()):
+def option(default, help: str, *, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False,
+           flag: str | None = None, dest: str | None = None, resumable: bool = False, finite: bool = False,
+           choices: tuple | None = None, aliases: tuple = ()):
     """A :class:`TrainConfig` field whose ``metadata`` describes it: ``help`` (the CLI help),
-    the allowed range ``lo``/``hi`` (open at an end with ``lo_open``/``hi_open``; checked by :meth:`TrainConfig.validate` and the CLI),
+    the allowed range ``lo``/``hi`` (open at an end with ``lo_open``/``hi_open``; checked by
+    :meth:`TrainConfig.validate` and the CLI),
     the CLI ``flag`` (default ``--name-with-dashes``; ``--no-name`` for a bool that is on by
     default), the ``dest`` under which the CLI stores it (the key in config.json's "args";
     a bool stored as ``no_<name>`` holds the negation), and ``resumable``: whether ``--resume``
     may change it (it does not alter the training trajectory); ``finite``: a float that must not be infinite;
     ``choices``: the allowed values of a string field; ``aliases``: more CLI spellings of the same option."""
     return dataclasses.field(default=default, metadata={
-        "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "flag": flag, "dest": dest, "resumable": resumable,
-        "finite": finite, "choices": choices, "aliases": tuple(aliases)})
+        "help": help, "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "flag": flag, "dest": dest,
+        "resumable": resumable, "finite": finite, "choices": choices, "aliases": tuple(aliases)})
 
 
 @dataclasses.dataclass

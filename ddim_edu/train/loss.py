@@ -45,8 +45,8 @@ chain untrained by chance (the low-discrepancy draw of Kingma et al. 2021, "Vari
 Models", appendix I.2, there for continuous time).
 
 Asymmetric t draws the noisy end of the chain less often (the "asymmetric sampling" of Wang et al.
-2024, "A Closer Look at Time Steps is Worthy of Triple Speed-Up for Diffusion Model Training",
-section 4.1, which suppresses the steps after the point where √(1−ᾱ_t) has all but stopped
+2024, "A Closer Look at Time Steps is Worthy of Triple Speed-Up for Diffusion Model Training"
+(SpeeD), which draws less often the steps after the point where √(1−ᾱ_t) has all but stopped
 changing). With a split τ = ⌊T·s⌋ and a share p of the draws at or above it,
 
     π_t = (1 − p)/τ  for t < τ,      π_t = p/(T − τ)  for t ≥ τ,
@@ -74,7 +74,7 @@ def sample_timesteps(T: int, n: int, generator: torch.Generator | None = None, m
     order of 0, …, n−1: one draw from each n-th of the chain, each still U{0..T−1} (Kingma et al. 2021,
     appendix I.2); ``"logit_normal"``: t = ⌊T·sigmoid(z)⌋, z ~ N(0, 1) (Esser et al. 2024, section 3.1;
     its probabilities π_t are in the module docstring); ``"asymmetric"``: t ≥ τ = ⌊T·``split``⌋ with
-    probability ``upper_share``, else t < τ, uniform within each part (Wang et al. 2024, section 4.1;
+    probability ``upper_share``, else t < τ, uniform within each part (Wang et al. 2024, SpeeD;
     ``split`` and ``upper_share`` are used by this method only). ``ValueError`` for an unknown method,
     T, n < 1, ``split`` or ``upper_share`` outside (0, 1), or a split that leaves either part empty."""
     check_choice("method", method, T_SAMPLINGS)

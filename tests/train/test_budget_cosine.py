@@ -115,7 +115,7 @@ def test_a_resumed_budget_measures_its_own_horizon(monkeypatch, tmp_path):
 
 
 DDP_SCRIPT = '''
-import json, sys, torch, torch.distributed as dist
+import json, os, sys, torch, torch.distributed as dist
 from ddim_edu.nets import MLPDenoiser
 from ddim_edu.diffusion.schedule import NoiseSchedule
 from ddim_edu.train.trainer import Trainer, TrainConfig
@@ -133,9 +133,12 @@ def timed_step():
 tr.train_step = timed_step
 tr.fit()
 w = torch.cat([p.detach().flatten() for p in tr.model.parameters()])
-json.dump({"step": tr.step, "horizon": tr.lr_horizon, "lr": tr.lr_at(tr.step - 1), "w": w.tolist()},
-          open(f"{sys.argv[1]}/rank{rank}.json", "w"))
-dist.destroy_process_group()
+with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
+    json.dump({"step": tr.step, "horizon": tr.lr_horizon, "lr": tr.lr_at(tr.step - 1), "w": w.tolist()}, f)
+dist.barrier()
+# both ranks have written their answers; leave without gloo's teardown, which can abort one rank at exit
+# ("terminate called without an active exception") when the other closes its connections first
+os._exit(0)
 '''
 
 
