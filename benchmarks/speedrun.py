@@ -127,6 +127,11 @@ RECIPES = {
     "lapsslowt": ({**_SS_TRAIN, "t_sampling": "asymmetric", "t_split": 0.5, "t_upper_share": 0.2}, _SS_NET,
                   "the laptop preset with t drawn from the upper half of the chain a fifth of the time, not half "
                   "(--t-sampling asymmetric, Wang et al. 2024): the laptop preset the CLI and notebook 02 ship"),
+    "lowtu10": ({**_SS_TRAIN, "t_sampling": "asymmetric", "t_split": 0.5, "t_upper_share": 0.1}, _SS_NET,
+                "the laptop preset with t drawn from the upper half of the chain a tenth of the time (not a fifth)"),
+    "lowts64": ({**_SS_TRAIN, "t_sampling": "asymmetric", "t_split": 0.642, "t_upper_share": 0.1}, _SS_NET,
+                "the laptop preset with t >= 642 drawn a tenth of the time (not t >= 500 a fifth): SpeeD's split "
+                "for this schedule"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
                    "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),
@@ -134,7 +139,8 @@ RECIPES = {
 # recipes that combine several of the changes above: the laptop preset and its variants
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
             "lapzero", "lapss", "lapb99", "lapss99", "lapss3e3", "lapssstrat",
-            "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4", "lapssp4w48", "lapsslowt")
+            "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4", "lapssp4w48", "lapsslowt",
+            "lowtu10", "lowts64")
 OUT = ROOT / "results" / "speedrun"
 
 
