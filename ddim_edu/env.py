@@ -113,11 +113,27 @@ def show_progress(progress: bool | None = None) -> bool:
     return (not fast_mode()) if progress is None else bool(progress)
 
 
+LOG_REFRESH_S = 30.0   # seconds between a bar's lines when it writes to a file or pipe, not a terminal
+
+
+def _writes_to_log(stream) -> bool:
+    """True when a bar drawn outside Jupyter goes to a file or pipe (``python -m ddim_edu.train ... 2> log``),
+    where every redraw would become a line of the log."""
+    if type(stream).__module__.startswith("ipykernel"):    # a notebook's output area redraws the bar in place
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return not (callable(isatty) and isatty())
+
+
 def progress_bar(iterable=None, progress: bool | None = None, desc: str | None = None, **tqdm_kwargs):
     """A ``tqdm.auto`` bar over ``iterable`` that :func:`show_progress` switches on or off;
-    transient (``leave=False``) unless told otherwise. Long work in the package goes through here."""
+    transient (``leave=False``) unless told otherwise. Long work in the package goes through here.
+    Written to a file or pipe rather than a terminal or notebook, the bar redraws at most every
+    ``LOG_REFRESH_S`` seconds (not ten times a second), so a logged 40-minute run stays a short log."""
     from tqdm.auto import tqdm
     tqdm_kwargs.setdefault("leave", False)
+    if _writes_to_log(tqdm_kwargs.get("file") or sys.stderr):
+        tqdm_kwargs.setdefault("mininterval", LOG_REFRESH_S)
     return tqdm(iterable, desc=desc, disable=not show_progress(progress), **tqdm_kwargs)
 
 

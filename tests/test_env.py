@@ -1,5 +1,7 @@
 """Seeds: any non-negative integer (numpy integers included) is accepted; bools, floats and
 negatives are refused. The CPU's bf16 units come from /proc/cpuinfo's flags, [] without it."""
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -57,3 +59,29 @@ def test_cpu_bf16_units_reads_the_cpuinfo_flags(monkeypatch, text, units):
     monkeypatch.setattr(de.env, "open", fake_open, raising=False)
     assert de.env.cpu_bf16_units() == units
     assert de.env.describe()["cpu_bf16"] == units
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class _NotebookOutput(io.StringIO):     # stands for ipykernel.iostream.OutStream, a notebook cell's stderr
+    __module__ = "ipykernel.iostream"
+
+
+@pytest.mark.parametrize("stream, most", [(io.StringIO, 100 // 30 + 3), (_Terminal, None), (_NotebookOutput, None)])
+def test_progress_bar_redraws_rarely_into_a_log(monkeypatch, stream, most):
+    """A bar written to a file or pipe redraws about every 30 s of (here simulated) time; one on a terminal
+    or in a notebook at every step that takes over 0.1 s: 100 steps of one second each."""
+    import tqdm.std
+    clock = iter(range(10_000))
+    monkeypatch.setattr(tqdm.std, "time", lambda: float(next(clock)))
+    out = stream()
+    for _ in de.env.progress_bar(range(100), progress=True, file=out, leave=True):
+        pass
+    redraws = out.getvalue().count("\r")
+    if most is None:
+        assert redraws >= 90
+    else:
+        assert 3 <= redraws <= most
