@@ -141,7 +141,7 @@ _UNIT_MAX = 0.5               # ... yet reaches 0.5: that is [0, 1] data, not [-
 _UNIT_MIN_NUMEL = 64          # too few values to tell the ranges apart: only the hard limit applies
 
 
-def check_image_range(name: str, x: torch.Tensor) -> torch.Tensor:
+def check_image_range(name: str, x: torch.Tensor, *, pixels_only: bool = False) -> torch.Tensor:
     """``x`` must hold images in [-1, 1] (the course's range), up to a small sampler overshoot.
 
     Refused, with the conversion to use:
@@ -151,7 +151,9 @@ def check_image_range(name: str, x: torch.Tensor) -> torch.Tensor:
       (``2 * x - 1``). Real [-1, 1] digits and model samples have their background at -1.
 
     Model samples (which may exceed ±1 slightly), uniform noise in [-1, 1] and blank images pass.
-    Returns ``x`` unchanged.
+    ``pixels_only=True`` (for inputs that may be data or any other point, as the DDIM encoder's):
+    beyond ±2 only what looks like 0-255 pixels (no value below -0.5, one above 10) is refused, so
+    Gaussian noise passes. Returns ``x`` unchanged.
     """
     if x.numel() == 0 or not x.is_floating_point():
         return x
@@ -159,11 +161,10 @@ def check_image_range(name: str, x: torch.Tensor) -> torch.Tensor:
     if lo != lo or hi != hi:          # nan: left to the callers' own checks
         return x
     span = f"its values span [{lo:.4g}, {hi:.4g}]"
-    if max(abs(lo), abs(hi)) > IMAGE_RANGE_LIMIT:
-        if lo >= -0.5 and hi > 10:
-            how = "this looks like 0-255 pixels: convert with x / 127.5 - 1"
-        else:
-            how = "rescale it to [-1, 1] (from [0, 1]: 2 * x - 1; from 0-255: x / 127.5 - 1)"
+    looks_0_255 = lo >= -0.5 and hi > 10
+    if looks_0_255 or (not pixels_only and max(abs(lo), abs(hi)) > IMAGE_RANGE_LIMIT):
+        how = ("this looks like 0-255 pixels: convert with x / 127.5 - 1" if looks_0_255 else
+               "rescale it to [-1, 1] (from [0, 1]: 2 * x - 1; from 0-255: x / 127.5 - 1)")
         raise ValueError(f"{name} must be images in [-1, 1], but {span}; {how}")
     if x.numel() >= _UNIT_MIN_NUMEL and lo >= _UNIT_MIN and hi >= _UNIT_MAX:
         raise ValueError(f"{name} must be images in [-1, 1], but {span} with no dark pixel below "

@@ -40,7 +40,7 @@ from .. import env
 from .contract import Trajectory, check_sampler_args, report, sampler_grid, steps_bar
 from .denoiser import Denoiser, x0_from_eps
 from .schedule import NoiseSchedule
-from ..validation import check_choice, check_float, check_int, check_model_output, check_same_shape, check_tensor
+from ..validation import check_choice, check_float, check_image_range, check_int, check_model_output, check_same_shape, check_tensor
 
 __all__ = ["VARIANCES", "Trajectory", "ddim_sigma", "ddim_step", "ddim_invert_step", "ddim_sample", "ddpm_sample",
            "ddim_invert"]
@@ -221,9 +221,13 @@ def ddim_invert(model, x, sched, *, steps=None, skip="uniform", timesteps=None, 
     Decoding the result with :func:`ddim_sample` (η = 0, the same grid) returns x_0 up to an error
     that falls as S grows. ``generator`` is accepted for the common contract and unused (no
     randomness). The callback's ``t`` is where each step starts (−1 for the first), ``t_next``
-    where it ends, as in every sampler.
+    where it ends, as in every sampler. Raises ValueError when images ``x`` [B, C, H, W] are
+    plainly 0–255 or [0, 1] pixels, not [−1, 1] (the message names the conversion); other values
+    (noise, 2-D points) pass.
     """
     check_sampler_args(model, x, sched, generator, callback)
+    if x.dim() == 4:                # images x_0 [B, C, H, W]: 0–255 or [0, 1] pixels would encode to a wrong latent
+        check_image_range("x", x, pixels_only=True)
     den = Denoiser(model, prediction)
     taus = sampler_grid(sched, steps, skip, timesteps)
     t_from = -1

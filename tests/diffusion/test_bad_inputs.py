@@ -105,6 +105,12 @@ def _cases():
              r"model must return a floating-point tensor .*dtype=torch.int64"))
     add(Case("ddim_invert_step-int-eps", "model", lambda: de.ddim_invert_step(torch.zeros(4, 2), long, 400, 500, s),
              TypeError, r"model must return a floating-point tensor .*dtype=torch.int64"))
+    # x_0 of the encoder is data: pixels not yet in [-1, 1] are refused with the conversion to use
+    digits = torch.linspace(0, 255, 2 * 28 * 28).reshape(2, 1, 28, 28)
+    add(Case("ddim_invert-0-255-pixels", "x", lambda: de.ddim_invert(_eps, digits, s, steps=3, progress=False),
+             ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 255\]; .*x / 127.5 - 1"))
+    add(Case("ddim_invert-unit-pixels", "x", lambda: de.ddim_invert(_eps, digits / 255, s, steps=3, progress=False),
+             ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 1\] .*2 \* x - 1"))
     for i, (ts, m) in enumerate([([], "at least one timestep, got an empty sequence"),
                                  (torch.tensor([], dtype=torch.long), "at least one timestep, got an empty sequence"),
                                  (torch.tensor([False, True]), r"integer timesteps, got shape \(2,\), dtype torch.bool"),

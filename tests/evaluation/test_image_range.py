@@ -47,6 +47,19 @@ def test_wrong_ranges_refused(digits):
         check_image_range("x", 3 * x)                   # standardised-looking data beyond ±2
 
 
+def test_pixels_only_refuses_pixels_and_lets_noise_through(digits):
+    """The encoder's check (``pixels_only``): 0-255 and [0, 1] digits are refused as by the metrics;
+    Gaussian noise and its multiples, which the full check refuses beyond ±2, pass."""
+    x, _ = digits
+    for label, bad, msg in _wrong_ranges(x):
+        with pytest.raises(ValueError, match=msg):
+            check_image_range("x", bad, pixels_only=True)
+    for ok in (x, torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)), 3 * x):
+        assert check_image_range("x", ok, pixels_only=True) is ok
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        check_image_range("x", torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+
+
 @pytest.mark.parametrize("which", range(3))
 def test_classifier_metrics_refuse_wrong_range(digits, random_classifier, which):
     x, y = digits
