@@ -135,6 +135,12 @@ RECIPES = {
     "lowts64": ({**_LOWT_TRAIN, "t_split": 0.642, "t_upper_share": 0.1}, _SS_NET,
                 "the laptop preset with t >= 642 drawn a tenth of the time (not t >= 500 a fifth): SpeeD's split "
                 "for this schedule"),
+    "lowtdrop": (_LOWT_TRAIN, {**_SS_NET, "dropout": 0.1},
+                 "the laptop preset with dropout 0.1 in its residual blocks (not none): a guard against fitting "
+                 "the 4,500 training digits"),
+    "lowtshift": ({**_LOWT_TRAIN, "augment_shift": 1}, _SS_NET,
+                  "the laptop preset with each training digit shifted by up to 1 pixel (--augment-shift 1, not "
+                  "0): a guard against fitting the 4,500 training digits"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
                    "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),
@@ -143,7 +149,7 @@ RECIPES = {
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
             "lapzero", "lapss", "lapb99", "lapss99", "lapss3e3", "lapssstrat",
             "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4", "lapssp4w48", "lapsslowt",
-            "lowtu10", "lowts64")
+            "lowtu10", "lowts64", "lowtdrop", "lowtshift")
 OUT = ROOT / "results" / "speedrun"
 
 

@@ -387,3 +387,17 @@ def test_loss_gap_over_seeds(tmp_path):
     assert cells[1]["gap"] == pytest.approx(gap.value, rel=1e-9)
     assert data["sizes"]["fast"]["share_min"] <= cells[0]["share"] <= data["sizes"]["fast"]["share_max"]
     assert (tmp_path / "gap.md").read_text().startswith("# Held-out minus training")
+
+
+def test_centring_table(tmp_path):
+    """centring.py: real digits sit at the held-out centre (none beyond 2 px); a digit moved 3 px is
+    measured 3 px away; each model gets a row."""
+    import centring
+    x = de.data.load_mnist("test")[0][:8]
+    moved = torch.roll(x, shifts=3, dims=3)
+    d = (centring.centre_of_mass(moved) - centring.centre_of_mass(x)).norm(dim=1)
+    assert torch.allclose(d, torch.full_like(d, 3.0), atol=1e-6)
+    data = centring.main(["--n", "4", "--steps", "2", "--threads", str(torch.get_num_threads()),
+                          "--out", str(tmp_path / "c")])
+    assert data["rows"]["the held-out digits"]["beyond_2px"] == 0.0
+    assert len(data["rows"]) == 3 and (tmp_path / "c.md").read_text().startswith("# Centring")
