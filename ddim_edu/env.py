@@ -134,6 +134,7 @@ def progress_bar(iterable=None, progress: bool | None = None, desc: str | None =
     tqdm_kwargs.setdefault("leave", False)
     if _writes_to_log(tqdm_kwargs.get("file") or sys.stderr):
         tqdm_kwargs.setdefault("mininterval", LOG_REFRESH_S)
+        tqdm_kwargs.setdefault("maxinterval", LOG_REFRESH_S)    # tqdm's monitor would redraw after 10 s
     return tqdm(iterable, desc=desc, disable=not show_progress(progress), **tqdm_kwargs)
 
 

@@ -221,12 +221,12 @@ def ddim_invert(model, x, sched, *, steps=None, skip="uniform", timesteps=None, 
     Decoding the result with :func:`ddim_sample` (η = 0, the same grid) returns x_0 up to an error
     that falls as S grows. ``generator`` is accepted for the common contract and unused (no
     randomness). The callback's ``t`` is where each step starts (−1 for the first), ``t_next``
-    where it ends, as in every sampler. Raises ValueError when images ``x`` [B, C, H, W] are
-    plainly 0–255 or [0, 1] pixels, not [−1, 1] (the message names the conversion); other values
-    (noise, 2-D points) pass.
+    where it ends, as in every sampler. Raises ValueError when images ``x`` (3 or more dimensions)
+    are plainly pixels not in [−1, 1]: 0–255, [0, 1], or any value beyond ±10 (the message names
+    the conversion); Gaussian noise and 2-D points pass.
     """
     check_sampler_args(model, x, sched, generator, callback)
-    if x.dim() == 4:                # images x_0 [B, C, H, W]: 0–255 or [0, 1] pixels would encode to a wrong latent
+    if x.dim() >= 3:                # images x_0 ([B, C, H, W] or one [C, H, W]): pixels would encode to a wrong latent
         check_image_range("x", x, pixels_only=True)
     den = Denoiser(model, prediction)
     taus = sampler_grid(sched, steps, skip, timesteps)

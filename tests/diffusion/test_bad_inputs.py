@@ -109,6 +109,8 @@ def _cases():
     digits = torch.linspace(0, 255, 2 * 28 * 28).reshape(2, 1, 28, 28)
     add(Case("ddim_invert-0-255-pixels", "x", lambda: de.ddim_invert(_eps, digits, s, steps=3, progress=False),
              ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 255\]; .*x / 127.5 - 1"))
+    add(Case("ddim_invert-one-0-255-image", "x", lambda: de.ddim_invert(_eps, digits[0], s, steps=3, progress=False),
+             ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 127.4\]; this looks like 0-255 pixels"))
     add(Case("ddim_invert-unit-pixels", "x", lambda: de.ddim_invert(_eps, digits / 255, s, steps=3, progress=False),
              ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 1\] .*2 \* x - 1"))
     for i, (ts, m) in enumerate([([], "at least one timestep, got an empty sequence"),

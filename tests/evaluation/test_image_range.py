@@ -56,6 +56,10 @@ def test_pixels_only_refuses_pixels_and_lets_noise_through(digits):
             check_image_range("x", bad, pixels_only=True)
     for ok in (x, torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)), 3 * x):
         assert check_image_range("x", ok, pixels_only=True) is ok
+    pixels = (x + 1) * 127.5
+    for bad in (2 * pixels - 1, pixels - 127.5, torch.cat([x, pixels[:1]])):   # pixels converted wrongly, or one left
+        with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+            check_image_range("x", bad, pixels_only=True)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         check_image_range("x", torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
 
