@@ -401,3 +401,16 @@ def test_centring_table(tmp_path):
                           "--out", str(tmp_path / "c")])
     assert data["rows"]["the held-out digits"]["beyond_2px"] == 0.0
     assert len(data["rows"]) == 3 and (tmp_path / "c.md").read_text().startswith("# Centring")
+
+
+def test_loss_by_t_table(tmp_path):
+    """loss_by_t.py: one loss per stretch of t and set for each model; the shipped model's loss falls from
+    the start of the chain to its end (ε is hard to tell from x_t at small t, easy at large t)."""
+    import loss_by_t
+    ck = str(de.train.pretrained.checkpoints_dir() / "mnist")
+    data = loss_by_t.main(["--checkpoint", ck, "--n", "8", "--threads", str(torch.get_num_threads()),
+                           "--out", str(tmp_path / "l")])
+    for split in ("held-out", "training"):
+        (loss,) = data["loss"][split].values()
+        assert len(loss) == len(loss_by_t.EDGES) - 1 and loss[0] > 10 * loss[-1]
+    assert (tmp_path / "l.md").read_text().startswith("# L_simple per stretch of t")
