@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, de, fixed_noise, load, markdown_table, model_step, sample_batched, shown, write_results
+from common import ROOT, ddim_samples, de, fixed_noise, load, markdown_table, model_step, shown, write_results
 
 
 def parse(argv=None):
@@ -63,9 +63,7 @@ def main(argv=None):
     x_T, steps = fixed_noise(a.n, (1, 28, 28), a.seed), {}
     for path in a.checkpoint or [str(ROOT / "checkpoints" / "mnist")]:
         model, sched, config = load(path, device)
-        gen = torch.Generator().manual_seed(a.seed + 100)
-        x = sample_batched(lambda xb: de.ddim_sample(model, xb, sched, steps=a.steps, eta=0.0, generator=gen,
-                                                    progress=False), x_T, a.batch, device)
+        x = ddim_samples(model, sched, x_T, a.steps, 0.0, a.seed, a.batch, device)
         rows[f"`{shown(path)}`"], steps[shown(path)] = summary(centre_of_mass(x), centre), model_step(config)
         print(f"{shown(path)}: {rows[f'`{shown(path)}`']}", flush=True)
     hw = f"CPU, {os.cpu_count()} cores ({platform.machine()})"

@@ -51,6 +51,14 @@ def sample_batched(fn, x_T: torch.Tensor, batch: int, device) -> torch.Tensor:
     return torch.cat(outs)
 
 
+def ddim_samples(model, sched, x_T: torch.Tensor, steps: int, eta: float, seed: int, batch: int, device) -> torch.Tensor:
+    """DDIM samples from ``x_T`` in [−1, 1] (clamped), float32 on the CPU, their noise (η > 0) drawn from seed + 100:
+    the samples kid_table.py scores, so memorisation.py and centring.py look at the same ones."""
+    gen = torch.Generator().manual_seed(seed + 100)
+    return sample_batched(lambda xb: de.ddim_sample(model, xb, sched, steps=steps, eta=eta, generator=gen,
+                                                   progress=False).clamp(-1, 1), x_T, batch, device)
+
+
 def features(classifier, x: torch.Tensor, device, batch: int = 1000) -> torch.Tensor:
     """Classifier features (float64, CPU); the classifier already sits on ``device``."""
     return metrics.classifier_features(x, classifier, batch_size=batch)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from common import ROOT, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, model_step, \
-    sample_batched, shown, write_results
+    ddim_samples, shown, write_results
 
 
 def main(argv=None):
@@ -68,9 +68,7 @@ def main(argv=None):
 
     def cell(net, eta, S):
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(a.seed + 100)
-        x = sample_batched(lambda xb: de.ddim_sample(net, xb, sched, steps=S, eta=eta, generator=gen,
-                                                    progress=False).clamp(-1, 1), x_T, a.batch, device)
+        x = ddim_samples(net, sched, x_T, S, eta, a.seed, a.batch, device)
         f, c = score(x)
         return f, {**c, "seconds": time.perf_counter() - t0}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, de, fixed_noise, hardware, load, markdown_table, model_step, sample_batched, shown, \
+from common import ROOT, ddim_samples, de, fixed_noise, hardware, load, markdown_table, model_step, shown, \
     write_results
 
 
@@ -85,9 +85,7 @@ def main(argv=None):
     cells, start, out = {}, time.perf_counter(), Path(a.out)
     for S in steps:
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(a.seed + 100)
-        x = sample_batched(lambda xb: de.ddim_sample(model, xb, sched, steps=S, eta=a.eta, generator=gen,
-                                                    progress=False).clamp(-1, 1), x_T, a.batch, device)
+        x = ddim_samples(model, sched, x_T, S, a.eta, a.seed, a.batch, device)
         res = de.evaluation.copy_share(x, train, held_out, q=a.q)
         d5, d50 = quantiles(res.distances)
         cells[str(S)] = {"copy_share": res.value, "copy_share_se": res.stderr, "threshold": res.threshold,

@@ -136,25 +136,25 @@ def check_model_output(out, x: torch.Tensor) -> torch.Tensor:
 # Image range: the course's images live in [-1, 1] (x = 2 * pixel / 255 - 1). Metrics fed [0, 1]
 # or 0-255 images do not fail, they give silently wrong numbers, so both are refused here.
 IMAGE_RANGE_LIMIT = 2.0       # |x| up to this is accepted: samplers may overshoot ±1 a little
-PIXEL_SCALE_LIMIT = 10.0      # pixels_only: |x| beyond this is pixels (0-255, 2 * x - 1 of them ...), not noise
+PIXEL_SCALE_LIMIT = 10.0      # for inputs that may also be noise: |x| beyond this is pixels (0-255, 2 * x - 1 of them ...)
 _UNIT_MIN = -0.25             # a batch whose values all lie in [-0.25, ...] has no dark pixel at all ...
 _UNIT_MAX = 0.5               # ... yet reaches 0.5: that is [0, 1] data, not [-1, 1]
 _UNIT_MIN_NUMEL = 64          # too few values to tell the ranges apart: only the hard limit applies
 
 
-def check_image_range(name: str, x: torch.Tensor, *, pixels_only: bool = False) -> torch.Tensor:
+def check_image_range(name: str, x: torch.Tensor, *, limit: float = IMAGE_RANGE_LIMIT) -> torch.Tensor:
     """``x`` must hold images in [-1, 1] (the course's range), up to a small sampler overshoot.
 
     Refused, with the conversion to use:
 
-    * any value beyond ±2 (e.g. 0-255 pixels: ``x / 127.5 - 1``);
+    * any value beyond ±``limit`` (default 2; e.g. 0-255 pixels: ``x / 127.5 - 1``);
     * a batch (>= 64 numbers) that never goes below -0.25 yet reaches 0.5: [0, 1] images
       (``2 * x - 1``). Real [-1, 1] digits and model samples have their background at -1.
 
     Model samples (which may exceed ±1 slightly), uniform noise in [-1, 1] and blank images pass.
-    ``pixels_only=True`` (for inputs that may be data or any other point, as the DDIM encoder's):
-    the limit is ±10, not ±2, so Gaussian noise passes; 0-255 pixels (no value below -0.5, one
-    above 10) and [0, 1] images are still refused. Returns ``x`` unchanged.
+    ``limit=PIXEL_SCALE_LIMIT`` (10; for inputs that may be data or any other point, as the DDIM
+    encoder's) lets Gaussian noise pass and still refuses 0-255 and [0, 1] images. Returns ``x``
+    unchanged.
     """
     if x.numel() == 0 or not x.is_floating_point():
         return x
@@ -162,11 +162,11 @@ def check_image_range(name: str, x: torch.Tensor, *, pixels_only: bool = False) 
     if lo != lo or hi != hi:          # nan: left to the callers' own checks
         return x
     span = f"its values span [{lo:.4g}, {hi:.4g}]"
-    looks_0_255 = lo >= -0.5 and hi > 10
-    limit = PIXEL_SCALE_LIMIT if pixels_only else IMAGE_RANGE_LIMIT
-    if looks_0_255 or max(abs(lo), abs(hi)) > limit:
-        how = ("this looks like 0-255 pixels: convert with x / 127.5 - 1" if looks_0_255 else
-               "rescale it to [-1, 1] (from [0, 1]: 2 * x - 1; from 0-255: x / 127.5 - 1)")
+    if max(abs(lo), abs(hi)) > limit:
+        if lo >= -0.5 and hi > PIXEL_SCALE_LIMIT:
+            how = "this looks like 0-255 pixels: convert with x / 127.5 - 1"
+        else:
+            how = "rescale it to [-1, 1] (from [0, 1]: 2 * x - 1; from 0-255: x / 127.5 - 1)"
         raise ValueError(f"{name} must be images in [-1, 1], but {span}; {how}")
     if x.numel() >= _UNIT_MIN_NUMEL and lo >= _UNIT_MIN and hi >= _UNIT_MAX:
         raise ValueError(f"{name} must be images in [-1, 1], but {span} with no dark pixel below "

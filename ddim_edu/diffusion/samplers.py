@@ -40,7 +40,8 @@ from .. import env
 from .contract import Trajectory, check_sampler_args, report, sampler_grid, steps_bar
 from .denoiser import Denoiser, x0_from_eps
 from .schedule import NoiseSchedule
-from ..validation import check_choice, check_float, check_image_range, check_int, check_model_output, check_same_shape, check_tensor
+from ..validation import (PIXEL_SCALE_LIMIT, check_choice, check_float, check_image_range, check_int, check_model_output,
+                          check_same_shape, check_tensor)
 
 __all__ = ["VARIANCES", "Trajectory", "ddim_sigma", "ddim_step", "ddim_invert_step", "ddim_sample", "ddpm_sample",
            "ddim_invert"]
@@ -227,7 +228,7 @@ def ddim_invert(model, x, sched, *, steps=None, skip="uniform", timesteps=None, 
     """
     check_sampler_args(model, x, sched, generator, callback)
     if x.dim() >= 3:                # images x_0 ([B, C, H, W] or one [C, H, W]): pixels would encode to a wrong latent
-        check_image_range("x", x, pixels_only=True)
+        check_image_range("x", x, limit=PIXEL_SCALE_LIMIT)
     den = Denoiser(model, prediction)
     taus = sampler_grid(sched, steps, skip, timesteps)
     t_from = -1

@@ -11,7 +11,7 @@ from ddim_edu.data import load_mnist
 from ddim_edu.evaluation.metrics import (classifier_accuracy, classifier_features, classifier_fid, predict_labels,
                                          reconstruction_mse)
 from ddim_edu.train.pretrained import checkpoints_dir
-from ddim_edu.validation import check_image_range
+from ddim_edu.validation import PIXEL_SCALE_LIMIT, check_image_range
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +47,19 @@ def test_wrong_ranges_refused(digits):
         check_image_range("x", 3 * x)                   # standardised-looking data beyond ±2
 
 
-def test_pixels_only_refuses_pixels_and_lets_noise_through(digits):
-    """The encoder's check (``pixels_only``): 0-255 and [0, 1] digits are refused as by the metrics;
+def test_the_encoders_limit_refuses_pixels_and_lets_noise_through(digits):
+    """The encoder's check (``limit=PIXEL_SCALE_LIMIT``): 0-255 and [0, 1] digits are refused as by the metrics;
     Gaussian noise and its multiples, which the full check refuses beyond ±2, pass."""
     x, _ = digits
     for label, bad, msg in _wrong_ranges(x):
         with pytest.raises(ValueError, match=msg):
-            check_image_range("x", bad, pixels_only=True)
+            check_image_range("x", bad, limit=PIXEL_SCALE_LIMIT)
     for ok in (x, torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)), 3 * x):
-        assert check_image_range("x", ok, pixels_only=True) is ok
+        assert check_image_range("x", ok, limit=PIXEL_SCALE_LIMIT) is ok
     pixels = (x + 1) * 127.5
     for bad in (2 * pixels - 1, pixels - 127.5, torch.cat([x, pixels[:1]])):   # pixels converted wrongly, or one left
         with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-            check_image_range("x", bad, pixels_only=True)
+            check_image_range("x", bad, limit=PIXEL_SCALE_LIMIT)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         check_image_range("x", torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
 
