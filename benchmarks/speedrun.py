@@ -429,10 +429,14 @@ def target(points: list, kid_runs: list) -> str:
     """Which minute budgets meet the target (>= 60% of the 500 samples confident, ten classes, KID within
     3x of the shipped model's), and the first that does, with how many of that budget's runs met it where it
     has several. ``points``: (run folder name, point row) pairs; ``kid_runs``: kid_table.py JSONs (2,000
-    samples). Where a run has one, its KID and the shipped model's are that file's, on the same x_T;
-    otherwise both are the 500-sample points'."""
+    samples). Where a run has one (as ``--checkpoint`` or as ``--against``), its KID is that file's and the
+    shipped model's is on the same x_T; otherwise both are the 500-sample points'."""
     cell = lambda d: d["cells"]["eta=0,S=50"]  # noqa: E731
     big = {Path(d["checkpoint"]).name: d for d in kid_runs if "eta=0,S=50" in d.get("cells", {})}
+    for d in kid_runs:                   # the --against side of a file is a 2,000-sample score of that run too
+        if d.get("against") and "eta=0,S=50" in d.get("minus_against", {}):
+            big.setdefault(Path(d["against"]).name,
+                           {"n": d["n"], "cells": {"eta=0,S=50": d["minus_against"]["eta=0,S=50"]["cell"]}})
     shipped = [d["minus_against"]["eta=0,S=50"]["cell"] for d in kid_runs
                if Path(str(d.get("against"))).name == "mnist" and "eta=0,S=50" in d.get("minus_against", {})]
     ref = dict(points).get("shipped")

@@ -141,3 +141,22 @@ def test_speedrun_target_uses_the_2000_sample_kid_where_a_run_has_one():
     rerun = ("d2_minutes", point(40, 0.61, 10, 0.0061))  # a second run of 40 minutes, 3.05x on 500 samples: no
     text = speedrun.target(points + [rerun], kid_runs)
     assert "first met at 40min (d_minutes), by 1 of the 2 runs of that budget" in text
+
+
+def test_speedrun_target_judges_the_against_run_of_a_kid_file_on_its_2000_samples():
+    """A run scored on 2,000 samples only as another run's --against is judged on that score, not on its
+    500-sample point: 2x on 500 samples (met) becomes 4x on 2,000 (not met)."""
+    import speedrun
+    point = lambda b, kid: {"mode": "minutes", "budget": b, "steps": 100, "n": 500, "confident": 0.65,  # noqa: E731
+                            "classes_present": 10, "kid": kid, "kid_se": 0.001}
+    points = [("base_minutes", point(30, 0.002)), ("variant_minutes", point(30, 0.010)),
+              ("shipped", {"mode": "reference", "recipe": "shipped", "n": 500, "kid": 0.001, "kid_se": 0.001})]
+    with_shipped = {"checkpoint": "runs/other", "n": 2000, "against": "checkpoints/mnist", "cells": {},
+                    "minus_against": {"eta=0,S=50": {"cell": {"kid": 0.0007, "kid_se": 0.0005}}}}
+    pair = {"checkpoint": "runs/speedrun/variant_minutes", "n": 2000, "against": "runs/speedrun/base_minutes",
+            "cells": {"eta=0,S=50": {"kid": 0.0056, "kid_se": 0.0012}},
+            "minus_against": {"eta=0,S=50": {"cell": {"kid": 0.0028, "kid_se": 0.0008}}}}
+    assert "first met at 30min (base_minutes)" in speedrun.target(points, [with_shipped])      # 500 samples: 2x
+    text = speedrun.target(points, [with_shipped, pair])
+    assert "| base_minutes | 30min | 100 | 65.0% | 10 | 0.0028 ± 0.0008 (n = 2000) | 0.0007 | 4.0× | no |" in text
+    assert "not met at any budget measured" in text
