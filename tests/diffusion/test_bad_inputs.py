@@ -111,6 +111,9 @@ def _cases():
              ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 255\]; .*x / 127.5 - 1"))
     add(Case("ddim_invert-one-0-255-image", "x", lambda: de.ddim_invert(_eps, digits[0], s, steps=3, progress=False),
              ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 127.4\]; this looks like 0-255 pixels"))
+    add(Case("ddim_invert-uint8-pixels", "x", lambda: de.ddim_invert(_eps, digits.to(torch.uint8), s, steps=3,
+                                                                     progress=False),
+             TypeError, r"x must be a floating-point tensor .*torch.uint8.*; for 0-255 pixels use x.float\(\) / 127.5 - 1"))
     add(Case("ddim_invert-unit-pixels", "x", lambda: de.ddim_invert(_eps, digits / 255, s, steps=3, progress=False),
              ValueError, r"x must be images in \[-1, 1\], but its values span \[0, 1\] .*2 \* x - 1"))
     for i, (ts, m) in enumerate([([], "at least one timestep, got an empty sequence"),
