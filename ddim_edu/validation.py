@@ -65,7 +65,7 @@ def check_tensor(name: str, value, *, floating: bool = False, min_dim: int = 1) 
     if value.dim() < min_dim:
         raise ValueError(f"{name} must have at least {min_dim} dimension(s), got shape {tuple(value.shape)}")
     if floating and not value.is_floating_point():
-        hint = "; for 0-255 pixels use x.float() / 127.5 - 1" if value.dtype == torch.uint8 else ""
+        hint = f"; for 0-255 pixels use {name}.float() / 127.5 - 1" if value.dtype == torch.uint8 else ""
         raise TypeError(f"{name} must be a floating-point tensor ({FLOAT_DTYPES}), got {_show(value)}{hint}")
     return value
 
