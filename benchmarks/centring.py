@@ -14,14 +14,13 @@ starts from the same x_T as ``kid_table.py`` (seed 0). Writes results/centring.j
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, ddim_samples, de, fixed_noise, load, markdown_table, model_step, shown, write_results
+from common import ROOT, ddim_samples, de, fixed_noise, load, machine_name, markdown_table, model_step, shown, \
+    write_results
 
 
 def parse(argv=None):
@@ -66,7 +65,7 @@ def main(argv=None):
         x = ddim_samples(model, sched, x_T, a.steps, 0.0, a.seed, a.batch, device)
         rows[f"`{shown(path)}`"], steps[shown(path)] = summary(centre_of_mass(x), centre), model_step(config)
         print(f"{shown(path)}: {rows[f'`{shown(path)}`']}", flush=True)
-    hw = f"CPU, {os.cpu_count()} cores ({platform.machine()})"
+    hw = machine_name(device)
     data = {"n": a.n, "S": a.steps, "seed": a.seed, "threads": torch.get_num_threads(), "hardware": hw,
             "held_out_centre": centre.tolist(), "steps": steps, "rows": rows, "seconds_total": time.perf_counter() - start}
     table = markdown_table(["images", "median distance (px)", "farther than 1 px", "farther than 2 px"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -125,3 +127,11 @@ def hardware(device, channels_last: bool = False) -> str:
     if d.type == "cuda":
         return torch.cuda.get_device_name(d) + (", channels_last" if channels_last else "")
     return f"CPU ({torch.get_num_threads()} threads{', channels_last' if channels_last else ''})"
+
+
+def machine_name(device) -> str:
+    """The machine a results file was measured on: the GPU's name on CUDA, else the CPU's cores and architecture
+    (the thread count goes in the file's own ``threads``)."""
+    if torch.device(device).type == "cuda":
+        return hardware(device)
+    return f"CPU, {os.cpu_count()} cores ({platform.machine()})"

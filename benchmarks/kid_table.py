@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, de, features, fid_from_features, fixed_noise, hardware, load, markdown_table, model_step, \
-    ddim_samples, shown, write_results
+from common import ROOT, ddim_samples, de, features, fid_from_features, fixed_noise, load, machine_name, \
+    markdown_table, model_step, shown, write_results
 
 
 def main(argv=None):
@@ -95,8 +93,7 @@ def main(argv=None):
         k0, k1 = f"eta=0,S={S}", f"eta=1,S={S}"
         if k0 in cells and k1 in cells:
             diffs[str(S)] = paired(feats[k1], feats[k0], cells[k1], cells[k0])
-    hw = (hardware(device) if torch.device(device).type == "cuda"
-          else f"CPU, {os.cpu_count()} cores ({platform.machine()})")
+    hw = machine_name(device)
     data = {"n": a.n, "reference": "500 held-out MNIST digits", "threads": torch.get_num_threads(), "device": str(device),
             "hardware": hw, "checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "seed": a.seed,
             "steps": steps, "etas": etas, "cells": cells, "floor": floor,

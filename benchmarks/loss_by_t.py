@@ -13,14 +13,12 @@ Writes results/loss_by_t.json and .md (thread count and hardware included).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, de, load, markdown_table, model_step, shown, write_results
+from common import ROOT, de, load, machine_name, markdown_table, model_step, shown, write_results
 
 EDGES = [0, 25, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
 
@@ -63,7 +61,7 @@ def main(argv=None):
     res = {name: losses(models, x0, sched, a.seed, a.batch) for name, x0 in sets.items()}
     weights = [(hi - lo) / EDGES[-1] for lo, hi in zip(EDGES[:-1], EDGES[1:])]
     mean = {s: {m: sum(w * v for w, v in zip(weights, r[m])) for m in models} for s, r in res.items()}
-    hw = f"CPU, {os.cpu_count()} cores ({platform.machine()})"
+    hw = machine_name("cpu")
     data = {"n": a.n, "seed": a.seed, "threads": torch.get_num_threads(), "hardware": hw, "edges": EDGES,
             "steps": steps, "loss": res, "mean_over_t": mean, "seconds_total": time.perf_counter() - start}
     names = list(models)

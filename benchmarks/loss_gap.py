@@ -14,14 +14,12 @@ Writes results/loss_gap_mnist.json and .md (thread count and hardware included).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, de, load, markdown_table, model_step, shown, write_results
+from common import ROOT, de, load, machine_name, markdown_table, model_step, shown, write_results
 
 SIZES = {"full": (500, 4), "fast": (125, 2)}   # notebook 02: digits per set, draws per digit
 
@@ -75,7 +73,7 @@ def main(argv=None):
         rows.append([f"{size}: {n} digits a set, {draws} draws", str(a.seeds),
                      f"{s['share_min']:.1%} – {s['share_max']:.1%} (mean {s['share_mean']:.1%})",
                      f"{s['z_min']:.1f} – {s['z_max']:.1f} (mean {s['z_mean']:.1f})"])
-    hw = f"CPU, {os.cpu_count()} cores ({platform.machine()})" if device.type == "cpu" else str(device)
+    hw = machine_name(device)
     data = {"checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "device": str(device),
             "hardware": hw, "threads": torch.get_num_threads(), "seeds": a.seeds, "sizes": summary,
             "seconds_total": time.perf_counter() - start}

@@ -18,14 +18,12 @@ Writes results/memorisation_mnist.json, .md and .png (thread count, sample count
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from common import ROOT, ddim_samples, de, fixed_noise, hardware, load, markdown_table, model_step, shown, \
+from common import ROOT, ddim_samples, de, fixed_noise, load, machine_name, markdown_table, model_step, shown, \
     write_results
 
 
@@ -94,7 +92,7 @@ def main(argv=None):
         if S == max(steps):
             figure(x, train, held_out, res, out.with_suffix(".png"), S, a.eta)
     h5, h50 = quantiles(res.held_out_distances)
-    hw = (hardware(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores ({platform.machine()})")
+    hw = machine_name(device)
     data = {"n": a.n, "eta": a.eta, "q": a.q, "threads": torch.get_num_threads(), "device": str(device),
             "hardware": hw, "checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "seed": a.seed,
             "train": len(train), "held_out": {"n": len(held_out), "distance_q05": h5, "distance_median": h50},
