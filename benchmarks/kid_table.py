@@ -11,8 +11,9 @@ n random training digits against the same reference (KID ≈ 0 within its error:
 The η = 1 minus η = 0 difference at each S is reported with the standard error of the paired
 difference (``de.evaluation.kid_difference``: the i-th samples of the two cells share their
 x_T), beside √(se₀² + se₁²), the error two separate KIDs would allow. With ``--against
-CHECKPOINT`` the same cells (same x_T and noise) are also sampled from a second model, and
-this model minus that one is reported per cell, paired the same way.
+CHECKPOINT`` the same cells (same x_T and noise) are also sampled from a second model, each
+model with the noise schedule it was trained on, and this model minus that one is reported per
+cell, paired the same way.
 Writes results/kid_mnist.json and .md (thread count, sample count and hardware included).
 """
 from __future__ import annotations
@@ -38,8 +39,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--device", default=None, help="default: CUDA when present, else the CPU")
-    p.add_argument("--against", default=None, help="a second model's folder: its cells on the same x_T, and "
-                   "this model minus it, paired")
+    p.add_argument("--against", default=None, help="a second model's folder: its cells on the same x_T (with its "
+                   "own noise schedule), and this model minus it, paired")
     p.add_argument("--out", default=str(ROOT / "results" / "kid_mnist"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -48,7 +49,7 @@ def main(argv=None):
     steps = [int(s) for s in a.steps.split(",")]
     etas = [float(e) for e in a.etas.split(",")]
     model, sched, config = load(a.checkpoint, device)
-    other = load(a.against, device)[0] if a.against else None
+    other, other_sched = load(a.against, device)[:2] if a.against else (None, None)   # each its own schedule
     classifier = de.evaluation.load_classifier(device=device)
     held_out, held_out_labels = de.data.load_mnist("test")     # 50 of each class: KID takes the labels
     ref = features(classifier, held_out, device)
@@ -64,9 +65,9 @@ def main(argv=None):
         return f, {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
                    "confident": conf.value, "confident_se": conf.stderr}
 
-    def cell(net, eta, S):
+    def cell(net, net_sched, eta, S):
         t0 = time.perf_counter()
-        x = ddim_samples(net, sched, x_T, S, eta, a.seed, a.batch, device)
+        x = ddim_samples(net, net_sched, x_T, S, eta, a.seed, a.batch, device)
         f, c = score(x)
         return f, {**c, "seconds": time.perf_counter() - t0}
 
@@ -79,10 +80,10 @@ def main(argv=None):
     for eta in etas:
         for S in steps:
             key = f"eta={eta:g},S={S}"
-            feats[key], cells[key] = cell(model, eta, S)
+            feats[key], cells[key] = cell(model, sched, eta, S)
             print(f"η = {eta:g}, S = {S}: {cells[key]}", flush=True)
             if other is not None:
-                f_other, c_other = cell(other, eta, S)
+                f_other, c_other = cell(other, other_sched, eta, S)
                 against[key] = {"cell": c_other, **paired(feats[key], f_other, cells[key], c_other)}
                 d = against[key]
                 print(f"   {a.against}: {c_other}; this minus it {d['diff']:+.3e} ± {d['se']:.3e} (paired, "

@@ -8,7 +8,8 @@ the CPU, one recipe change at a time against today's recipe.
     python benchmarks/speedrun.py --table            # results/speedrun/*.json -> results/speedrun_cpu.md
     python benchmarks/speedrun.py --list             # the recipes
 
-A recipe is TrainConfig overrides plus UNet widths/blocks (RECIPES). For each recipe ONE run trains
+A recipe is TrainConfig overrides plus UNet widths/blocks (RECIPES; "noise_schedule": "cosine" among the
+overrides trains it on the cosine schedule, not the linear one). For each recipe ONE run trains
 to the largest budget and stops at every smaller one (Trainer.fit with max_minutes = the time left
 to the next point, or steps = the next count), scores the EMA weights there, then continues: the
 2-minute point is the state after 2 minutes of training wall time of the same run that goes on to
@@ -141,6 +142,13 @@ RECIPES = {
     "lowtshift": ({**_LOWT_TRAIN, "augment_shift": 1}, _SS_NET,
                   "the laptop preset with each training digit shifted by up to 1 pixel (--augment-shift 1, not "
                   "0): a guard against fitting the 4,500 training digits"),
+    "lowtcos": ({**_SS_TRAIN, "noise_schedule": "cosine"}, _SS_NET,
+                "the laptop preset on the cosine noise schedule (Nichol & Dhariwal 2021), not the linear one, with t "
+                "drawn uniformly: about the preset's own distribution of draws over the SNR, while DDIM-50's 50 "
+                "equally spaced t put 10 steps (not 25) where the SNR is below 0.085"),
+    "lowtsnr20": ({**_LOWT_TRAIN, "min_snr_gamma": 20.0}, _SS_NET,
+                  "the laptop preset with min-SNR-20 (not 5): full weight down to t = 65 (not 130), toward the "
+                  "clean end, where the preset's held-out loss lags the shipped model's most"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
                    "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),
@@ -149,7 +157,7 @@ RECIPES = {
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
             "lapzero", "lapss", "lapb99", "lapss99", "lapss3e3", "lapssstrat",
             "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4", "lapssp4w48", "lapsslowt",
-            "lowtu10", "lowts64", "lowtdrop", "lowtshift")
+            "lowtu10", "lowts64", "lowtdrop", "lowtshift", "lowtcos", "lowtsnr20")
 OUT = ROOT / "results" / "speedrun"
 
 
@@ -208,10 +216,18 @@ def set_threads(n: int) -> int:
     return torch.get_num_threads()
 
 
+def recipe_schedule(recipe: str) -> "de.NoiseSchedule":
+    """The recipe's noise schedule (T = 1000): linear (Ho et al. 2020), unless its TrainConfig overrides name
+    ``"noise_schedule": "cosine"``."""
+    kind = RECIPES[recipe][0].get("noise_schedule", "linear")
+    return de.NoiseSchedule.cosine(1000) if kind == "cosine" else de.NoiseSchedule.linear(1000)
+
+
 def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | None = None, bf16: bool = False):
     """The recipe's UNet (``widths`` overrides its widths) and TrainConfig (quiet, no checkpoints of its own;
     ``bf16``: autocast on)."""
     train_kw, net_kw, _ = RECIPES[recipe]
+    train_kw = {k: v for k, v in train_kw.items() if k != "noise_schedule"}
     net = {**BASE_NET, **net_kw, **({"widths": widths} if widths else {})}
     torch.manual_seed(seed)
     model = unet_from_widths(**net)
@@ -271,6 +287,7 @@ def run_recipe(a, recipe: str, budgets: list, scorer: Scorer, sched, data, threa
     batch = a.batch or RECIPES[recipe][0].get("batch_size", TrainConfig.batch_size)
     steps = budgets[-1] if a.mode == "steps" else 10 ** 9
     model, cfg, net = build(recipe, a.batch, steps, a.seed, a.width_list, a.bf16)
+    sched = recipe_schedule(recipe)
     horizon = None
     if cfg.lr_schedule in DECAYS:
         horizon = a.decay_steps or (budgets[-1] if a.mode == "steps" else

@@ -202,6 +202,22 @@ def test_kid_table_paired_differences(tmp_path):
     assert "This model minus `" in (tmp_path / "k.md").read_text()
 
 
+def test_kid_table_against_a_model_on_another_schedule(tmp_path):
+    """--against samples each model with its own noise schedule: a UNet trained on the cosine schedule
+    against the shipped (linear) model, whose cell is the one it scores alone on the same x_T."""
+    import kid_table
+    from ddim_edu.train.trainer import Trainer, TrainConfig
+    net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    cfg = TrainConfig(steps=1, batch_size=4, ckpt_every=0, progress=False)
+    Trainer(net, de.NoiseSchedule.cosine(1000), de.data.load_mnist("train")[0][:8], cfg, out_dir=tmp_path / "run",
+            device="cpu").fit()
+    common = ["--n", "8", "--steps", "2", "--etas", "0", "--device", "cpu"]
+    paired = kid_table.main(common + ["--checkpoint", str(tmp_path / "run"), "--against",
+                                      str(BENCH.parent / "checkpoints" / "mnist"), "--out", str(tmp_path / "k")])
+    alone = kid_table.main(common + ["--out", str(tmp_path / "shipped")])
+    assert paired["minus_against"]["eta=0,S=2"]["cell"]["kid"] == alone["cells"]["eta=0,S=2"]["kid"]
+
+
 def test_kid_table_of_ddim_alone(tmp_path):
     """--etas 0: DDIM's cells only, and no η = 1 minus η = 0 table in the written results."""
     import kid_table

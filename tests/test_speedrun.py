@@ -91,6 +91,18 @@ def test_speedrun_recipes_change_one_thing_against_today():
         speedrun.main(["--recipes", "nope", "--steps", "1"])
 
 
+def test_speedrun_a_recipe_may_train_on_the_cosine_schedule(tmp_path):
+    import speedrun
+    assert speedrun.recipe_schedule(speedrun.SHIPPED_RECIPE).to_config() == de.NoiseSchedule.linear(1000).to_config()
+    assert speedrun.recipe_schedule("lowtcos").to_config() == de.NoiseSchedule.cosine(1000).to_config()
+    _, cfg, _ = speedrun.build("lowtcos", None, 10, 0)                 # the schedule is not a TrainConfig option
+    assert cfg.t_sampling == "uniform" and not hasattr(cfg, "noise_schedule")
+    where = ["--out-dir", str(tmp_path / "res"), "--runs", str(tmp_path / "runs")]
+    rows = speedrun.main(["--recipes", "lowtcos", "--steps", "1", *TINY, *where])
+    _, sched, _ = de.train.checkpoints.load_model(tmp_path / "runs" / "lowtcos_b4_h1_steps")
+    assert rows[0]["steps"] == 1 and sched.to_config() == de.NoiseSchedule.cosine(1000).to_config()
+
+
 def test_speedrun_speed_mode_times_the_cpu_knobs(tmp_path):
     import speedrun
     res = speedrun.main(["--speed", "--recipes", "small", "--batch", "4", "--threads", "1", "--speed-steps", "1",
