@@ -219,8 +219,7 @@ def set_threads(n: int) -> int:
 def recipe_schedule(recipe: str) -> "de.NoiseSchedule":
     """The recipe's noise schedule (T = 1000): linear (Ho et al. 2020), unless its TrainConfig overrides name
     ``"noise_schedule": "cosine"``."""
-    kind = RECIPES[recipe][0].get("noise_schedule", "linear")
-    return de.NoiseSchedule.cosine(1000) if kind == "cosine" else de.NoiseSchedule.linear(1000)
+    return de.NoiseSchedule.from_config({"name": RECIPES[recipe][0].get("noise_schedule", "linear"), "T": 1000})
 
 
 def build(recipe: str, batch: int | None, steps: int, seed: int, widths: list | None = None, bf16: bool = False):
