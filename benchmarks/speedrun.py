@@ -149,6 +149,9 @@ RECIPES = {
     "lowtsnr20": ({**_LOWT_TRAIN, "min_snr_gamma": 20.0}, _SS_NET,
                   "the laptop preset with min-SNR-20 (not 5): full weight down to t = 65 (not 130), toward the "
                   "clean end, where the preset's held-out loss lags the shipped model's most"),
+    "lowtfloor": ({**_LOWT_TRAIN, "min_snr_floor": 0.2}, _SS_NET,
+                  "the laptop preset with no loss weight below 0.2 (--min-snr-floor 0.2, not 0): min-SNR-5 alone "
+                  "weights t = 0, DDIM's last step, by 0.0005"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
                    "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),
@@ -157,7 +160,7 @@ RECIPES = {
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
             "lapzero", "lapss", "lapb99", "lapss99", "lapss3e3", "lapssstrat",
             "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4", "lapssp4w48", "lapsslowt",
-            "lowtu10", "lowts64", "lowtdrop", "lowtshift", "lowtcos", "lowtsnr20")
+            "lowtu10", "lowts64", "lowtdrop", "lowtshift", "lowtcos", "lowtsnr20", "lowtfloor")
 OUT = ROOT / "results" / "speedrun"
 
 

@@ -430,3 +430,41 @@ def test_loss_by_t_table(tmp_path):
         (loss,) = data["loss"][split].values()
         assert len(loss) == len(loss_by_t.EDGES) - 1 and loss[0] > 10 * loss[-1]
     assert (tmp_path / "l.md").read_text().startswith("# L_simple per stretch of t")
+
+
+def test_swapped_model_answers_each_row_from_its_side_of_tau():
+    """Rows with t < tau get the low model's ε, the others the high model's, each as that model alone
+    would answer them."""
+    from swap_steps import SwappedModel
+    torch.manual_seed(0)
+    low = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    high = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    for net in (low, high):
+        torch.nn.init.normal_(net.conv_out.weight, std=0.1)    # not the zero-initialised ε̂ = 0
+    x, t = torch.randn(4, 1, 28, 28), torch.tensor([0, 39, 40, 999])
+    with torch.no_grad():
+        out = SwappedModel(low, high, 40)(x, t)
+        assert torch.allclose(out[:2], low(x[:2], t[:2]), atol=1e-6)
+        assert torch.allclose(out[2:], high(x[2:], t[2:]), atol=1e-6)
+        assert torch.equal(SwappedModel(low, high, 0)(x, t), high(x, t))
+        assert torch.equal(SwappedModel(low, high, 1000)(x, t), low(x, t))
+
+
+def test_swap_steps_table(tmp_path):
+    """tau = 0 never calls the --with model, so its cell is the --checkpoint model alone (difference 0);
+    a run on another schedule is refused."""
+    import swap_steps
+    from ddim_edu.train.trainer import Trainer, TrainConfig
+    shipped = str(BENCH.parent / "checkpoints" / "mnist")
+    common = ["--n", "8", "--steps", "2", "--threads", "1"]
+    data = swap_steps.main(common + ["--checkpoint", shipped, "--taus", "0,1", "--reverse",
+                                     "--out", str(tmp_path / "s")])
+    assert data["swapped"]["--with below 0"]["kid"] == data["alone"]["kid"]
+    assert data["swapped"]["--with below 0"]["minus_alone"] == 0.0
+    assert "| --with below 1 | 1 |" in (tmp_path / "s.md").read_text()
+    net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    Trainer(net, de.NoiseSchedule.cosine(1000), de.data.load_mnist("train")[0][:8],
+            TrainConfig(steps=1, batch_size=4, ckpt_every=0, progress=False), out_dir=tmp_path / "run",
+            device="cpu").fit()
+    with pytest.raises(ValueError, match="different noise schedules"):
+        swap_steps.main(common + ["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "c")])

@@ -1,0 +1,122 @@
+"""Which of DDIM's steps does a model lose on? Sample with one model for t < τ and another from τ up.
+
+    python benchmarks/swap_steps.py --checkpoint runs/speedrun/A --taus 1,40 --n 2000 --threads 2
+
+DDIM-S (η = 0, ``skip="uniform"``: τ_i = 0, T/S, 2T/S, ...) from the same x_T as kid_table.py, with a
+composite ε-model: the ``--with`` model (default: the shipped one) answers every t < τ, the
+``--checkpoint`` model every t ≥ τ; ``--reverse`` adds the opposite split. τ = 1 swaps only DDIM's
+last step (t = 0); τ = 40 at S = 50 its last two (t = 20, 0). Each cell's KID against the 500 held-out
+digits (course classifier features), and its paired difference from the ``--checkpoint`` model alone.
+Both models must share one noise schedule. Writes results/swap_steps.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from common import ROOT, ddim_samples, de, features, fid_from_features, fixed_noise, load, machine_name, \
+    markdown_table, model_step, shown, write_results
+
+
+class SwappedModel(torch.nn.Module):
+    """ε̂(x_t, t) = ``low``(x_t, t) for t < ``tau``, ``high``(x_t, t) for t ≥ ``tau``, row by row."""
+
+    def __init__(self, low, high, tau: int, schedule_config=None):
+        super().__init__()
+        self.low, self.high, self.tau = low, high, tau
+        if schedule_config is not None:
+            self.schedule_config = schedule_config
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        below = t < self.tau
+        out = torch.empty_like(x)
+        if below.any():
+            out[below] = self.low(x[below], t[below]).to(x.dtype)
+        if not below.all():
+            out[~below] = self.high(x[~below], t[~below]).to(x.dtype)
+        return out
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="the model under study (answers t >= tau)")
+    p.add_argument("--with", dest="other", default=str(ROOT / "checkpoints" / "mnist"),
+                   help="the model that answers t < tau (default: the shipped one)")
+    p.add_argument("--taus", default="1,40", help="comma-separated splits tau")
+    p.add_argument("--reverse", action="store_true", help="also the opposite split (--checkpoint below tau)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=250)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=str(ROOT / "results" / "swap_steps"))
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse(argv)
+    torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    model, sched, config = load(a.checkpoint, device)
+    other, other_sched, other_config = load(a.other, device)
+    if not torch.equal(sched.alpha_bar, other_sched.alpha_bar):
+        raise ValueError(f"--checkpoint {a.checkpoint} and --with {a.other} were trained on different noise "
+                         "schedules; a swapped model needs one schedule")
+    taus = [int(v) for v in a.taus.split(",")]
+    classifier = de.evaluation.load_classifier(device=device)
+    held_out, labels = de.data.load_mnist("test")
+    ref = features(classifier, held_out, device)
+    x_T = fixed_noise(a.n, (1, 28, 28), a.seed)
+    start = time.perf_counter()
+
+    def cell(net):
+        t0 = time.perf_counter()
+        x = ddim_samples(net, sched, x_T, a.steps, 0.0, a.seed, a.batch, device)
+        f = features(classifier, x, device)
+        kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=labels)
+        conf = de.evaluation.confident_share(x, classifier)
+        return f, {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
+                   "confident": conf.value, "confident_se": conf.stderr, "seconds": time.perf_counter() - t0}
+
+    f_alone, alone = cell(model)
+    print(f"{shown(a.checkpoint)} alone: {alone}", flush=True)
+    cells = {}
+    splits = [(f"--with below {tau}", other, model, tau) for tau in taus]
+    if a.reverse:
+        splits += [(f"--checkpoint below {tau}", model, other, tau) for tau in taus]
+    for name, low, high, tau in splits:
+        f, c = cell(SwappedModel(low, high, tau, getattr(model, "schedule_config", None)))
+        d = de.evaluation.kid_difference(f, f_alone, ref, labels_ref=labels)
+        cells[name] = {**c, "tau": tau, "minus_alone": d.value, "minus_alone_se": d.stderr,
+                       "z": d.value / d.stderr if d.stderr > 0 else math.nan}
+        print(f"{name}: {cells[name]}", flush=True)
+    hw = machine_name(device)
+    data = {"checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "with": shown(a.other),
+            "with_step": model_step(other_config), "steps": a.steps, "n": a.n, "seed": a.seed,
+            "threads": torch.get_num_threads(), "hardware": hw, "alone": alone, "swapped": cells,
+            "seconds_total": time.perf_counter() - start}
+    rows = [["--checkpoint alone", "–", f"{alone['kid'] * 1e3:.2f} ± {alone['kid_se'] * 1e3:.2f}",
+             f"{alone['confident']:.3f}", f"{alone['fid']:.3f}", "–"]]
+    rows += [[name, c["tau"], f"{c['kid'] * 1e3:.2f} ± {c['kid_se'] * 1e3:.2f}", f"{c['confident']:.3f}",
+              f"{c['fid']:.3f}", f"{c['minus_alone'] * 1e3:+.2f} ± {c['minus_alone_se'] * 1e3:.2f} ({c['z']:+.1f})"]
+             for name, c in cells.items()]
+    body = (f"DDIM-{a.steps} (η = 0, uniform τ_i, the last at t = 0) from the same {a.n} x_T; `--checkpoint` "
+            f"`{shown(a.checkpoint)}` (step {model_step(config)}), `--with` `{shown(a.other)}` (step "
+            f"{model_step(other_config)}); \"--with below τ\": the --with model answers t < τ, the --checkpoint "
+            f"model t ≥ τ. KID ×10³ against the 500 held-out digits on the course classifier's features, ± its "
+            f"jackknife standard error; the paired difference from the --checkpoint model alone (same x_T), ± its "
+            f"standard error (in standard errors). {hw}, {data['threads']} thread(s), "
+            f"{data['seconds_total']:.0f} s in all.\n\n"
+            + markdown_table(["sampler's model", "τ", "KID ×10³", "confident share", "classifier-FID",
+                              "minus --checkpoint alone ×10³"], rows))
+    write_results(Path(a.out), "DDIM with two models: which steps a model loses on", body, data)
+    return data
+
+
+if __name__ == "__main__":
+    main()
