@@ -152,6 +152,9 @@ RECIPES = {
     "lowtfloor": ({**_LOWT_TRAIN, "min_snr_floor": 0.2}, _SS_NET,
                   "the laptop preset with no loss weight below 0.2 (--min-snr-floor 0.2, not 0): min-SNR-5 alone "
                   "weights t = 0, DDIM's last step, by 0.0005"),
+    "lowtfloor05": ({**_LOWT_TRAIN, "min_snr_floor": 0.05}, _SS_NET,
+                    "the laptop preset with no loss weight below 0.05 (--min-snr-floor 0.05, not 0): more weight "
+                    "at t < 27 alone (SNR_t > 100), DDIM's last step among them"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
                    "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),
@@ -160,7 +163,7 @@ RECIPES = {
 COMBINED = ("p2fast", "laptop", "lapcos", "lapcos4e3", "lapfloor", "lapw48", "lapema", "lap1e3", "lapsnr1", "lapattn", "laplogit",
             "lapzero", "lapss", "lapb99", "lapss99", "lapss3e3", "lapssstrat",
             "lapssb1", "lapss13", "lapssw24", "lapsslin", "lapss95", "lapssb3", "lapssmid4", "lapssp4w48", "lapsslowt",
-            "lowtu10", "lowts64", "lowtdrop", "lowtshift", "lowtcos", "lowtsnr20", "lowtfloor")
+            "lowtu10", "lowts64", "lowtdrop", "lowtshift", "lowtcos", "lowtsnr20", "lowtfloor", "lowtfloor05")
 OUT = ROOT / "results" / "speedrun"
 
 

@@ -6,7 +6,9 @@ DDIM-S (η = 0, ``skip="uniform"``: τ_i = 0, T/S, 2T/S, ...) from the same x_T 
 composite ε-model: the ``--with`` model (default: the shipped one) answers every t < τ, the
 ``--checkpoint`` model every t ≥ τ; ``--reverse`` adds the opposite split. τ = 1 swaps only DDIM's
 last step (t = 0); τ = 40 at S = 50 its last two (t = 20, 0). Each cell's KID against the 500 held-out
-digits (course classifier features), and its paired difference from the ``--checkpoint`` model alone.
+digits (course classifier features), and its paired difference from the ``--checkpoint`` model alone,
+also after rounding both to the 256 grey levels of the MNIST files; the RMS per-pixel difference of the
+two sample sets; and the share of exactly black pixels after rounding (held-out digits: 81%).
 Both models must share one noise schedule. Writes results/swap_steps.json and .md.
 """
 from __future__ import annotations
@@ -20,6 +22,11 @@ import torch
 
 from common import ROOT, ddim_samples, de, features, fid_from_features, fixed_noise, load, machine_name, \
     markdown_table, model_step, shown, write_results
+
+
+def to_grey_levels(x: torch.Tensor) -> torch.Tensor:
+    """Images in [−1, 1] rounded to the 256 levels of an 8-bit file, as MNIST's own digits are."""
+    return torch.round((x + 1) * 127.5) / 127.5 - 1
 
 
 class SwappedModel(torch.nn.Module):
@@ -80,20 +87,25 @@ def main(argv=None):
         f = features(classifier, x, device)
         kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=labels)
         conf = de.evaluation.confident_share(x, classifier)
-        return f, {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
-                   "confident": conf.value, "confident_se": conf.stderr, "seconds": time.perf_counter() - t0}
+        return x, f, features(classifier, to_grey_levels(x), device), {
+            "kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref), "confident": conf.value,
+            "confident_se": conf.stderr, "black": float((to_grey_levels(x) == -1).float().mean()),
+            "seconds": time.perf_counter() - t0}
 
-    f_alone, alone = cell(model)
+    x_alone, f_alone, g_alone, alone = cell(model)
     print(f"{shown(a.checkpoint)} alone: {alone}", flush=True)
     cells = {}
     splits = [(f"--with below {tau}", other, model, tau) for tau in taus]
     if a.reverse:
         splits += [(f"--checkpoint below {tau}", model, other, tau) for tau in taus]
     for name, low, high, tau in splits:
-        f, c = cell(SwappedModel(low, high, tau, getattr(model, "schedule_config", None)))
+        x, f, g, c = cell(SwappedModel(low, high, tau, getattr(model, "schedule_config", None)))
         d = de.evaluation.kid_difference(f, f_alone, ref, labels_ref=labels)
+        dg = de.evaluation.kid_difference(g, g_alone, ref, labels_ref=labels)
         cells[name] = {**c, "tau": tau, "minus_alone": d.value, "minus_alone_se": d.stderr,
-                       "z": d.value / d.stderr if d.stderr > 0 else math.nan}
+                       "z": d.value / d.stderr if d.stderr > 0 else math.nan,
+                       "minus_alone_grey_levels": dg.value, "minus_alone_grey_levels_se": dg.stderr,
+                       "rms_pixel_difference": float((x - x_alone).pow(2).mean().sqrt())}
         print(f"{name}: {cells[name]}", flush=True)
     hw = machine_name(device)
     data = {"checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "with": shown(a.other),
@@ -101,19 +113,23 @@ def main(argv=None):
             "threads": torch.get_num_threads(), "hardware": hw, "alone": alone, "swapped": cells,
             "seconds_total": time.perf_counter() - start}
     rows = [["--checkpoint alone", "–", f"{alone['kid'] * 1e3:.2f} ± {alone['kid_se'] * 1e3:.2f}",
-             f"{alone['confident']:.3f}", f"{alone['fid']:.3f}", "–"]]
+             f"{alone['confident']:.3f}", f"{alone['fid']:.3f}", "–", "–", "–", f"{alone['black']:.3f}"]]
     rows += [[name, c["tau"], f"{c['kid'] * 1e3:.2f} ± {c['kid_se'] * 1e3:.2f}", f"{c['confident']:.3f}",
-              f"{c['fid']:.3f}", f"{c['minus_alone'] * 1e3:+.2f} ± {c['minus_alone_se'] * 1e3:.2f} ({c['z']:+.1f})"]
-             for name, c in cells.items()]
+              f"{c['fid']:.3f}", f"{c['minus_alone'] * 1e3:+.2f} ± {c['minus_alone_se'] * 1e3:.2f} ({c['z']:+.1f})",
+              f"{c['minus_alone_grey_levels'] * 1e3:+.2f} ± {c['minus_alone_grey_levels_se'] * 1e3:.2f}",
+              f"{c['rms_pixel_difference']:.4f}", f"{c['black']:.3f}"] for name, c in cells.items()]
     body = (f"DDIM-{a.steps} (η = 0, uniform τ_i, the last at t = 0) from the same {a.n} x_T; `--checkpoint` "
             f"`{shown(a.checkpoint)}` (step {model_step(config)}), `--with` `{shown(a.other)}` (step "
             f"{model_step(other_config)}); \"--with below τ\": the --with model answers t < τ, the --checkpoint "
             f"model t ≥ τ. KID ×10³ against the 500 held-out digits on the course classifier's features, ± its "
             f"jackknife standard error; the paired difference from the --checkpoint model alone (same x_T), ± its "
-            f"standard error (in standard errors). {hw}, {data['threads']} thread(s), "
+            f"standard error (in standard errors), and the same after rounding both sets to 256 grey levels; the "
+            f"RMS per-pixel difference from the --checkpoint model's samples; the share of exactly black pixels "
+            f"after rounding. {hw}, {data['threads']} thread(s), "
             f"{data['seconds_total']:.0f} s in all.\n\n"
             + markdown_table(["sampler's model", "τ", "KID ×10³", "confident share", "classifier-FID",
-                              "minus --checkpoint alone ×10³"], rows))
+                              "minus --checkpoint alone ×10³", "the same, 256 grey levels", "RMS pixel difference",
+                              "black pixels"], rows))
     write_results(Path(a.out), "DDIM with two models: which steps a model loses on", body, data)
     return data
 

@@ -461,6 +461,9 @@ def test_swap_steps_table(tmp_path):
                                      "--out", str(tmp_path / "s")])
     assert data["swapped"]["--with below 0"]["kid"] == data["alone"]["kid"]
     assert data["swapped"]["--with below 0"]["minus_alone"] == 0.0
+    assert data["swapped"]["--with below 0"]["rms_pixel_difference"] == 0.0
+    held_out = de.data.load_mnist("test")[0]
+    assert torch.equal(swap_steps.to_grey_levels(held_out), held_out)     # MNIST's digits are 8-bit already
     assert "| --with below 1 | 1 |" in (tmp_path / "s.md").read_text()
     net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
     Trainer(net, de.NoiseSchedule.cosine(1000), de.data.load_mnist("train")[0][:8],
