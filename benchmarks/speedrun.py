@@ -154,7 +154,7 @@ RECIPES = {
                   "weights t = 0, DDIM's last step, by 0.0005"),
     "lowtfloor05": ({**_LOWT_TRAIN, "min_snr_floor": 0.05}, _SS_NET,
                     "the laptop preset with no loss weight below 0.05 (--min-snr-floor 0.05, not 0): more weight "
-                    "at t < 27 alone (SNR_t > 100), DDIM's last step among them"),
+                    "at t < 27 alone (SNR_t > 100), DDIM-50's last two steps (t = 0, 20) among them"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
                    "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),

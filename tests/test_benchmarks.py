@@ -450,24 +450,56 @@ def test_swapped_model_answers_each_row_from_its_side_of_tau():
         assert torch.equal(SwappedModel(low, high, 1000)(x, t), low(x, t))
 
 
-def test_swap_steps_table(tmp_path):
-    """tau = 0 never calls the --with model, so its cell is the --checkpoint model alone (difference 0);
-    a run on another schedule is refused."""
-    import swap_steps
+def _tiny_run(tmp_path, sched, name="run"):
+    """A 1-step UNet run on ``sched``, saved as a checkpoint folder (its conv_out made non-zero)."""
     from ddim_edu.train.trainer import Trainer, TrainConfig
+    torch.manual_seed(0)
+    net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    torch.nn.init.normal_(net.conv_out.weight, std=0.1)
+    Trainer(net, sched, de.data.load_mnist("train")[0][:8],
+            TrainConfig(steps=1, batch_size=4, ckpt_every=0, progress=False), out_dir=tmp_path / name,
+            device="cpu").fit()
+    return str(tmp_path / name)
+
+
+def test_swap_steps_table(tmp_path):
+    """t_s = 0 never calls the --with model (the cell is the --checkpoint model alone); t_s = 1 gives
+    DDIM's last step to the --with model: the samples equal two DDIM steps (eq. 12) taken by hand, the
+    first with the run's ε, the last with the shipped model's; a run on another schedule is refused."""
+    import swap_steps
+    from common import ddim_samples, fixed_noise, load
     shipped = str(BENCH.parent / "checkpoints" / "mnist")
+    run = _tiny_run(tmp_path, de.NoiseSchedule.linear(1000))
     common = ["--n", "8", "--steps", "2", "--threads", "1"]
-    data = swap_steps.main(common + ["--checkpoint", shipped, "--taus", "0,1", "--reverse",
+    data = swap_steps.main(common + ["--checkpoint", run, "--switch-at", "0,1,1", "--reverse",
                                      "--out", str(tmp_path / "s")])
-    assert data["swapped"]["--with below 0"]["kid"] == data["alone"]["kid"]
-    assert data["swapped"]["--with below 0"]["minus_alone"] == 0.0
-    assert data["swapped"]["--with below 0"]["rms_pixel_difference"] == 0.0
+    assert set(data["swapped"]) == {"--with below 0", "--with below 1", "--checkpoint below 0",
+                                    "--checkpoint below 1"}
+    same = data["swapped"]["--with below 0"]
+    assert same["kid"] == data["alone"]["kid"] and same["rms_pixel_difference"] == 0.0
+    assert same["minus_alone"] == 0.0 and same["minus_alone_grey_levels"] == 0.0 and same["z"] is None
+    assert data["swapped"]["--with below 1"]["rms_pixel_difference"] > 0
+    assert all(0 <= c["black"] <= 1 for c in data["swapped"].values())
+    assert "| --with below 1 | 1 |" in (tmp_path / "s.md").read_text()
+    model, sched, _ = load(run, "cpu")
+    other = load(shipped, "cpu")[0]
+    x_T = fixed_noise(8, (1, 28, 28), 0)
+    got = ddim_samples(swap_steps.SwappedModel(other, model, 1, model.schedule_config), sched, x_T, 2, 0.0, 0, 8,
+                       "cpu")
+    with torch.no_grad():
+        x = de.diffusion.samplers.ddim_step(x_T, model(x_T, torch.full((8,), 500)), 500, 0, sched)[0]
+        x = de.diffusion.samplers.ddim_step(x, other(x, torch.zeros(8, dtype=torch.long)), 0, -1, sched)[0]
+    assert torch.allclose(got, x.clamp(-1, 1), atol=1e-5)
+    with pytest.raises(ValueError, match="different noise schedules"):
+        swap_steps.main(common + ["--checkpoint", _tiny_run(tmp_path, de.NoiseSchedule.cosine(1000), "cos"),
+                                  "--out", str(tmp_path / "c")])
+
+
+def test_grey_levels_are_the_256_of_an_8_bit_file():
+    import swap_steps
+    x = torch.tensor([-1.0, -0.999, 0.3, 1.0])
+    expected = torch.round((x + 1) / 2 * 255) / 255 * 2 - 1      # the pixel as a uint8, mapped back to [−1, 1]
+    assert torch.allclose(swap_steps.to_grey_levels(x), expected)
+    assert swap_steps.to_grey_levels(x)[1] == -1 and abs(float(swap_steps.to_grey_levels(x)[2]) - 0.3020) < 1e-4
     held_out = de.data.load_mnist("test")[0]
     assert torch.equal(swap_steps.to_grey_levels(held_out), held_out)     # MNIST's digits are 8-bit already
-    assert "| --with below 1 | 1 |" in (tmp_path / "s.md").read_text()
-    net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
-    Trainer(net, de.NoiseSchedule.cosine(1000), de.data.load_mnist("train")[0][:8],
-            TrainConfig(steps=1, batch_size=4, ckpt_every=0, progress=False), out_dir=tmp_path / "run",
-            device="cpu").fit()
-    with pytest.raises(ValueError, match="different noise schedules"):
-        swap_steps.main(common + ["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "c")])
