@@ -432,7 +432,7 @@ def test_loss_by_t_table(tmp_path):
     assert (tmp_path / "l.md").read_text().startswith("# L_simple per stretch of t")
 
 
-def test_swapped_model_answers_each_row_from_its_side_of_tau():
+def test_swapped_model_answers_each_row_from_its_side_of_the_switch_point():
     """Rows with t < tau get the low model's ε, the others the high model's, each as that model alone
     would answer them."""
     from swap_steps import SwappedModel
