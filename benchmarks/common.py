@@ -66,6 +66,16 @@ def features(classifier, x: torch.Tensor, device, batch: int = 1000) -> torch.Te
     return metrics.classifier_features(x, classifier, batch_size=batch)
 
 
+def kid_scores(classifier, x: torch.Tensor, ref: torch.Tensor, ref_labels: torch.Tensor, device):
+    """Samples ``x`` scored against the reference features ``ref`` (the held-out digits, with their labels):
+    (their features, {kid, kid_se, fid, confident, confident_se}), the cells of kid_table.py and swap_steps.py."""
+    f = features(classifier, x, device)
+    kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=ref_labels)
+    conf = de.evaluation.confident_share(x, classifier)
+    return f, {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
+               "confident": conf.value, "confident_se": conf.stderr}
+
+
 def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
     mu1, c1 = metrics.feature_statistics(f1)
     mu2, c2 = metrics.feature_statistics(f2)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, ddim_samples, de, features, fid_from_features, fixed_noise, load, machine_name, \
+from common import ROOT, ddim_samples, de, kid_scores, features, fixed_noise, load, machine_name, \
     markdown_table, model_step, shown, write_results
 
 
@@ -59,11 +59,7 @@ def main(argv=None):
     cells, feats, start = {}, {}, time.perf_counter()
 
     def score(x):
-        f = features(classifier, x, device)
-        kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=held_out_labels)
-        conf = de.evaluation.confident_share(x, classifier)
-        return f, {"kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref),
-                   "confident": conf.value, "confident_se": conf.stderr}
+        return kid_scores(classifier, x, ref, held_out_labels, device)
 
     def cell(net, net_sched, eta, S):
         t0 = time.perf_counter()

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, ddim_samples, de, features, fid_from_features, fixed_noise, load, machine_name, \
+from common import ROOT, ddim_samples, de, kid_scores, features, fixed_noise, load, machine_name, \
     markdown_table, model_step, shown, write_results
 
 
 def to_grey_levels(x: torch.Tensor) -> torch.Tensor:
-    """Images in [−1, 1] rounded to the 256 levels of an 8-bit file, as MNIST's own digits are."""
-    return torch.round((x + 1) * 127.5) / 127.5 - 1
+    """Images in [−1, 1] rounded to the 256 levels of an 8-bit file (``data.to_uint8``), as MNIST's own
+    digits are, and mapped back to [−1, 1] as the loaders map them."""
+    return de.data.to_uint8(x).to(torch.float32) / 127.5 - 1
 
 
 class SwappedModel(torch.nn.Module):
@@ -88,13 +89,10 @@ def main(argv=None):
     def cell(net):
         t0 = time.perf_counter()
         x = ddim_samples(net, sched, x_T, a.steps, 0.0, a.seed, a.batch, device)
-        f = features(classifier, x, device)
-        kid = de.evaluation.kernel_distance(f, ref, subsets=0, labels_b=labels)
-        conf = de.evaluation.confident_share(x, classifier)
-        return x, f, features(classifier, to_grey_levels(x), device), {
-            "kid": kid.value, "kid_se": kid.stderr, "fid": fid_from_features(f, ref), "confident": conf.value,
-            "confident_se": conf.stderr, "black": float((to_grey_levels(x) == -1).float().mean()),
-            "seconds": time.perf_counter() - t0}
+        grey = to_grey_levels(x)
+        f, scores = kid_scores(classifier, x, ref, labels, device)
+        return x, f, features(classifier, grey, device), {
+            **scores, "black": float((grey == -1).float().mean()), "seconds": time.perf_counter() - t0}
 
     x_alone, f_alone, g_alone, alone = cell(model)
     print(f"{shown(a.checkpoint)} alone: {alone}", flush=True)
