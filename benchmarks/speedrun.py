@@ -63,10 +63,11 @@ _LAPTOP_TRAIN = {"batch_size": 64, "lr": 2e-3, "lr_warmup": 100, "lr_schedule": 
 # lapss* recipe below changes one thing of ("the second preset")
 _SS_NET = {**_LAPTOP_NET, "scale_shift": True}
 _SS_TRAIN = {**_LAPTOP_TRAIN, "adam_beta2": 0.99}
-# the laptop preset since 2026-12-06: the second preset with t >= 500 drawn a fifth of the time; the low* recipes
-# change one thing of it
+# the laptop preset of 2026-12-06 ("the third preset"): the second preset with t >= 500 drawn a fifth of the
+# time; the lowt* recipes change one thing of it, and lowtfloor05 (a floor of 0.05 under its loss weights) is
+# the laptop preset since 2026-12-07
 _LOWT_TRAIN = {**_SS_TRAIN, "t_sampling": "asymmetric", "t_split": 0.5, "t_upper_share": 0.2}
-SHIPPED_RECIPE = "lapsslowt"        # the recipe that is the laptop preset the CLI and notebook 02 ship now (PRESETS)
+SHIPPED_RECIPE = "lowtfloor05"      # the recipe that is the laptop preset the CLI and notebook 02 ship now (PRESETS)
 # name -> (TrainConfig overrides, network overrides, the one change against "today")
 RECIPES = {
     "today": ({}, {}, "today's recipe: UNet 32/64/128 x2, batch 128, AdamW 5e-4 constant, EMA 0.999, L_simple"),
@@ -130,7 +131,7 @@ RECIPES = {
                   "against 1.46M, 0.85x the steps a second)"),
     "lapsslowt": (_LOWT_TRAIN, _SS_NET,
                   "the laptop preset with t drawn from the upper half of the chain a fifth of the time, not half "
-                  "(--t-sampling asymmetric, Wang et al. 2024): the laptop preset the CLI and notebook 02 ship"),
+                  "(--t-sampling asymmetric, Wang et al. 2024): the laptop preset of 2026-12-06, the base of the lowt* recipes"),
     "lowtu10": ({**_LOWT_TRAIN, "t_upper_share": 0.1}, _SS_NET,
                 "the laptop preset with t drawn from the upper half of the chain a tenth of the time (not a fifth)"),
     "lowts64": ({**_LOWT_TRAIN, "t_split": 0.642, "t_upper_share": 0.1}, _SS_NET,
@@ -154,7 +155,8 @@ RECIPES = {
                   "weights t = 0, DDIM's last step, by 0.0005"),
     "lowtfloor05": ({**_LOWT_TRAIN, "min_snr_floor": 0.05}, _SS_NET,
                     "the laptop preset with no loss weight below 0.05 (--min-snr-floor 0.05, not 0): more weight "
-                    "at t < 27 alone (SNR_t > 100), DDIM-50's last two steps (t = 0, 20) among them"),
+                    "at t < 27 alone (SNR_t > 100), DDIM-50's last two steps (t = 0, 20) among them: the laptop preset the CLI "
+                    "and notebook 02 ship"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
                    "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),

@@ -29,7 +29,13 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   kernel distance by a fifth to a third (0.0061 and 0.0085 against 0.0097 and 0.0108 on 2,000 samples,
   two seeds, −4.5 and −2.9 standard errors of the paired differences); after 30 minutes by 0% and 27%
   (−0.0 and −1.7 standard errors), with 3–4 points more confident digits (``results/speedrun/grid4_notes.md``,
-  section "Where the draws of t go").
+  section "Where the draws of t go");
+* no loss weight below 0.05 (``min_snr_floor=0.05``): min-SNR-5 alone weights t = 0, DDIM's last step,
+  by 5/SNR_0 ≈ 0.0005, and the floor raises only the t < 27 (SNR_t > 100), among DDIM-50's steps t = 0
+  and 20. Still L_γ. On a 2-core AMD EPYC (no AMX) it lowered the kernel distance at equal steps by
+  0.0010 ± 0.0005 at 13,611 steps (0.0017 against 0.0027) and by 0.0009 ± 0.0005 at 11,991 (0.0032
+  against 0.0041), 2,000 paired samples each; a floor of 0.2, which also raises t = 40, did not help
+  (``results/speedrun/grid4_notes.md``, section "A floor of 0.05 under the loss weights").
 
 ``mnist`` — the full-length MNIST recipe of ``results/retrain_mnist`` (hours on a CPU, minutes on a GPU):
 
@@ -62,7 +68,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     "laptop": ({"widths": [32, 64, 128], "num_res_blocks": 2, "patch_size": 2, "scale_shift": True},
                {"batch_size": 64, "lr": 2e-3, "lr_warmup": 100, "lr_schedule": "cosine", "adam_beta2": 0.99,
                 "loss_weighting": "min_snr", "min_snr_gamma": 5.0, "ema_decay": 0.999,
-                "t_sampling": "asymmetric", "t_split": 0.5, "t_upper_share": 0.2}),
+                "min_snr_floor": 0.05, "t_sampling": "asymmetric", "t_split": 0.5, "t_upper_share": 0.2}),
     "mnist": ({"widths": [32, 64, 128], "num_res_blocks": 2, "patch_size": 1, "dropout": 0.2},
               {"steps": 12_000, "batch_size": 256, "lr": 1e-3, "lr_warmup": 100, "lr_schedule": "cosine",
                "loss_weighting": "min_snr", "min_snr_gamma": 5.0, "ema_decay": 0.9995}),

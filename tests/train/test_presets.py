@@ -23,6 +23,20 @@ def test_laptop_preset_model_and_training_options():
     assert model(x, t).shape == x.shape
 
 
+def test_laptop_preset_floor_raises_only_the_weights_where_snr_exceeds_100():
+    """min(SNR_t, 5)/SNR_t falls below the preset's floor of 0.05 exactly where SNR_t > 100: on the linear
+    schedule t <= 26, among DDIM-50's steps t = 0 and 20 (not 40)."""
+    from ddim_edu.train.loss import loss_weights
+    opts, sched = presets.preset_training("laptop"), de.NoiseSchedule.linear(1000)
+    t = torch.arange(1000)
+    w = loss_weights(sched, t, opts["loss_weighting"], opts["min_snr_gamma"], opts["min_snr_floor"]).double()
+    snr = sched.alpha_bar.double() / (1 - sched.alpha_bar.double())
+    raised = snr > 100
+    assert raised.nonzero().max().item() == 26 and bool(raised[[0, 20]].all()) and not raised[40]
+    assert torch.allclose(w[raised], torch.full_like(w[raised], 0.05))
+    assert torch.allclose(w[~raised], (snr.clamp(max=5.0) / snr)[~raised], rtol=1e-6)
+
+
 def test_unknown_preset_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"preset must be one of 'laptop', 'mnist', got 'desktop'"):
         presets.preset_model("desktop")
