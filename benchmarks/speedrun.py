@@ -109,56 +109,56 @@ RECIPES = {
     "lapb99": ({**_LAPTOP_TRAIN, "adam_beta2": 0.99}, _LAPTOP_NET, "the first laptop preset with AdamW beta2 0.99 (not 0.999)"),
     "lapss99": (_SS_TRAIN, _SS_NET,
                 "the laptop preset of 2026-12-05 and 6: the first preset with scale_shift=True and AdamW beta2 0.99"),
-    "lapss3e3": ({**_SS_TRAIN, "lr": 3e-3}, _SS_NET, "the laptop preset with lr 3e-3 (not 2e-3)"),
+    "lapss3e3": ({**_SS_TRAIN, "lr": 3e-3}, _SS_NET, "the second preset with lr 3e-3 (not 2e-3)"),
     "lapssstrat": ({**_SS_TRAIN, "t_sampling": "stratified"}, _SS_NET,
-                   "the laptop preset with t stratified over each batch (--t-sampling stratified), not i.i.d. uniform"),
+                   "the second preset with t stratified over each batch (--t-sampling stratified), not i.i.d. uniform"),
     "lapssb1": (_SS_TRAIN, {**_SS_NET, "num_res_blocks": 1},
-                "the laptop preset with one residual block per level (not two; 1.17M parameters against 1.46M)"),
+                "the second preset with one residual block per level (not two; 1.17M parameters against 1.46M)"),
     "lapss13": (_SS_TRAIN, {**_SS_NET, "num_res_blocks": [1, 3]},
-                "the laptop preset with one block each way at 14x14 and three at 7x7 (not two and two; 1.63M "
+                "the second preset with one block each way at 14x14 and three at 7x7 (not two and two; 1.63M "
                 "parameters, as many steps a second)"),
     "lapssw24": (_SS_TRAIN, {**_SS_NET, "widths": [24, 48, 96]},
-                 "the laptop preset with widths 24/48/96 (not 32/64/128), two blocks per level kept (0.83M "
+                 "the second preset with widths 24/48/96 (not 32/64/128), two blocks per level kept (0.83M "
                  "parameters against 1.46M; 1.3x the steps a second)"),
     "lapsslin": ({**_SS_TRAIN, "lr_schedule": "linear"}, _SS_NET,
-                 "the laptop preset with the learning rate decayed linearly to 0 over the budget (not by a cosine)"),
-    "lapss95": ({**_SS_TRAIN, "adam_beta2": 0.95}, _SS_NET, "the laptop preset with AdamW beta2 0.95 (not 0.99)"),
+                 "the second preset with the learning rate decayed linearly to 0 over the budget (not by a cosine)"),
+    "lapss95": ({**_SS_TRAIN, "adam_beta2": 0.95}, _SS_NET, "the second preset with AdamW beta2 0.95 (not 0.99)"),
     "lapssb3": (_SS_TRAIN, {**_SS_NET, "num_res_blocks": 3},
-                "the laptop preset with three residual blocks per level (not two; 1.76M parameters against 1.46M, "
+                "the second preset with three residual blocks per level (not two; 1.76M parameters against 1.46M, "
                 "0.75x the steps a second)"),
     "lapssmid4": (_SS_TRAIN, {**_SS_NET, "mid_blocks": 4},
-                  "the laptop preset with four residual blocks in the middle at 4x4 (not two; 2.12M parameters "
+                  "the second preset with four residual blocks in the middle at 4x4 (not two; 2.12M parameters "
                   "against 1.46M, 0.85x the steps a second)"),
     "lapsslowt": (_LOWT_TRAIN, _SS_NET,
-                  "the laptop preset with t drawn from the upper half of the chain a fifth of the time, not half "
+                  "the second preset with t drawn from the upper half of the chain a fifth of the time, not half "
                   "(--t-sampling asymmetric, Wang et al. 2024): the laptop preset of 2026-12-06, the base of the lowt* recipes"),
     "lowtu10": ({**_LOWT_TRAIN, "t_upper_share": 0.1}, _SS_NET,
-                "the laptop preset with t drawn from the upper half of the chain a tenth of the time (not a fifth)"),
+                "the third preset with t drawn from the upper half of the chain a tenth of the time (not a fifth)"),
     "lowts64": ({**_LOWT_TRAIN, "t_split": 0.642, "t_upper_share": 0.1}, _SS_NET,
-                "the laptop preset with t >= 642 drawn a tenth of the time (not t >= 500 a fifth): SpeeD's split "
+                "the third preset with t >= 642 drawn a tenth of the time (not t >= 500 a fifth): SpeeD's split "
                 "for this schedule"),
     "lowtdrop": (_LOWT_TRAIN, {**_SS_NET, "dropout": 0.1},
-                 "the laptop preset with dropout 0.1 in its residual blocks (not none): a guard against fitting "
+                 "the third preset with dropout 0.1 in its residual blocks (not none): a guard against fitting "
                  "the 4,500 training digits"),
     "lowtshift": ({**_LOWT_TRAIN, "augment_shift": 1}, _SS_NET,
-                  "the laptop preset with each training digit shifted by up to 1 pixel (--augment-shift 1, not "
+                  "the third preset with each training digit shifted by up to 1 pixel (--augment-shift 1, not "
                   "0): a guard against fitting the 4,500 training digits"),
     "lowtcos": ({**_SS_TRAIN, "noise_schedule": "cosine"}, _SS_NET,
-                "the laptop preset on the cosine noise schedule (Nichol & Dhariwal 2021), not the linear one, with t "
+                "the third preset on the cosine noise schedule (Nichol & Dhariwal 2021), not the linear one, with t "
                 "drawn uniformly: about the preset's own distribution of draws over the SNR, while DDIM-50's 50 "
                 "equally spaced t put 10 steps (not 25) where the SNR is below 0.085"),
     "lowtsnr20": ({**_LOWT_TRAIN, "min_snr_gamma": 20.0}, _SS_NET,
-                  "the laptop preset with min-SNR-20 (not 5): full weight down to t = 65 (not 130), toward the "
+                  "the third preset with min-SNR-20 (not 5): full weight down to t = 65 (not 130), toward the "
                   "clean end, where the preset's held-out loss lags the shipped model's most"),
     "lowtfloor": ({**_LOWT_TRAIN, "min_snr_floor": 0.2}, _SS_NET,
-                  "the laptop preset with no loss weight below 0.2 (--min-snr-floor 0.2, not 0): min-SNR-5 alone "
+                  "the third preset with no loss weight below 0.2 (--min-snr-floor 0.2, not 0): min-SNR-5 alone "
                   "weights t = 0, DDIM's last step, by 0.0005"),
     "lowtfloor05": ({**_LOWT_TRAIN, "min_snr_floor": 0.05}, _SS_NET,
-                    "the laptop preset with no loss weight below 0.05 (--min-snr-floor 0.05, not 0): more weight "
-                    "at t < 27 alone (SNR_t > 100), DDIM-50's last two steps (t = 0, 20) among them: the laptop preset the CLI "
-                    "and notebook 02 ship"),
+                    "the third preset with no loss weight below 0.05 (--min-snr-floor 0.05, not 0): more weight "
+                    "at t < 27 alone (SNR_t > 100), DDIM-50's last two steps (t = 0, 20) among them: the laptop preset "
+                    "the CLI and notebook 02 ship since 2026-12-07"),
     "lapssp4w48": (_SS_TRAIN, {**_SS_NET, "patch_size": 4, "widths": [48, 96, 192]},
-                   "the laptop preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
+                   "the second preset on 4x4 pixel patches (7/4/2, not 14/7/4) with widths 48/96/192 (3.30M "
                    "parameters against 1.46M, 1.15x the steps a second)"),
 }
 # recipes that combine several of the changes above: the laptop preset and its variants

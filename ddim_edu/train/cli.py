@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--preset", choices=list(PRESETS), default=None,
       help="a measured recipe (ddim_edu.train.presets): its network and training options, unless typed here; "
            "laptop = patched UNet with scale-shift, batch 64, lr 2e-3 decayed by a cosine to 0 at the end of --steps "
-           "or of the time budget, AdamW beta2 0.99, min-SNR-5 with no weight below 0.05, for CPU runs of minutes; mnist = full UNet, "
+           "or of the time budget, AdamW beta2 0.99, min-SNR-5 with no weight below 0.05, t >= 500 drawn a fifth of "
+           "the time, for CPU runs of minutes; mnist = full UNet, "
            "dropout 0.2, 12,000 steps at batch 256, lr 1e-3 with a cosine decay, min-SNR-5, EMA 0.9995")
     a("--out", default=None, help="run directory (e.g. runs/mnist)")
     a("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
