@@ -1,6 +1,7 @@
 r"""A training run's time budget (``TrainConfig.max_minutes``): whether it is up, and, for a learning
 rate that decays to 0 (cosine or linear) given no step count, the step at which it will run out, measured
-from the run's own speed (:func:`~ddim_edu.train.schedules.calibration_seconds`, :func:`~ddim_edu.train.schedules.budget_horizon`).
+from the run's own speed and measured again later in the run
+(:func:`~ddim_edu.train.schedules.measure_times`, :func:`~ddim_edu.train.schedules.budget_horizon`).
 With several processes each rank reads its own clock and all take the same answer (an all-reduce)."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 from .config import UNLIMITED_STEPS, TrainConfig
-from .schedules import DECAYS, budget_horizon, calibration_seconds
+from .schedules import DECAYS, budget_horizon, measure_times
 
 
 def decay_ends_with_budget(cfg: TrainConfig) -> bool:
@@ -29,6 +30,8 @@ class TimeBudget:
         self.world, self.device, self.clock = world, device, clock or time.perf_counter
         self.start = self.clock()
         self.first = None                     # (step, time) after the first step: its start-up is not speed
+        self.checks = () if self.seconds is None else measure_times(self.seconds)
+        self.measurements: list[dict] = []    # one per check passed, in order
 
     def up(self) -> bool:
         """Whether the budget has run out (on any rank: every rank stops at the same step)."""
@@ -37,28 +40,54 @@ class TimeBudget:
         late = self.clock() - self.start >= self.seconds
         return bool(self._max([float(late)])[0]) if self.world > 1 else late
 
+    @property
+    def settled(self) -> bool:
+        """Whether every measurement of the speed has been taken (no budget: nothing to measure)."""
+        return len(self.measurements) >= len(self.checks)
+
     def horizon(self, step: int, announce: bool = False) -> dict | None:
-        """Call after every step: None while measuring, then ``{"lr_decay_steps": N, "steps_per_s": r,
-        "measured_at_step": step, "measured_over_s": s}`` with N = step + r × (seconds left), r the
-        steps/s since the first step, once ``calibration_seconds`` of the budget have passed;
-        ``announce``: print a line saying so."""
+        """Call after every step until :attr:`settled`: None until the run passes its next check in
+        :func:`~ddim_edu.train.schedules.measure_times`, then ``{"lr_decay_steps": N, "steps_per_s": r,
+        "measured_at_step": step, "measured_over_s": s, "measurements": [...]}`` with N = step + r × (seconds
+        left), r the steps/s since the first step, and ``measurements`` this and every earlier one (the same
+        four keys each); ``announce``: print a line saying so."""
         now = self.clock()
         if self.first is None:
             self.first = (step, now)
             return None
         elapsed = now - self.start
-        ready = calibration_seconds(self.seconds) <= elapsed < self.seconds and now > self.first[1]
-        speed = (step - self.first[0]) / (now - self.first[1]) if ready else 0.0
-        end = budget_horizon(step, speed, self.seconds - elapsed) if ready else 0
-        if self.world > 1:                    # the first rank ready decides for all
-            ready, end, speed = self._max([float(ready), float(end), speed])
-        if not ready:
+        passed = sum(t <= elapsed for t in self.checks) if elapsed < self.seconds and now > self.first[1] else 0
+        speed = (step - self.first[0]) / (now - self.first[1]) if passed else 0.0
+        end = budget_horizon(step, speed, self.seconds - elapsed) if passed else 0
+        if self.world > 1:
+            passed, end, speed = self._furthest(passed, end, speed)
+        if passed <= len(self.measurements):
             return None
         if announce:
-            print(f"learning-rate decay: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it reaches 0 at "
-                  f"step {int(end)}, when the {self.seconds / 60:g}-min budget is expected to run out", flush=True)
-        return {"lr_decay_steps": int(end), "steps_per_s": round(speed, 3), "measured_at_step": step,
-                "measured_over_s": round(elapsed, 1)}
+            print(self._line(speed, elapsed, int(end)), flush=True)
+        self.measurements.append({"lr_decay_steps": int(end), "steps_per_s": round(speed, 3),
+                                  "measured_at_step": step, "measured_over_s": round(elapsed, 1)})
+        return {**self.measurements[-1], "measurements": list(self.measurements)}
+
+    def _line(self, speed: float, elapsed: float, end: int) -> str:
+        budget = f"the {self.seconds / 60:g}-min budget"
+        if not self.measurements:
+            return (f"learning-rate decay: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it reaches 0 at "
+                    f"step {end}, when {budget} is expected to run out")
+        was = self.measurements[-1]["lr_decay_steps"]
+        moved = f"still reaches 0 at step {end}" if end == was else f"now reaches 0 at step {end}, not {was}"
+        return (f"learning-rate decay measured again: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it "
+                f"{moved}, when {budget} is expected to run out")
+
+    def _furthest(self, passed: int, end: float, speed: float) -> tuple[int, float, float]:
+        """The checks passed by the rank furthest through them, and that rank's horizon and speed (several
+        ranks there: the largest of each): each rank sends its answer for every check it has passed."""
+        n = len(self.checks)
+        ends = [float(end) if k < passed else 0.0 for k in range(n)]
+        speeds = [speed if k < passed else 0.0 for k in range(n)]
+        both = self._max(ends + speeds)
+        furthest = sum(e > 0 for e in both[:n])      # a horizon is at least step + 1 > 0
+        return furthest, (both[furthest - 1] if furthest else 0.0), (both[n + furthest - 1] if furthest else 0.0)
 
     def _max(self, values: list[float]) -> list[float]:
         both = torch.tensor(values, dtype=torch.float64, device=self.device)

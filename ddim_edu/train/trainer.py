@@ -116,7 +116,7 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self) -> "Trainer":
         """Train until ``cfg.steps`` (total, counting resumed steps), ``cfg.max_minutes``, or the end of a
-        cosine measured from that budget (:mod:`~ddim_edu.train.budget`), whichever comes first."""
+        cosine measured, and measured again, from that budget (:mod:`~ddim_edu.train.budget`), whichever comes first."""
         cfg, main = self.cfg, self.rank == 0
         bar = env.progress_bar(None, cfg.progress if main else False, "train", initial=self.step, leave=True,
                                total=None if cfg.max_minutes else cfg.steps, dynamic_ncols=True)  # minutes: no total
@@ -127,8 +127,8 @@ class Trainer:
             while self.step < min(cfg.steps, self.lr_horizon or cfg.steps):
                 loss = self.train_step()
                 acc, n_acc = acc + loss, n_acc + 1
-                if self.lr_horizon is None and decay_ends_with_budget(cfg):
-                    self.horizon_info = budget.horizon(self.step, announce=main)    # None while measuring
+                if decay_ends_with_budget(cfg) and not budget.settled:
+                    self.horizon_info = budget.horizon(self.step, announce=main) or self.horizon_info
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     shown = self._log(acc, n_acc)

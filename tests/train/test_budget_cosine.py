@@ -1,6 +1,7 @@
 """A cosine learning rate under a time budget alone: the run measures its own speed, sets the step where
-the budget will run out (schedules.budget_horizon), and the cosine reaches 0 there. Checked on a fake
-clock against the closed-form cosine (Loshchilov & Hutter 2017, eq. 5) and the arithmetic of the budget."""
+the budget will run out (schedules.budget_horizon), measures again at 10%, 25% and 50% of the budget and
+moves that step, and the cosine reaches 0 there. Checked on a fake clock against the closed-form cosine
+(Loshchilov & Hutter 2017, eq. 5) and the arithmetic of the budget."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import pytest
 
 from ddim_edu.nets import MLPDenoiser
 from ddim_edu.train.config import UNLIMITED_STEPS
-from ddim_edu.train.schedules import budget_horizon, calibration_seconds
+from ddim_edu.train.schedules import budget_horizon, calibration_seconds, measure_times
 
 from train_helpers import toy_data, trainer
 
@@ -21,6 +22,13 @@ def test_calibration_lasts_5_percent_of_the_budget_between_10_and_60_s():
     assert calibration_seconds(600) == 30.0                 # 10 minutes: 30 s
     assert calibration_seconds(100) == 10.0 and calibration_seconds(3600) == 60.0
     assert calibration_seconds(4) == 4.0                    # never longer than the budget
+
+
+def test_the_speed_is_measured_again_at_10_25_and_50_percent_of_the_budget():
+    assert measure_times(600) == (30.0, 60.0, 150.0, 300.0)
+    assert measure_times(1800) == (60.0, 180.0, 450.0, 900.0)
+    assert measure_times(60) == (10.0, 15.0, 30.0)          # 10% (6 s) would come before the first 10 s
+    assert measure_times(4) == (4.0,)
 
 
 def test_budget_horizon_is_now_plus_speed_times_time_left():
@@ -57,16 +65,44 @@ def _cosine(n, horizon):
 
 def test_a_steady_run_ends_its_cosine_with_its_budget(monkeypatch, tmp_path):
     tr, used = _run(monkeypatch, lambda n: 0.1, tmp_path)   # 10 steps/s for 60 s: 600 steps
-    # measured from step 1 (t = 0.1 s) to step 101 (t = 10.1 s, past the 10-s calibration): 10 steps/s,
-    # and 49.9 s left: the budget ends at step 101 + 499 = 600
+    # measured from step 1 (t = 0.1 s) to the first step past 10 s: 10 steps/s, so the budget ends at step
+    # 600; measured again past 15 s and 30 s, at the same speed: still 600
     assert tr.lr_horizon == 600 and tr.step == 600
-    assert tr.horizon_info == {"lr_decay_steps": 600, "steps_per_s": 10.0, "measured_at_step": 101,
-                               "measured_over_s": 10.1}
-    assert used[:101] == pytest.approx([LR * min(1.0, (n + 1) / WARMUP) for n in range(101)])  # no horizon yet
-    assert used[101:] == pytest.approx([_cosine(n, 600) for n in range(101, 600)], abs=1e-15)
+    first, *again = tr.horizon_info["measurements"]
+    assert first["measured_at_step"] in (100, 101) and first["measured_over_s"] == pytest.approx(10.0, abs=0.11)
+    assert [m["measured_at_step"] for m in again] == pytest.approx([150, 300], abs=1)
+    assert [m["lr_decay_steps"] for m in tr.horizon_info["measurements"]] == [600, 600, 600]
+    assert [m["steps_per_s"] for m in tr.horizon_info["measurements"]] == [10.0, 10.0, 10.0]
+    assert tr.horizon_info["measured_at_step"] == again[-1]["measured_at_step"]      # the last one on top
+    start = first["measured_at_step"]
+    assert used[:start] == pytest.approx([LR * min(1.0, (n + 1) / WARMUP) for n in range(start)])  # no horizon yet
+    assert used[start:] == pytest.approx([_cosine(n, 600) for n in range(start, 600)], abs=1e-15)
     assert used[-1] < 1e-5 * LR                             # the last step's lr: about 0
     saved = json.loads((tmp_path / "config.json").read_text())["training"]
     assert saved["lr_decay_from_budget"]["lr_decay_steps"] == 600 and saved["lr_decay_steps"] == 0
+    assert len(saved["lr_decay_from_budget"]["measurements"]) == 3
+
+
+def slow_start(n):
+    """8 steps/s for the first 10 s, then 16 (times exact in binary: the checks fall on exact steps)."""
+    return 0.125 if n <= 80 else 0.0625
+
+
+def test_a_slow_first_part_is_corrected_by_measuring_again(monkeypatch):
+    """The speed over the first 10 s alone would end the cosine at step 480 and stop the run there, at
+    35 s of its 60. Measured again over all steps so far, at 15 s and 30 s, the end moves to 641 and then
+    801, and the cosine follows it: each step's lr is the cosine of the end known at that step."""
+    tr, used = _run(monkeypatch, slow_start)
+    # check at 10 s: step 80 (t = 10), speed over steps 2..80 = 79 / 9.875 = 8.0, 50 s left
+    # check at 15 s: step 160, speed 159 / 14.875, 45 s left; check at 30 s: step 400, 399 / 29.875, 30 s left
+    ends = [80 + 8 * 50, 160 + round(159 / 14.875 * 45), 400 + round(399 / 29.875 * 30)]
+    assert ends == [480, 641, 801]
+    assert [(m["measured_at_step"], m["lr_decay_steps"]) for m in tr.horizon_info["measurements"]] == \
+        list(zip([80, 160, 400], ends))
+    assert tr.lr_horizon == 801 and tr.step == 801 and tr.stopped is None   # at 30 + 401/16 = 55.1 s of 60
+    expected = [LR * min(1.0, (n + 1) / WARMUP) for n in range(80)] + [_cosine(n, 480) for n in range(80, 160)] \
+        + [_cosine(n, 641) for n in range(160, 400)] + [_cosine(n, 801) for n in range(400, 801)]
+    assert used == pytest.approx(expected, abs=1e-15)
 
 
 def test_a_linear_decay_ends_with_its_budget_too(monkeypatch):
@@ -78,16 +114,17 @@ def test_a_linear_decay_ends_with_its_budget_too(monkeypatch):
     assert used[-1] == pytest.approx(LR / (600 - WARMUP))   # one step's drop above 0
 
 
-def test_a_run_that_speeds_up_stops_at_its_horizon(monkeypatch):
-    tr, used = _run(monkeypatch, lambda n: 0.1 if n <= 200 else 0.05)
-    assert tr.lr_horizon == 600 and tr.step == 600 and tr.stopped is None      # at 40 s of its 60
-    assert used[-1] == pytest.approx(_cosine(599, 600))
+def test_a_run_that_speeds_up_after_the_last_check_stops_at_its_horizon(monkeypatch):
+    tr, used = _run(monkeypatch, lambda n: 0.125 if n <= 240 else 0.0625)   # 8 steps/s for 30 s, then 16
+    assert [m["lr_decay_steps"] for m in tr.horizon_info["measurements"]] == [480, 480, 480]
+    assert tr.lr_horizon == 480 and tr.step == 480 and tr.stopped is None      # at 30 + 240/16 = 45 s of 60
+    assert used[-1] == pytest.approx(_cosine(479, 480))
 
 
-def test_a_run_that_slows_down_stops_with_its_budget_before_the_horizon(monkeypatch):
-    tr, used = _run(monkeypatch, lambda n: 0.1 if n <= 200 else 0.2)
-    assert tr.lr_horizon == 600 and tr.step == 400                             # 20 s + 200 x 0.2 s = 60 s
-    assert "time budget" in tr.stopped and used[-1] == pytest.approx(_cosine(399, 600))
+def test_a_run_that_slows_down_after_the_last_check_stops_with_its_budget_before_the_horizon(monkeypatch):
+    tr, used = _run(monkeypatch, lambda n: 0.125 if n <= 240 else 0.25)     # 8 steps/s for 30 s, then 4
+    assert tr.lr_horizon == 480 and tr.step == 360                             # 30 s + 120 x 0.25 s = 60 s
+    assert "time budget" in tr.stopped and used[-1] == pytest.approx(_cosine(359, 480))
 
 
 @pytest.mark.parametrize("kw", [{"lr_decay_steps": 300}, {"steps": 500}, {"lr_schedule": "constant"}])
@@ -111,7 +148,8 @@ def test_a_resumed_budget_measures_its_own_horizon(monkeypatch, tmp_path):
         return out
     monkeypatch.setattr(tr, "train_step", timed_step)
     tr.fit()
-    assert tr.step == 1200 and tr.lr_horizon == 1200 and tr.horizon_info["measured_at_step"] == 701
+    assert tr.step == 1200 and tr.lr_horizon == 1200
+    assert tr.horizon_info["measurements"][0]["measured_at_step"] in (700, 701)   # 10 s into the new budget
 
 
 DDP_SCRIPT = '''
@@ -134,7 +172,8 @@ tr.train_step = timed_step
 tr.fit()
 w = torch.cat([p.detach().flatten() for p in tr.model.parameters()])
 with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
-    json.dump({"step": tr.step, "horizon": tr.lr_horizon, "lr": tr.lr_at(tr.step - 1), "w": w.tolist()}, f)
+    json.dump({"step": tr.step, "horizon": tr.lr_horizon, "lr": tr.lr_at(tr.step - 1), "w": w.tolist(),
+               "checks": [m["measured_at_step"] for m in tr.horizon_info["measurements"]]}, f)
 dist.barrier()
 # both ranks have written their answers; leave without gloo's teardown, which can abort one rank at exit
 # ("terminate called without an active exception") when the other closes its connections first
@@ -143,8 +182,9 @@ os._exit(0)
 
 
 def test_data_parallel_ranks_share_one_horizon(tmp_path):
-    """Each rank reads its own clock; the horizon comes from the first rank ready (the slower clock's),
-    so every rank uses the same learning rate and stops at the same step."""
+    """Each rank reads its own clock; the horizon comes from the rank furthest through the checks (the
+    slower clock's), so every rank measures at the same steps, uses the same learning rate and stops at the
+    same step."""
     import subprocess
     import sys
     from train_helpers import ROOT, SUB_ENV
@@ -157,4 +197,6 @@ def test_data_parallel_ranks_share_one_horizon(tmp_path):
     a, b = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2))
     # rank 1 passes 10 s at step 51 (measured from step 1 at 0.2 s: 5 steps/s) with 49.8 s left: 51 + 249
     assert a["horizon"] == b["horizon"] == 300 and a["step"] == b["step"] == 300
+    # measured again when rank 1's clock passes 15 s and 30 s (steps 75 and 150): every rank at the same steps
+    assert a["checks"] == b["checks"] and a["checks"] == pytest.approx([51, 76, 151], abs=1)
     assert a["lr"] == b["lr"] and a["w"] == b["w"]
