@@ -35,7 +35,8 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   and 20. Still L_γ. On a 2-core AMD EPYC (no AMX) it lowered the kernel distance at equal steps by
   0.0010 ± 0.0005 at 13,611 steps (0.0017 against 0.0027) and by 0.0009 ± 0.0005 at 11,991 (0.0032
   against 0.0041), 2,000 paired samples each, seed 0; at equal time (30 minutes: 11,991 steps, the end its slow
-  first minute set, against the other run's 13,611) it was +0.0004 ± 0.0005. A floor of 0.2, which
+  first minute set, against the other run's 13,611) it was +0.0004 ± 0.0005; a 30-minute run that measured
+  its speed again (12,572 steps) scored 3.7× the shipped model's KID there. A floor of 0.2, which
   also raises t = 40, did not help (``results/speedrun/grid4_notes.md``, section "A floor of 0.05 under
   the loss weights").
 
