@@ -31,7 +31,8 @@ class TimeBudget:
         self.start = self.clock()
         self.first = None                     # (step, time) after the first step: its start-up is not speed
         self.checks = () if self.seconds is None else measure_times(self.seconds)
-        self.measurements: list[dict] = []    # one per check passed, in order
+        self.passed = 0                       # checks passed so far (several may pass within one step)
+        self.measurements: list[dict] = []    # one each time checks are passed, in order
 
     def up(self) -> bool:
         """Whether the budget has run out (on any rank: every rank stops at the same step)."""
@@ -42,15 +43,19 @@ class TimeBudget:
 
     @property
     def settled(self) -> bool:
-        """Whether every measurement of the speed has been taken (no budget: nothing to measure)."""
-        return len(self.measurements) >= len(self.checks)
+        """Whether every check has passed, so the speed will not be measured again (no budget: nothing to
+        measure)."""
+        return self.passed >= len(self.checks)
 
     def horizon(self, step: int, announce: bool = False) -> dict | None:
         """Call after every step until :attr:`settled`: None until the run passes its next check in
         :func:`~ddim_edu.train.schedules.measure_times`, then ``{"lr_decay_steps": N, "steps_per_s": r,
         "measured_at_step": step, "measured_over_s": s, "measurements": [...]}`` with N = step + r × (seconds
-        left), r the steps/s since the first step, and ``measurements`` this and every earlier one (the same
-        four keys each); ``announce``: print a line saying so."""
+        left), r the steps/s since the first step, s the seconds since the start, and ``measurements`` this and
+        every earlier one (the same four keys each); ``announce``: print a line saying so. A step that
+        passes several checks at once measures once. Always None once settled, or without a budget."""
+        if self.settled:
+            return None
         now = self.clock()
         if self.first is None:
             self.first = (step, now)
@@ -60,9 +65,10 @@ class TimeBudget:
         speed = (step - self.first[0]) / (now - self.first[1]) if passed else 0.0
         end = budget_horizon(step, speed, self.seconds - elapsed) if passed else 0
         if self.world > 1:
-            passed, end, speed = self._furthest(passed, end, speed)
-        if passed <= len(self.measurements):
+            passed, (end, speed, elapsed) = self._furthest(passed, (end, speed, elapsed))
+        if passed <= self.passed:
             return None
+        self.passed = passed
         if announce:
             print(self._line(speed, elapsed, int(end)), flush=True)
         self.measurements.append({"lr_decay_steps": int(end), "steps_per_s": round(speed, 3),
@@ -79,15 +85,14 @@ class TimeBudget:
         return (f"learning-rate decay measured again: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it "
                 f"{moved}, when {budget} is expected to run out")
 
-    def _furthest(self, passed: int, end: float, speed: float) -> tuple[int, float, float]:
-        """The checks passed by the rank furthest through them, and that rank's horizon and speed (several
-        ranks there: the largest of each): each rank sends its answer for every check it has passed."""
+    def _furthest(self, passed: int, values: tuple[float, ...]) -> tuple[int, tuple[float, ...]]:
+        """The checks passed by the rank furthest through them, and that rank's ``values`` (horizon, speed,
+        seconds; several ranks there: the largest of each): each rank sends its values for every check it
+        has passed, 0 for the others, and a horizon is at least step + 1, so the nonzero ones count them."""
         n = len(self.checks)
-        ends = [float(end) if k < passed else 0.0 for k in range(n)]
-        speeds = [speed if k < passed else 0.0 for k in range(n)]
-        both = self._max(ends + speeds)
-        furthest = sum(e > 0 for e in both[:n])      # a horizon is at least step + 1 > 0
-        return furthest, (both[furthest - 1] if furthest else 0.0), (both[n + furthest - 1] if furthest else 0.0)
+        reduced = self._max([float(v) if k < passed else 0.0 for v in values for k in range(n)])
+        furthest = sum(e > 0 for e in reduced[:n])
+        return furthest, tuple(reduced[i * n + furthest - 1] if furthest else 0.0 for i in range(len(values)))
 
     def _max(self, values: list[float]) -> list[float]:
         both = torch.tensor(values, dtype=torch.float64, device=self.device)

@@ -15,14 +15,17 @@ so both decays are η at the end of the warm-up and 0 at step N (and after it).
 
 A run given only a time budget (``steps`` ≥ ``UNLIMITED_STEPS``, ``max_minutes`` set, ``lr_decay_steps``
 0) does not know N in advance. With a decay (cosine or linear) it measures its own speed over the first
-part of the budget (:func:`calibration_seconds`: 5% of it, at least 10 s and at most 60 s, the first
-step's start-up excluded) and sets N to the step where the budget is expected to run out
+part of the budget (:func:`calibration_seconds`: 5% of it, at least 10 s and at most 60 s or half the
+budget, the first step's start-up excluded) and sets N to the step where the budget is expected to run out
 (:func:`budget_horizon`), so the decay reaches about 0 as the time does; the run stops at N if it
-gets there early. A first minute slower or faster than the rest (a machine still warming up, another
+gets there early. A start slower or faster than the rest (a machine still warming up, another
 process ending) would misplace N by as much, so the run measures again, over all its steps so far, at
 10%, 25% and 50% of the budget (:func:`measure_times`) and moves N each time. Moving N from N₁ to N₂
-at step n changes the decay's progress only from (n − W)/(N₁ − W) to (n − W)/(N₂ − W): an estimate 10%
-off, corrected at half the budget, moves the cosine's η_n by about 0.07 η.
+at step n changes the decay's progress only from (n − W)/(N₁ − W) to (n − W)/(N₂ − W): an estimate
+10% off, corrected at half the budget, moves the cosine's η_n by at most 0.09 η (from ½ η at
+progress ½ to ½(1 + cos(π/2 · 1/1.1)) η = 0.57 η or ½(1 + cos(π/2 · 1/0.9)) η = 0.41 η). Speed
+changes after half the budget are not followed: the run then stops at N early, or with the budget
+before N.
 
 Random shift (DrQ, Kostrikov et al. 2020; the "translate" of Karras et al. 2020's ADA): each image
 moves by (dy, dx) ∈ {−k..k}² pixels drawn per image; the uncovered border gets the background
@@ -56,8 +59,9 @@ def lr_at(step: int, lr: float, warmup: int = 0, schedule: str = "constant", dec
 
 def calibration_seconds(budget_s: float) -> float:
     """How long (s) a run with a time budget of ``budget_s`` seconds measures its speed before it sets
-    its cosine horizon: 5% of the budget, at least 10 s and at most 60 s (never more than the budget)."""
-    return min(budget_s, max(10.0, min(60.0, 0.05 * budget_s)))
+    its cosine horizon: 5% of the budget, at least 10 s and at most 60 s, and never more than half the
+    budget (a budget under 20 s measures over its first half)."""
+    return min(0.5 * budget_s, max(10.0, min(60.0, 0.05 * budget_s)))
 
 
 def measure_times(budget_s: float) -> tuple[float, ...]:

@@ -2,8 +2,8 @@ r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq.
 γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`) by AdamW (:mod:`~ddim_edu.train.optim`) with a
 warm-up and a constant, cosine or linear learning rate (:mod:`~ddim_edu.train.schedules`, ``budget``),
 gradient clipping and an EMA of the weights, and owns its state (:meth:`Trainer.state_dict`): a run stopped
-at any step resumes bit-for-bit (a decay that ends with a time budget measures its end again for the resumed
-run's budget). bf16 autocast and channels_last: on CUDA by default, on CPU when asked (``TrainConfig.bf16``,
+at any step resumes bit-for-bit (a decay that ends with a time budget sets its end afresh from the resumed
+run's own budget). bf16 autocast and channels_last: on CUDA by default, on CPU when asked (``TrainConfig.bf16``,
 ``channels_last``); ``torchrun ... -m ddim_edu.train`` runs it data-parallel."""
 from __future__ import annotations
 

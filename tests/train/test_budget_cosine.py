@@ -21,14 +21,14 @@ LR, WARMUP = 1e-3, 10
 def test_calibration_lasts_5_percent_of_the_budget_between_10_and_60_s():
     assert calibration_seconds(600) == 30.0                 # 10 minutes: 30 s
     assert calibration_seconds(100) == 10.0 and calibration_seconds(3600) == 60.0
-    assert calibration_seconds(4) == 4.0                    # never longer than the budget
+    assert calibration_seconds(4) == 2.0 and calibration_seconds(20) == 10.0   # never over half the budget
 
 
 def test_the_speed_is_measured_again_at_10_25_and_50_percent_of_the_budget():
     assert measure_times(600) == (30.0, 60.0, 150.0, 300.0)
     assert measure_times(1800) == (60.0, 180.0, 450.0, 900.0)
     assert measure_times(60) == (10.0, 15.0, 30.0)          # 10% (6 s) would come before the first 10 s
-    assert measure_times(4) == (4.0,)
+    assert measure_times(4) == (2.0,)
 
 
 def test_budget_horizon_is_now_plus_speed_times_time_left():
@@ -88,7 +88,7 @@ def slow_start(n):
     return 0.125 if n <= 80 else 0.0625
 
 
-def test_a_slow_first_part_is_corrected_by_measuring_again(monkeypatch):
+def test_a_slow_first_part_is_corrected_by_measuring_again(monkeypatch, capsys):
     """The speed over the first 10 s alone would end the cosine at step 480 and stop the run there, at
     35 s of its 60. Measured again over all steps so far, at 15 s and 30 s, the end moves to 641 and then
     801, and the cosine follows it: each step's lr is the cosine of the end known at that step."""
@@ -103,6 +103,27 @@ def test_a_slow_first_part_is_corrected_by_measuring_again(monkeypatch):
     expected = [LR * min(1.0, (n + 1) / WARMUP) for n in range(80)] + [_cosine(n, 480) for n in range(80, 160)] \
         + [_cosine(n, 641) for n in range(160, 400)] + [_cosine(n, 801) for n in range(400, 801)]
     assert used == pytest.approx(expected, abs=1e-15)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("learning-rate decay")]
+    assert [line.split(", so it ")[1].split(",")[0] for line in lines] == [
+        "reaches 0 at step 480", "now reaches 0 at step 641", "now reaches 0 at step 801"]
+    assert lines[1].endswith("not 480, when the 1-min budget is expected to run out")
+
+
+def test_a_step_that_passes_two_checks_measures_once(monkeypatch):
+    """Step 73 takes 6.5 s, from 9 s to 15.5 s, past the checks at 10 s and 15 s: one measurement for both,
+    then the next at 30 s."""
+    tr, _ = _run(monkeypatch, lambda n: 6.5 if n == 73 else 0.125)
+    ends = [73 + round(72 / 15.375 * 44.5), 189 + round(188 / 29.875 * 30)]   # speed since step 1 (t = 0.125)
+    assert [(m["measured_at_step"], m["measured_over_s"], m["lr_decay_steps"])
+            for m in tr.horizon_info["measurements"]] == [(73, 15.5, ends[0]), (189, 30.0, ends[1])]
+    assert tr.step == ends[1] == 378                         # at 30 + 189/8 = 53.6 s of 60
+
+
+def test_a_budget_under_20_s_measures_over_its_first_half(monkeypatch):
+    tr, used = _run(monkeypatch, lambda n: 0.125, max_minutes=0.0625)    # 3.75 s at 8 steps/s: 30 steps
+    # one check, at 1.875 s: step 15, speed 14 / 1.75 = 8 steps/s, 1.875 s left: 15 + 15 = 30
+    assert [(m["measured_at_step"], m["lr_decay_steps"]) for m in tr.horizon_info["measurements"]] == [(15, 30)]
+    assert tr.step == 30 and used[-1] == pytest.approx(_cosine(29, 30))
 
 
 def test_a_linear_decay_ends_with_its_budget_too(monkeypatch):
@@ -150,6 +171,7 @@ def test_a_resumed_budget_measures_its_own_horizon(monkeypatch, tmp_path):
     tr.fit()
     assert tr.step == 1200 and tr.lr_horizon == 1200
     assert tr.horizon_info["measurements"][0]["measured_at_step"] in (700, 701)   # 10 s into the new budget
+    assert len(tr.horizon_info["measurements"]) == 3                               # and again at 15 s and 30 s
 
 
 DDP_SCRIPT = '''
@@ -173,7 +195,8 @@ tr.fit()
 w = torch.cat([p.detach().flatten() for p in tr.model.parameters()])
 with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
     json.dump({"step": tr.step, "horizon": tr.lr_horizon, "lr": tr.lr_at(tr.step - 1), "w": w.tolist(),
-               "checks": [m["measured_at_step"] for m in tr.horizon_info["measurements"]]}, f)
+               "checks": [[m["measured_at_step"], m["measured_over_s"]] for m in tr.horizon_info["measurements"]]},
+              f)
 dist.barrier()
 # both ranks have written their answers; leave without gloo's teardown, which can abort one rank at exit
 # ("terminate called without an active exception") when the other closes its connections first
@@ -197,6 +220,9 @@ def test_data_parallel_ranks_share_one_horizon(tmp_path):
     a, b = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2))
     # rank 1 passes 10 s at step 51 (measured from step 1 at 0.2 s: 5 steps/s) with 49.8 s left: 51 + 249
     assert a["horizon"] == b["horizon"] == 300 and a["step"] == b["step"] == 300
-    # measured again when rank 1's clock passes 15 s and 30 s (steps 75 and 150): every rank at the same steps
-    assert a["checks"] == b["checks"] and a["checks"] == pytest.approx([51, 76, 151], abs=1)
+    # measured again when rank 1's clock passes 15 s and 30 s (steps 75 or 76, 150 or 151: float sums of 0.2):
+    # every rank at the same steps, and each records rank 1's seconds
+    assert a["checks"] == b["checks"]
+    assert [step for step, _ in a["checks"]] == pytest.approx([51, 76, 151], abs=1)
+    assert [s for _, s in a["checks"]] == pytest.approx([10.0, 15.0, 30.0], abs=0.21)
     assert a["lr"] == b["lr"] and a["w"] == b["w"]
