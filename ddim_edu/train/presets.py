@@ -32,12 +32,13 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   section "Where the draws of t go");
 * no loss weight below 0.05 (``min_snr_floor=0.05``): min-SNR-5 alone weights t = 0, DDIM's last step,
   by 5/SNR_0 ≈ 0.0005, and the floor raises only t < 27 (SNR_t > 100), among DDIM-50's steps t = 0
-  and 20. Still L_γ. On a 2-core AMD EPYC (no AMX) it lowered the kernel distance at equal steps by
-  0.0010 ± 0.0005 at 13,611 steps (0.0017 against 0.0027) and by 0.0009 ± 0.0005 at 11,991 (0.0032
-  against 0.0041), 2,000 paired samples each, seed 0; at equal time (30 minutes: 11,991 steps, the end its slow
-  first minute set, against the other run's 13,611) it was +0.0004 ± 0.0005; a 30-minute run that measured
-  its speed again (12,572 steps) scored 3.7× the shipped model's KID there. A floor of 0.2, which
-  also raises t = 40, did not help (``results/speedrun/grid4_notes.md``, section "A floor of 0.05 under
+  and 20. Still L_γ. On a 2-core AMD EPYC (no AMX), on 2,000 paired samples each, it lowered the
+  kernel distance at equal steps by 0.0010 ± 0.0005 at 13,611 steps (0.0017 against 0.0027, seed 0),
+  by 0.0007 ± 0.0004 at 13,611 steps (0.0025 against 0.0032, seed 1) and by 0.0009 ± 0.0005 at 11,991
+  (0.0032 against 0.0041, seed 0). At equal time (30 minutes: 11,991 steps, the end its slow first
+  minute set, against the other run's 13,611) it was +0.0004 ± 0.0005; a 30-minute run that measured
+  its speed again (12,572 steps) scored 3.7× the shipped model's KID there. A floor of 0.2, which also
+  raises t = 40, did not help (``results/speedrun/grid4_notes.md``, section "A floor of 0.05 under
   the loss weights").
 
 ``mnist`` — the full-length MNIST recipe of ``results/retrain_mnist`` (hours on a CPU, minutes on a GPU):
