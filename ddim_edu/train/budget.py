@@ -30,6 +30,7 @@ class TimeBudget:
         self.world, self.device, self.clock = world, device, clock or time.perf_counter
         self.start = self.clock()
         self.first = None                     # (step, time) after the first step: its start-up is not speed
+        self.since = None                     # (step, time) the next speed is measured from: the last check's
         self.checks = () if self.seconds is None else measure_times(self.seconds)
         self.passed = 0                       # checks passed so far (several may pass within one step)
         self.measurements: list[dict] = []    # one each time checks are passed, in order
@@ -51,26 +52,27 @@ class TimeBudget:
         """Call after every step until :attr:`settled`: None until the run passes its next check in
         :func:`~ddim_edu.train.schedules.measure_times`, then ``{"lr_decay_steps": N, "steps_per_s": r,
         "measured_at_step": step, "measured_over_s": s, "measurements": [...]}`` with N = step + r × (seconds
-        left), r the steps/s since the first step, s the seconds since the start, and ``measurements`` this and
-        every earlier one (the same four keys each); ``announce``: print a line saying so. A step that
-        passes several checks at once measures once. Always None once settled, or without a budget."""
+        left), r the steps/s since the previous measurement (the first: since the first step), s the seconds
+        since the start, and ``measurements`` this and every earlier one (the same four keys each);
+        ``announce``: print a line saying so. A step that passes several checks at once measures once. Always
+        None once settled, or without a budget."""
         if self.settled:
             return None
         now = self.clock()
         if self.first is None:
-            self.first = (step, now)
+            self.first = self.since = (step, now)
             return None
         elapsed = now - self.start
-        passed = sum(t <= elapsed for t in self.checks) if elapsed < self.seconds and now > self.first[1] else 0
-        speed = (step - self.first[0]) / (now - self.first[1]) if passed else 0.0
+        passed = sum(t <= elapsed for t in self.checks) if elapsed < self.seconds and now > self.since[1] else 0
+        speed = (step - self.since[0]) / (now - self.since[1]) if passed else 0.0
         end = budget_horizon(step, speed, self.seconds - elapsed) if passed else 0
         if self.world > 1:
             passed, (end, speed, elapsed) = self._furthest(passed, (end, speed, elapsed))
         if passed <= self.passed:
             return None
-        self.passed = passed
         if announce:
             print(self._line(speed, elapsed, int(end)), flush=True)
+        self.passed, self.since = passed, (step, now)
         self.measurements.append({"lr_decay_steps": int(end), "steps_per_s": round(speed, 3),
                                   "measured_at_step": step, "measured_over_s": round(elapsed, 1)})
         return {**self.measurements[-1], "measurements": list(self.measurements)}
@@ -80,10 +82,11 @@ class TimeBudget:
         if not self.measurements:
             return (f"learning-rate decay: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it reaches 0 at "
                     f"step {end}, when {budget} is expected to run out")
-        was = self.measurements[-1]["lr_decay_steps"]
-        moved = f"still reaches 0 at step {end}" if end == was else f"now reaches 0 at step {end}, not {was}"
-        return (f"learning-rate decay measured again: {speed:.2f} steps/s over the first {elapsed:.0f} s, so it "
-                f"{moved}, when {budget} is expected to run out")
+        was = self.measurements[-1]
+        moved = (f"still reaches 0 at step {end}" if end == was["lr_decay_steps"]
+                 else f"now reaches 0 at step {end}, not {was['lr_decay_steps']}")
+        return (f"learning-rate decay measured again: {speed:.2f} steps/s from {was['measured_over_s']:.0f} s to "
+                f"{elapsed:.0f} s, so it {moved}, when {budget} is expected to run out")
 
     def _furthest(self, passed: int, values: tuple[float, ...]) -> tuple[int, tuple[float, ...]]:
         """The checks passed by the rank furthest through them, and that rank's ``values`` (horizon, speed,

@@ -48,8 +48,8 @@ class TrainConfig:
                               choices=("constant", *DECAYS))
     lr_decay_steps: int = option(0, "the step where the decay reaches 0 (0: --steps; with a time budget "
                                     "alone, the step where the budget is expected to run out, measured from the "
-                                    "run's own speed and measured again at a tenth, a quarter and half of the "
-                                    "budget)", lo=0)
+                                    "run's own speed and measured again at a tenth, a quarter, half and three "
+                                    "quarters of the budget)", lo=0)
     loss_weighting: str = option("none", "weight of each t in the loss: none (L_simple) or min_snr "
                                          "(min(SNR_t, gamma)/SNR_t, Hang et al. 2023; DDIM's L_gamma family)",
                                  choices=WEIGHTINGS)
