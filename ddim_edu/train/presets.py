@@ -9,7 +9,8 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
 * batch 64 and a 4× larger learning rate (2e-3 after a 100-step warm-up), decayed to 0 by a cosine
   at the last step: at ``steps``, or, for a run given only a time budget, at the step where the
   run's own speed, measured over its first minute at most and again at 10%, 25%, 50% and 75% of
-  the budget (each time over the steps since the previous measurement), says the budget will run out (:mod:`~ddim_edu.train.schedules`). Against a constant rate
+  the budget (each time over the steps since the previous measurement), says the budget will run
+  out (:mod:`~ddim_edu.train.schedules`). Against a constant rate
   the decay lowered the kernel distance by about a quarter over 5,000 steps at two seeds, and by a
   third over 10 minutes (4,900 steps) of a 2-core CPU (``results/speedrun/grid4_notes.md``);
 * min-SNR-5 loss weighting, w_t = min(SNR_t, 5)/SNR_t (Hang et al. 2023), which is DDIM's L_γ

@@ -202,14 +202,16 @@ tr = Trainer(MLPDenoiser(hidden=8), NoiseSchedule.linear(1000), torch.randn(64, 
 tr.clock, step = (lambda: clock[0]), tr.train_step
 def timed_step():
     out = step()
-    clock[0] += 0.1 * (1 + rank)          # rank 1's clock says it is twice as slow
+    # rank 1's clock says it is twice as slow (0.2 s a step), then, after 30 s, 0.15 s a step
+    clock[0] += 0.1 if rank == 0 else (0.2 if clock[0] < 30 - 1e-9 else 0.15)
     return out
 tr.train_step = timed_step
 tr.fit()
 w = torch.cat([p.detach().flatten() for p in tr.model.parameters()])
 with open(f"{sys.argv[1]}/rank{rank}.json", "w") as f:
     json.dump({"step": tr.step, "horizon": tr.lr_horizon, "lr": tr.lr_at(tr.step - 1), "w": w.tolist(),
-               "checks": [[m["measured_at_step"], m["measured_over_s"]] for m in tr.horizon_info["measurements"]]},
+               "checks": [[m["measured_at_step"], m["measured_over_s"], m["lr_decay_steps"]]
+                          for m in tr.horizon_info["measurements"]]},
               f)
 dist.barrier()
 # both ranks have written their answers; leave without gloo's teardown, which can abort one rank at exit
@@ -232,12 +234,15 @@ def test_data_parallel_ranks_share_one_horizon(tmp_path):
                        timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2))
-    # rank 1 passes 10 s at step 51 (measured from step 1 at 0.2 s: 5 steps/s) with 49.8 s left: 51 + 249
-    assert a["horizon"] == b["horizon"] == 300 and a["step"] == b["step"] == 300
-    # measured again when rank 1's clock passes 15 s, 30 s and 45 s (steps 75 or 76, 150 or 151, 225 or 226:
-    # float sums of 0.2), at 5 steps/s since the last check: still 300. Every rank at the same steps, and
-    # each records rank 1's seconds
+    # rank 1 passes 10 s at step 51 (measured from step 1 at 0.2 s: 5 steps/s) with 49.8 s left: 51 + 249 = 300,
+    # and again at 15 s and 30 s (steps 75 or 76, 150 or 151: float sums of 0.2), 5 steps/s since the last
+    # check: still 300 (± 1 by float). Then 0.15 s a step: at 45 s, step 250 or 251, 100 steps in 15 s since the 30-s check,
+    # 15 s left: about 250 + 100 = 350 (an average since the first step would say 250 / 45 s: about 333)
     assert a["checks"] == b["checks"]
-    assert [step for step, _ in a["checks"]] == pytest.approx([51, 76, 151, 226], abs=1)
-    assert [s for _, s in a["checks"]] == pytest.approx([10.0, 15.0, 30.0, 45.0], abs=0.21)
+    assert [step for step, _, _ in a["checks"]] == pytest.approx([51, 76, 151, 251], abs=1)
+    assert [s for _, s, _ in a["checks"]] == pytest.approx([10.0, 15.0, 30.0, 45.0], abs=0.21)
+    assert [end for _, _, end in a["checks"][:3]] == pytest.approx([300, 300, 300], abs=1)
+    assert a["horizon"] == b["horizon"] == a["checks"][3][2] == pytest.approx(350, abs=3)
+    # both ranks stop at the same step: the horizon, or rank 1's 60 s (step 350 or 351), whichever comes first
+    assert a["step"] == b["step"] == pytest.approx(350, abs=3)
     assert a["lr"] == b["lr"] and a["w"] == b["w"]
