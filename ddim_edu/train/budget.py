@@ -29,8 +29,8 @@ class TimeBudget:
         self.seconds = None if minutes is None else 60.0 * minutes
         self.world, self.device, self.clock = world, device, clock or time.perf_counter
         self.start = self.clock()
-        self.first = None                     # (step, time) after the first step: its start-up is not speed
-        self.since = None                     # (step, time) the next speed is measured from: the last check's
+        self.since = None                     # (step, time) the next speed is measured from: after the first
+                                              # step (its start-up is not speed), then the last measurement's
         self.checks = () if self.seconds is None else measure_times(self.seconds)
         self.passed = 0                       # checks passed so far (several may pass within one step)
         self.measurements: list[dict] = []    # one each time checks are passed, in order
@@ -59,8 +59,8 @@ class TimeBudget:
         if self.settled:
             return None
         now = self.clock()
-        if self.first is None:
-            self.first = self.since = (step, now)
+        if self.since is None:
+            self.since = (step, now)
             return None
         elapsed = now - self.start
         passed = sum(t <= elapsed for t in self.checks) if elapsed < self.seconds and now > self.since[1] else 0

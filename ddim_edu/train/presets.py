@@ -10,9 +10,9 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   at the last step: at ``steps``, or, for a run given only a time budget, at the step where the
   run's own speed, measured over its first minute at most and again at 10%, 25%, 50% and 75% of
   the budget (each time over the steps since the previous measurement), says the budget will run
-  out (:mod:`~ddim_edu.train.schedules`). Against a constant rate
-  the decay lowered the kernel distance by about a quarter over 5,000 steps at two seeds, and by a
-  third over 10 minutes (4,900 steps) of a 2-core CPU (``results/speedrun/grid4_notes.md``);
+  out (:mod:`~ddim_edu.train.schedules`). Against a constant rate the decay lowered the kernel
+  distance by about a quarter over 5,000 steps at two seeds, and by a third over 10 minutes
+  (4,900 steps) of a 2-core CPU (``results/speedrun/grid4_notes.md``);
 * min-SNR-5 loss weighting, w_t = min(SNR_t, 5)/SNR_t (Hang et al. 2023), which is DDIM's L_γ
   (eq. 5) with γ_t ∝ w_t: by Theorem 1 the same optimum as L_simple when parameters are not shared
   across t, so every sampler of the course applies unchanged;
@@ -39,9 +39,8 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   (0.0032 against 0.0041, seed 0). At equal time (30 minutes: 11,991 steps, the end its slow first
   minute set, against the other run's 13,611) it was +0.0004 ± 0.0005. Three 30-minute runs of the
   preset as it is (seeds 0, 1, 2: 13,739, 12,670 and 13,178 steps) scored 2.9×, 4.2× and 4.4× the
-  shipped model's KID there. A floor of 0.2, which also
-  raises t = 40, did not help (``results/speedrun/grid4_notes.md``, section "A floor of 0.05 under
-  the loss weights").
+  shipped model's KID there. A floor of 0.2, which also raises t = 40, did not help
+  (``results/speedrun/grid4_notes.md``, section "A floor of 0.05 under the loss weights").
 
 ``mnist`` — the full-length MNIST recipe of ``results/retrain_mnist`` (hours on a CPU, minutes on a GPU):
 

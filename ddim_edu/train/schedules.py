@@ -22,12 +22,12 @@ gets there early. A start slower or faster than the rest (a machine still warmin
 process ending) would misplace N by as much, so the run measures again at 10%, 25%, 50% and 75% of the
 budget (:func:`measure_times`), each time over the steps since the previous measurement (it follows a
 machine whose speed drifts sooner than an average since the start would, at the cost of more noise),
-and moves N. Moving N from N₁ to N₂ at step n changes the
-decay's progress only from (n − W)/(N₁ − W) to (n − W)/(N₂ − W): an estimate 10% off, corrected at
-half the budget, moves the cosine's η_n by at most 0.09 η (from ½ η at progress ½ to
-½(1 + cos(π/2 · 1/1.1)) η = 0.57 η or ½(1 + cos(π/2 · 1/0.9)) η = 0.41 η), and at three quarters by
-about 0.08 η (from 0.15 η to 0.23 η or 0.07 η). Speed changes in the last quarter, or any that reach N
-before it, are not followed: the run then stops at N early, or with the budget before N.
+and moves N. Moving N from N₁ to N₂ at step n changes the decay's progress only from (n − W)/(N₁ − W)
+to (n − W)/(N₂ − W): an estimate 10% off, corrected at half the budget, moves the cosine's η_n by at
+most 0.09 η (from ½ η at progress ½ to ½(1 + cos(π/2 · 1/1.1)) η = 0.57 η or
+½(1 + cos(π/2 · 1/0.9)) η = 0.41 η), and at three quarters by about 0.08 η (from 0.15 η to 0.23 η or
+0.07 η). Speed changes in the last quarter, or any that reach N before it, are not followed: the run
+then stops at N early, or with the budget before N.
 
 Random shift (DrQ, Kostrikov et al. 2020; the "translate" of Karras et al. 2020's ADA): each image
 moves by (dy, dx) ∈ {−k..k}² pixels drawn per image; the uncovered border gets the background

@@ -234,10 +234,10 @@ def test_data_parallel_ranks_share_one_horizon(tmp_path):
                        timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = (json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2))
-    # rank 1 passes 10 s at step 51 (measured from step 1 at 0.2 s: 5 steps/s) with 49.8 s left: 51 + 249 = 300,
+    # rank 1 passes 10 s at step 51 (measured from step 1 at 0.2 s: 5 steps/s), 49.8 s left: 51 + 249 = 300,
     # and again at 15 s and 30 s (steps 75 or 76, 150 or 151: float sums of 0.2), 5 steps/s since the last
-    # check: still 300 (± 1 by float). Then 0.15 s a step: at 45 s, step 250 or 251, 100 steps in 15 s since the 30-s check,
-    # 15 s left: about 250 + 100 = 350 (an average since the first step would say 250 / 45 s: about 333)
+    # check: still 300 (± 1 by float). Then 0.15 s a step: at 45 s, step 250 or 251, 100 steps in 15 s since
+    # the 30-s check, 15 s left: about 250 + 100 = 350 (an average since the first step: 250 / 45 s, about 333)
     assert a["checks"] == b["checks"]
     assert [step for step, _, _ in a["checks"]] == pytest.approx([51, 76, 151, 251], abs=1)
     assert [s for _, s, _ in a["checks"]] == pytest.approx([10.0, 15.0, 30.0, 45.0], abs=0.21)
