@@ -20,11 +20,12 @@ from ddim_edu.train import checkpoints as ck  # noqa: E402
 from ddim_edu.evaluation import metrics  # noqa: E402
 
 
-def load(checkpoint: str, device, channels_last: bool = False):
+def load(checkpoint: str, device, channels_last: bool = False, weights: str = "ema"):
     """The checkpoint's model, schedule and config; ``channels_last`` stores the network's weights in
     channels-last memory order, which makes a CPU's convolutions 1.3-1.5x faster (the shipped
-    UNet, batch 250) and changes the outputs only by float32 rounding."""
-    model, sched, config = ck.load_model(checkpoint, device=device)
+    UNet, batch 250) and changes the outputs only by float32 rounding. ``weights``: "ema"
+    (model.safetensors) or "raw" (a run folder's last optimiser iterate, state.safetensors)."""
+    model, sched, config = ck.load_model(checkpoint, device=device, weights=weights)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, sched, config

@@ -32,6 +32,9 @@ from common import ROOT, ddim_samples, de, kid_scores, features, fixed_noise, lo
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"), help="the model's folder")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="which weights of --checkpoint: its EMA (model.safetensors) or, for a run folder, the last "
+                        "optimiser iterate (state.safetensors); --against always takes the EMA")
     p.add_argument("--n", type=int, default=1000, help="samples per cell")
     p.add_argument("--steps", default="10,20,50")
     p.add_argument("--etas", default="0,1")
@@ -48,7 +51,7 @@ def main(argv=None):
                                                       else de.env.device())
     steps = [int(s) for s in a.steps.split(",")]
     etas = [float(e) for e in a.etas.split(",")]
-    model, sched, config = load(a.checkpoint, device)
+    model, sched, config = load(a.checkpoint, device, weights=a.weights)
     other, other_sched = load(a.against, device)[:2] if a.against else (None, None)   # each its own schedule
     classifier = de.evaluation.load_classifier(device=device)
     held_out, held_out_labels = de.data.load_mnist("test")     # 50 of each class: KID takes the labels
@@ -92,7 +95,8 @@ def main(argv=None):
             diffs[str(S)] = paired(feats[k1], feats[k0], cells[k1], cells[k0])
     hw = machine_name(device)
     data = {"n": a.n, "reference": "500 held-out MNIST digits", "threads": torch.get_num_threads(), "device": str(device),
-            "hardware": hw, "checkpoint": shown(a.checkpoint), "checkpoint_step": model_step(config), "seed": a.seed,
+            "hardware": hw, "checkpoint": shown(a.checkpoint), "weights": a.weights, "checkpoint_step": model_step(config),
+            "seed": a.seed,
             "steps": steps, "etas": etas, "cells": cells, "floor": floor,
             "eta1_minus_eta0": diffs, "against": a.against, "minus_against": against,
             "seconds_total": time.perf_counter() - start}
@@ -102,7 +106,8 @@ def main(argv=None):
                                        for i, v in enumerate(k.split(','))), c) for k, c in cells.items())]
     rows.append(["real digits (floor)", "–", f"{floor['kid'] * 1e3:.2f} ± {floor['kid_se'] * 1e3:.2f}", floor["fid"],
                  f"{floor['confident']:.3f} ± {floor['confident_se']:.3f}"])
-    body = (f"{a.n} samples per cell from `{shown(a.checkpoint)}` (step {model_step(config)}) against the 500 held-out "
+    which = "" if a.weights == "ema" else ", its raw weights (the last optimiser iterate, not the EMA)"
+    body = (f"{a.n} samples per cell from `{shown(a.checkpoint)}` (step {model_step(config)}{which}) against the 500 held-out "
             f"digits, course classifier features; {hw}, {data['threads']} thread(s), seed {a.seed}, "
             f"{data['seconds_total']:.0f} s in all. "
             "KID ×10³ ± its jackknife standard error (unbiased: ≈ 0 for real digits); classifier-FID of the same "

@@ -188,6 +188,29 @@ def test_kid_table_of_another_checkpoint(tmp_path):
     assert raw["cells"]["eta=0,S=5"]["kid"] > 100 * max(shipped["cells"]["eta=0,S=5"]["kid"], 0.01)
 
 
+def test_kid_table_of_a_runs_raw_weights(tmp_path):
+    """--weights raw scores the last optimiser iterate: the same cell as a folder whose model.safetensors
+    holds the raw weights taken from state.safetensors by hand, and not the EMA's cell."""
+    import kid_table
+    from ddim_edu.train import checkpoints as ck
+    from ddim_edu.train.trainer import Trainer, TrainConfig
+    net = de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1)
+    cfg = TrainConfig(steps=3, batch_size=4, ckpt_every=0, progress=False)
+    Trainer(net, de.NoiseSchedule.linear(1000), de.data.load_mnist("train")[0][:16], cfg, out_dir=tmp_path / "run",
+            device="cpu").fit()
+    state = ck.load_tensors(tmp_path / "run" / "state.safetensors")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    ck.save_model_dir(tmp_path / "copy", {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}, config)
+    common = ["--n", "16", "--steps", "5", "--etas", "0", "--device", "cpu"]
+    raw = kid_table.main(common + ["--checkpoint", str(tmp_path / "run"), "--weights", "raw", "--out", str(tmp_path / "r")])
+    copy = kid_table.main(common + ["--checkpoint", str(tmp_path / "copy"), "--out", str(tmp_path / "c")])
+    ema = kid_table.main(common + ["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "e")])
+    cell = "eta=0,S=5"
+    assert raw["cells"][cell]["kid"] == copy["cells"][cell]["kid"] != ema["cells"][cell]["kid"]
+    assert (raw["weights"], ema["weights"]) == ("raw", "ema")
+    assert "its raw weights" in (tmp_path / "r.md").read_text() and "raw weights" not in (tmp_path / "e.md").read_text()
+
+
 def test_kid_table_paired_differences(tmp_path):
     """--against the same weights: every cell again, differing by exactly 0 ± 0 (same x_T and noise);
     η = 1 minus η = 0 is the difference of the two cells' KIDs."""
