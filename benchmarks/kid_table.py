@@ -13,7 +13,8 @@ difference (``de.evaluation.kid_difference``: the i-th samples of the two cells 
 x_T), beside √(se₀² + se₁²), the error two separate KIDs would allow. With ``--against
 CHECKPOINT`` the same cells (same x_T and noise) are also sampled from a second model, each
 model with the noise schedule it was trained on, and this model minus that one is reported per
-cell, paired the same way.
+cell, paired the same way. With ``--weights raw`` the model is a run folder's last optimiser
+iterate (state.safetensors) instead of its EMA weights; ``--against`` always takes the EMA.
 Writes results/kid_mnist.json and .md (thread count, sample count and hardware included).
 """
 from __future__ import annotations

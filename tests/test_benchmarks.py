@@ -190,7 +190,8 @@ def test_kid_table_of_another_checkpoint(tmp_path):
 
 def test_kid_table_of_a_runs_raw_weights(tmp_path):
     """--weights raw scores the last optimiser iterate: the same cell as a folder whose model.safetensors
-    holds the raw weights taken from state.safetensors by hand, and not the EMA's cell."""
+    holds the raw weights taken from state.safetensors by hand, and not the EMA's cell; --against the
+    same folder still samples its EMA, so the paired difference is raw minus EMA."""
     import kid_table
     from ddim_edu.train import checkpoints as ck
     from ddim_edu.train.trainer import Trainer, TrainConfig
@@ -202,12 +203,16 @@ def test_kid_table_of_a_runs_raw_weights(tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     ck.save_model_dir(tmp_path / "copy", {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}, config)
     common = ["--n", "16", "--steps", "5", "--etas", "0", "--device", "cpu"]
-    raw = kid_table.main(common + ["--checkpoint", str(tmp_path / "run"), "--weights", "raw", "--out", str(tmp_path / "r")])
+    raw = kid_table.main(common + ["--checkpoint", str(tmp_path / "run"), "--weights", "raw", "--against",
+                                   str(tmp_path / "run"), "--out", str(tmp_path / "r")])
     copy = kid_table.main(common + ["--checkpoint", str(tmp_path / "copy"), "--out", str(tmp_path / "c")])
     ema = kid_table.main(common + ["--checkpoint", str(tmp_path / "run"), "--out", str(tmp_path / "e")])
     cell = "eta=0,S=5"
     assert raw["cells"][cell]["kid"] == copy["cells"][cell]["kid"] != ema["cells"][cell]["kid"]
     assert (raw["weights"], ema["weights"]) == ("raw", "ema")
+    assert raw["minus_against"][cell]["cell"]["kid"] == ema["cells"][cell]["kid"]
+    assert raw["minus_against"][cell]["diff"] == pytest.approx(raw["cells"][cell]["kid"] - ema["cells"][cell]["kid"])
+    assert raw["minus_against"][cell]["diff"] != 0
     assert "its raw weights" in (tmp_path / "r.md").read_text() and "raw weights" not in (tmp_path / "e.md").read_text()
 
 

@@ -36,12 +36,13 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   and 20. Still L_γ. On a 2-core AMD EPYC (no AMX), on 2,000 paired samples each, it lowered the
   kernel distance at equal steps by 0.0010 ± 0.0005 at 13,611 steps (0.0017 against 0.0027, seed 0),
   by 0.0007 ± 0.0004 at 13,611 steps (0.0025 against 0.0032, seed 1) and by 0.0009 ± 0.0005 at 11,991
-  (0.0032 against 0.0041, seed 0). At equal time it was −0.0010 ± 0.0004 at 40 minutes (18,740 steps
-  against 18,031, seed 0) and +0.0004 ± 0.0005 at 30 (11,991 steps, the end its slow first minute set,
-  against the other run's 13,611). Three 30-minute runs of the preset as it is (seeds 0, 1, 2: 13,739,
-  12,670 and 13,178 steps) scored 2.9×, 4.2× and 4.4× the shipped model's KID there, two 40-minute runs
-  (seeds 0, 1: 18,740 and 20,177 steps) 2.3× and 2.1×. A floor of 0.2, which also raises t = 40, did not help
-  (``results/speedrun/grid4_notes.md``, section "A floor of 0.05 under the loss weights").
+  (0.0032 against 0.0041, seed 0). At equal time it was −0.0010 ± 0.0004 at 40 minutes (one pair, seed 0:
+  18,740 steps against 18,031 of a run that also measured its speed in its first minute only) and
+  +0.0004 ± 0.0005 at 30 (11,991 steps, the end its slow first minute set, against the other run's 13,611). Three
+  30-minute runs of the preset as it is (seeds 0, 1, 2: 13,739, 12,670 and 13,178 steps) scored 2.9×, 4.2×
+  and 4.4× the shipped model's KID there, three 40-minute runs (seeds 0, 1, 2: 18,740, 20,177 and 19,775
+  steps) 2.3×, 2.1× and 3.2×. A floor of 0.2, which also raises t = 40, did not help (``results/speedrun/grid4_notes.md``,
+  sections "A floor of 0.05 under the loss weights" and "40 minutes of the preset, three seeds").
 
 ``mnist`` — the full-length MNIST recipe of ``results/retrain_mnist`` (hours on a CPU, minutes on a GPU):
 
