@@ -155,14 +155,28 @@ def describe() -> dict:
     return info
 
 
+def cpu_flags() -> list[str] | None:
+    """The CPU's instruction-set flags from the ``flags`` line of Linux's /proc/cpuinfo (x86), or None
+    where there is no such line or no such file (ARM, whose line is ``Features``; macOS; Windows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[-1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+
+
 def cpu_bf16_units() -> list[str]:
     """The CPU's bf16 instruction sets, from the ``flags`` line of Linux's /proc/cpuinfo: a list of
     ``"amx_bf16"`` and ``"avx512_bf16"``, [] where it has neither or the file is missing (other
     systems). Where it is [], bf16 autocast on the CPU is emulated and slower than float32; where
     not, ``python -m ddim_edu.train --bf16`` trains faster (``results/speedrun_cpu.md``)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[-1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return [u for u in ("amx_bf16", "avx512_bf16") if u in flags]
+    return [u for u in ("amx_bf16", "avx512_bf16") if u in (cpu_flags() or [])]
+
+
+def cpu_bf16_emulated() -> bool:
+    """True where the CPU's flags could be read (x86 Linux) and list neither bf16 unit: there bf16
+    autocast is emulated, and the laptop preset trained about 15× slower with it than in float32
+    on a 2-core AVX2 CPU (``results/speedrun_cpu.md``). False where the flags list a unit, and where they
+    cannot be read (nothing is known there)."""
+    flags = cpu_flags()
+    return flags is not None and not cpu_bf16_units()

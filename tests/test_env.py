@@ -42,13 +42,14 @@ def test_course_seed_reads_the_environment(monkeypatch):
             de.env.seed_everything()
 
 
-@pytest.mark.parametrize("text, units", [
-    ("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile amx_bf16\n", ["amx_bf16", "avx512_bf16"]),
-    ("flags\t\t: fpu sse2 avx2 fma\n", []),                   # a laptop without bf16 units: emulated, slower
-    ("processor\t: 0\nFeatures\t: fp asimd bf16\n", []),      # no x86 "flags" line (an ARM /proc/cpuinfo)
-    (None, []),                                               # no /proc/cpuinfo (macOS, Windows)
+@pytest.mark.parametrize("text, units, emulated", [
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile amx_bf16\n", ["amx_bf16", "avx512_bf16"],
+     False),
+    ("flags\t\t: fpu sse2 avx2 fma\n", [], True),             # a laptop without bf16 units: emulated, slower
+    ("processor\t: 0\nFeatures\t: fp asimd bf16\n", [], False),   # no x86 "flags" line (an ARM /proc/cpuinfo)
+    (None, [], False),                                        # no /proc/cpuinfo (macOS, Windows): nothing known
 ])
-def test_cpu_bf16_units_reads_the_cpuinfo_flags(monkeypatch, text, units):
+def test_cpu_bf16_units_reads_the_cpuinfo_flags(monkeypatch, text, units, emulated):
     import io
 
     def fake_open(path, *a, **k):
@@ -59,6 +60,7 @@ def test_cpu_bf16_units_reads_the_cpuinfo_flags(monkeypatch, text, units):
     monkeypatch.setattr(de.env, "open", fake_open, raising=False)
     assert de.env.cpu_bf16_units() == units
     assert de.env.describe()["cpu_bf16"] == units
+    assert de.env.cpu_bf16_emulated() is emulated
 
 
 class _Terminal(io.StringIO):

@@ -64,7 +64,8 @@ Use it from Python (``model = preset_model("laptop")``, ``de.train.train(model, 
 steps, **preset_training("laptop"))``) or from the command line (``python -m ddim_edu.train --preset
 laptop --minutes 10 --out runs/laptop``; ``python -m ddim_edu.train --preset mnist --dataset mnist --seed 1
 --out runs/mnist``), where options typed on the command line win. A preset does not choose the
-device, the seed or bf16 autocast (on by default on CUDA; ``--bf16`` on a CPU with AMX).
+device, the seed or bf16 autocast (on by default on CUDA; ``--bf16`` on a CPU with AMX or AVX-512 BF16;
+elsewhere bf16 is emulated, about 15× slower than float32 on a 2-core AVX2 CPU, and the trainer warns).
 """
 from __future__ import annotations
 

@@ -4,10 +4,12 @@ defaults give today's training bit-for-bit."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
 
+from ddim_edu import env
 from ddim_edu.nets import UNet, build_model
 from ddim_edu.train import cli as train_cli
 from ddim_edu.train.config import TrainConfig
@@ -292,6 +294,7 @@ def test_channels_last_on_cpu_trains_the_same_model():
     assert all(torch.allclose(out[0][k], out[1][k], atol=1e-5) for k in out[0])
 
 
+@pytest.mark.filterwarnings("ignore:bf16=True")   # on a CPU without bf16 units: the warning tested below
 def test_bf16_on_cpu_autocasts_the_forward_pass_and_keeps_float32_weights():
     """--bf16 on a CPU: the convolutions see bfloat16 (a hook records their output dtype), the weights,
     their EMA and the loss stay float32, and three steps move the weights where the float32 run moves
@@ -314,6 +317,24 @@ def test_bf16_on_cpu_autocasts_the_forward_pass_and_keeps_float32_weights():
     dist = lambda a, b: sum(((a[k] - b[k]).double() ** 2).sum() for k in a if a[k].is_floating_point()) ** 0.5  # noqa: E731
     assert 0 < dist(out[True], out[False]) < 0.1 * dist(out[False], start[False])
 
+
+
+@pytest.mark.parametrize("flags, warns", [(["fpu", "avx2", "fma"], True), (["avx2", "avx512_bf16"], False),
+                                          (["avx2", "amx_bf16"], False), (None, False)])
+def test_bf16_on_a_cpu_without_bf16_units_warns(monkeypatch, flags, warns):
+    """bf16 autocast on a CPU whose x86 flags list neither bf16 unit (emulated there, far slower than float32):
+    one warning that says so and what to do; none where the flags list a unit, where they cannot be read
+    (ARM, macOS: nothing known), or with bf16 off."""
+    monkeypatch.setattr(env, "cpu_flags", lambda: flags)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer(tiny_unet(), digits(), steps=1, bf16=False)
+        trainer(tiny_unet(), digits(), steps=1, bf16=None)      # the default: off on a CPU
+        trainer(tiny_unet(), digits(), steps=1, bf16=True)
+    said = [str(w.message) for w in caught if "bf16" in str(w.message)]
+    assert len(said) == warns
+    if warns:
+        assert "amx_bf16" in said[0] and "avx512_bf16" in said[0] and "drop --bf16" in said[0]
 
 # ------------------------------------------------------------------ config and command line
 def test_recipe_options_are_validated_and_reach_the_command_line():
