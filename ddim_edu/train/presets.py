@@ -41,7 +41,10 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   +0.0004 ± 0.0005 at 30 (11,991 steps, the end its slow first minute set, against the other run's 13,611). Three
   30-minute runs of the preset as it is (seeds 0, 1, 2: 13,739, 12,670 and 13,178 steps) scored 2.9×, 4.2×
   and 4.4× the shipped model's KID there, three 40-minute runs (seeds 0, 1, 2: 18,740, 20,177 and 19,775
-  steps) 2.3×, 2.1× and 3.2×. A floor of 0.2, which also raises t = 40, did not help (``results/speedrun/grid4_notes.md``,
+  steps) 2.3×, 2.1× and 3.2×. In float32 on a 2-core AVX2 CPU without bf16 units, 60 minutes bought
+  11,055 steps and scored 4.6×, about what 12,000–13,000 steps scored on the EPYC (section "A CPU without
+  bf16 units").
+  A floor of 0.2, which also raises t = 40, did not help (``results/speedrun/grid4_notes.md``,
   sections "A floor of 0.05 under the loss weights" and "40 minutes of the preset, three seeds").
 
 ``mnist`` — the full-length MNIST recipe of ``results/retrain_mnist`` (hours on a CPU, minutes on a GPU):
