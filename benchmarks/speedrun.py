@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -190,7 +191,8 @@ def parse(argv=None):
     p.add_argument("--separate", action="store_true", help="train each budget from scratch (honest for cosine)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="", help="appended to the run's key: a rerun of a measured point on another "
-                                              "day's machine (e.g. amx), kept beside the first")
+                                              "day's machine (e.g. amx), kept beside the first; --speed: to the "
+                                              "speed file's name")
     p.add_argument("--shipped", action="store_true",
                    help="reference rows: n real digits, n noise images, the shipped model (checkpoints/mnist)")
     p.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "mnist"),
@@ -398,8 +400,10 @@ def speed(a, sched, data) -> dict:
         trainers = {}
         for t, cl, bf in knobs:
             model, cfg, _ = build(recipe, a.batch, 10 ** 9, a.seed, a.width_list)
-            trainers[(t, cl, bf)] = Trainer(model, sched, data, dataclasses.replace(cfg, channels_last=cl, bf16=bf),
-                                            device="cpu")
+            with warnings.catch_warnings():         # bf16 is timed here on purpose, units or not
+                warnings.filterwarnings("ignore", message="bf16=True")
+                trainers[(t, cl, bf)] = Trainer(model, sched, data,
+                                                dataclasses.replace(cfg, channels_last=cl, bf16=bf), device="cpu")
         times = {k: [] for k in knobs}
         for r in range(3):
             for k in (knobs if r % 2 == 0 else knobs[::-1]):
@@ -424,7 +428,7 @@ def speed(a, sched, data) -> dict:
                                        for (t, cl, bf), v in times.items()},
                        "image_evals_per_s": {m: sorted(v)[1] for m, v in samp.items()}, **machine(a.thread_list[-1])}
         wk = f"_w{'-'.join(map(str, a.width_list))}" if a.width_list else ""
-        path = Path(a.out_dir) / f"speed_{recipe}_b{batch}{wk}.json"
+        path = Path(a.out_dir) / f"speed_{recipe}_b{batch}{wk}{'_' + a.tag if a.tag else ''}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(res[recipe], indent=1) + "\n")
         print(f"speed {recipe}: {res[recipe]['steps_per_s']}, sampling {res[recipe]['image_evals_per_s']}", flush=True)

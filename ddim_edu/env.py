@@ -13,6 +13,7 @@ import numbers
 import os
 import random
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -155,9 +156,16 @@ def describe() -> dict:
     return info
 
 
+BF16_UNITS = ("amx_bf16", "avx512_bf16")        # the x86 flags of bf16 instructions
+BF16_EMULATED = ("bf16=True (--bf16) on a CPU whose flags list neither amx_bf16 nor avx512_bf16: torch emulates "
+                 "bf16 there, and the laptop preset trained about 15x slower with it than in float32 on a 2-core "
+                 "AVX2 CPU (results/speedrun_cpu.md). Leave bf16 off (drop --bf16) on this CPU.")
+
+
 def cpu_flags() -> list[str] | None:
-    """The CPU's instruction-set flags from the ``flags`` line of Linux's /proc/cpuinfo (x86), or None
-    where there is no such line or no such file (ARM, whose line is ``Features``; macOS; Windows)."""
+    """The CPU's instruction-set flags as Linux writes them in /proc/cpuinfo (lower case, from its first
+    ``flags`` line: x86), or None where there is no such line or the file cannot be read (ARM, whose
+    line is ``Features``; macOS; Windows). Never raises."""
     try:
         with open("/proc/cpuinfo") as f:
             return next((line.split(":", 1)[-1].split() for line in f if line.startswith("flags")), None)
@@ -166,11 +174,13 @@ def cpu_flags() -> list[str] | None:
 
 
 def cpu_bf16_units() -> list[str]:
-    """The CPU's bf16 instruction sets, from the ``flags`` line of Linux's /proc/cpuinfo: a list of
-    ``"amx_bf16"`` and ``"avx512_bf16"``, [] where it has neither or the file is missing (other
-    systems). Where it is [], bf16 autocast on the CPU is emulated and slower than float32; where
-    not, ``python -m ddim_edu.train --bf16`` trains faster (``results/speedrun_cpu.md``)."""
-    return [u for u in ("amx_bf16", "avx512_bf16") if u in (cpu_flags() or [])]
+    """The CPU's bf16 instruction sets, from :func:`cpu_flags`: a list of ``"amx_bf16"`` and
+    ``"avx512_bf16"``, [] where it has neither or the flags cannot be read (other systems). Where the
+    flags were read and this is [] (:func:`cpu_bf16_emulated`), bf16 autocast on the CPU is emulated and
+    much slower than float32; where not, ``python -m ddim_edu.train --bf16`` trains faster
+    (``results/speedrun_cpu.md``)."""
+    flags = cpu_flags() or []
+    return [u for u in BF16_UNITS if u in flags]
 
 
 def cpu_bf16_emulated() -> bool:
@@ -179,4 +189,15 @@ def cpu_bf16_emulated() -> bool:
     on a 2-core AVX2 CPU (``results/speedrun_cpu.md``). False where the flags list a unit, and where they
     cannot be read (nothing is known there)."""
     flags = cpu_flags()
-    return flags is not None and not cpu_bf16_units()
+    return flags is not None and not any(u in flags for u in BF16_UNITS)
+
+
+def warn_bf16_emulated(bf16: bool | None, device, stacklevel: int = 3) -> bool:
+    """Warn (``UserWarning``, :data:`BF16_EMULATED`) where bf16 autocast (``bf16`` true) is to run on a CPU
+    ``device`` (a ``torch.device`` or its name) for which :func:`cpu_bf16_emulated` is True, and return
+    whether it warned. Only x86 Linux lists its flags: elsewhere nothing is known and nothing is said.
+    ``stacklevel`` 3 names the caller of the function that calls this one (the trainer's caller)."""
+    if bf16 and torch.device(device).type == "cpu" and cpu_bf16_emulated():
+        warnings.warn(BF16_EMULATED, stacklevel=stacklevel)
+        return True
+    return False

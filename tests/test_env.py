@@ -1,6 +1,7 @@
 """Seeds: any non-negative integer (numpy integers included) is accepted; bools, floats and
 negatives are refused. The CPU's bf16 units come from /proc/cpuinfo's flags, [] without it."""
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -61,6 +62,12 @@ def test_cpu_bf16_units_reads_the_cpuinfo_flags(monkeypatch, text, units, emulat
     assert de.env.cpu_bf16_units() == units
     assert de.env.describe()["cpu_bf16"] == units
     assert de.env.cpu_bf16_emulated() is emulated
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert de.env.warn_bf16_emulated(True, "cpu") is emulated
+        assert not de.env.warn_bf16_emulated(False, "cpu") and not de.env.warn_bf16_emulated(None, "cpu")
+        assert not de.env.warn_bf16_emulated(True, torch.device("cuda"))          # a GPU has its own bf16
+    assert [str(w.message) for w in caught] == [de.env.BF16_EMULATED] * emulated
 
 
 class _Terminal(io.StringIO):

@@ -100,7 +100,8 @@ class TrainConfig:
                                         flag="--channels-last", resumable=True)
     bf16: bool | None = option(None, "bf16 autocast for the forward pass and loss (default: on CUDA only). On a CPU "
                                      "with AMX or AVX-512 BF16 it roughly halves the time of a UNet step "
-                                     "(benchmarks/speedrun.py --speed); on other CPUs it is slower",
+                                     "(benchmarks/speedrun.py --speed); on other CPUs it is emulated, about 15x "
+                                     "slower on a 2-core AVX2 CPU, and the trainer warns there (x86 Linux)",
                                flag="--bf16")
 
     def adamw_options(self) -> dict:

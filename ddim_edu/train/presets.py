@@ -42,8 +42,8 @@ chosen by measurement (``benchmarks/speedrun.py``, ``results/speedrun_cpu.md``).
   30-minute runs of the preset as it is (seeds 0, 1, 2: 13,739, 12,670 and 13,178 steps) scored 2.9×, 4.2×
   and 4.4× the shipped model's KID there, three 40-minute runs (seeds 0, 1, 2: 18,740, 20,177 and 19,775
   steps) 2.3×, 2.1× and 3.2×. In float32 on a 2-core AVX2 CPU without bf16 units, 60 minutes bought
-  11,055 steps and scored 4.6×, about what 12,000–13,000 steps scored on the EPYC (section "A CPU without
-  bf16 units").
+  11,055 steps and scored 4.6×, just above the spread of the 30-minute runs on the EPYC (11,991–13,739
+  steps, 2.9–4.4×; section "A CPU without bf16 units").
   A floor of 0.2, which also raises t = 40, did not help (``results/speedrun/grid4_notes.md``,
   sections "A floor of 0.05 under the loss weights" and "40 minutes of the preset, three seeds").
 
@@ -68,7 +68,8 @@ steps, **preset_training("laptop"))``) or from the command line (``python -m ddi
 laptop --minutes 10 --out runs/laptop``; ``python -m ddim_edu.train --preset mnist --dataset mnist --seed 1
 --out runs/mnist``), where options typed on the command line win. A preset does not choose the
 device, the seed or bf16 autocast (on by default on CUDA; ``--bf16`` on a CPU with AMX or AVX-512 BF16;
-elsewhere bf16 is emulated, about 15× slower than float32 on a 2-core AVX2 CPU, and the trainer warns).
+on an x86 CPU without them bf16 is emulated, about 15× slower than float32 on a 2-core AVX2 CPU, and the
+trainer warns).
 """
 from __future__ import annotations
 

@@ -2,16 +2,14 @@ r"""The training loop: :class:`Trainer` fits an ε-model with L_simple (DDPM eq.
 γ_t = 1, or min-SNR weights; :mod:`~ddim_edu.train.loss`) by AdamW (:mod:`~ddim_edu.train.optim`) with a
 warm-up and a constant, cosine or linear learning rate (:mod:`~ddim_edu.train.schedules`, ``budget``),
 gradient clipping and an EMA of the weights, and owns its state (:meth:`Trainer.state_dict`): a run stopped
-at any step resumes bit-for-bit (a decay that ends with a time budget sets its end afresh from the resumed
-run's own budget). bf16 autocast and channels_last: on CUDA by default, on CPU when asked (``TrainConfig.bf16``,
-``channels_last``; bf16 with a warning where the CPU has no bf16 units, :func:`~ddim_edu.env.cpu_bf16_emulated`);
-``torchrun ... -m ddim_edu.train`` runs it data-parallel."""
+at any step resumes bit-for-bit (a budget's decay sets its end afresh from the resumed run's budget). bf16 autocast
+and channels_last: on CUDA by default, on CPU when asked (``TrainConfig.bf16``, ``channels_last``; bf16 warns on an
+x86 CPU without bf16 units); ``torchrun ... -m ddim_edu.train`` runs it data-parallel."""
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -32,10 +30,6 @@ from .state import TrainerState
 
 __all__ = ["Trainer", "TrainConfig", "TrainerState", "train", "diffusion_loss", "held_out_loss", "make_ema"]
 
-
-BF16_EMULATED = ("bf16=True (--bf16) on a CPU whose flags list neither amx_bf16 nor avx512_bf16: torch emulates "
-                 "bf16 there, and the laptop preset trained about 15x slower with it than in float32 on a 2-core "
-                 "AVX2 CPU (results/speedrun_cpu.md). Leave bf16 off (drop --bf16) on this CPU.")
 
 class Trainer:
     """Train ``model`` (an ε-predictor) on ``data`` (a float tensor [N, ...] in memory, kept in float32).
@@ -65,12 +59,10 @@ class Trainer:
             self.run_info["model"] = getattr(model, "config", None)
         self.data = data.detach().to(self.device, torch.float32)
         self.labels, self.null_label = check_training_labels(model, labels, data.shape[0], self.device)
-        # held-out examples: every log line then also records the validation loss (metrics.held_out_loss)
-        self.val_data = None if val_data is None else check_finite(
+        self.val_data = None if val_data is None else check_finite(   # held-out: each log line's validation loss
             "val_data", check_tensor("val_data", val_data, floating=True)).to(self.device, torch.float32)
         cl, self.bf16 = (self.cuda if v is None else v for v in (self.cfg.channels_last, self.cfg.bf16))  # None: auto
-        if self.bf16 and self.device.type == "cpu" and env.cpu_bf16_emulated():
-            warnings.warn(BF16_EMULATED, stacklevel=2)
+        env.warn_bf16_emulated(self.bf16, self.device)                 # emulated on a CPU without bf16 units
         self.mem_format = torch.channels_last if cl and data.dim() == 4 else torch.preserve_format
         self.model = model.to(self.device, memory_format=self.mem_format) if data.dim() == 4 else model.to(self.device)
         self.net = self.model.train()

@@ -318,7 +318,6 @@ def test_bf16_on_cpu_autocasts_the_forward_pass_and_keeps_float32_weights():
     assert 0 < dist(out[True], out[False]) < 0.1 * dist(out[False], start[False])
 
 
-
 @pytest.mark.parametrize("flags, warns", [(["fpu", "avx2", "fma"], True), (["avx2", "avx512_bf16"], False),
                                           (["avx2", "amx_bf16"], False), (None, False)])
 def test_bf16_on_a_cpu_without_bf16_units_warns(monkeypatch, flags, warns):
@@ -335,6 +334,7 @@ def test_bf16_on_a_cpu_without_bf16_units_warns(monkeypatch, flags, warns):
     assert len(said) == warns
     if warns:
         assert "amx_bf16" in said[0] and "avx512_bf16" in said[0] and "drop --bf16" in said[0]
+
 
 # ------------------------------------------------------------------ config and command line
 def test_recipe_options_are_validated_and_reach_the_command_line():
