@@ -179,7 +179,8 @@ def parse(argv=None):
     p.add_argument("--batch", type=int, default=None, help="batch size for every recipe (default: the recipe's)")
     p.add_argument("--widths", default=None,
                    help="UNet widths for every recipe, e.g. 16,32,64 (ablations on a smaller base; in the key)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast in every training step (in the key)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast in every training step (in the key); --speed: "
+                                                       "time bf16 also where the CPU has no bf16 units (emulated, slow)")
     p.add_argument("--threads", default="0", help="torch threads (0: torch's default); --speed: a comma list")
     p.add_argument("--n", type=int, default=500, help="DDIM samples scored per point (default 500)")
     p.add_argument("--sample-steps", type=int, default=50, help="DDIM steps of the scored samples (default 50)")
@@ -281,9 +282,16 @@ class Scorer:
                 "class_counts": list(hist.counts), "kid": kid.value, "kid_se": kid.stderr}
 
 
+SIMD = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")   # the x86 flags that set a CPU's training speed here
+
+
 def machine(threads: int) -> dict:
+    """Where a row was measured: threads, cores, the CPU's name and those of its :data:`SIMD` flags it has
+    (None where the flags cannot be read), bf16 units, torch."""
+    flags = de.env.cpu_flags()
     return {"threads": threads, "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "torch": torch.__version__, "processor": platform.processor() or platform.machine(),
+            "cpu_model": de.env.cpu_model(), "cpu_simd": None if flags is None else [f for f in SIMD if f in flags],
             "cpu_bf16": de.env.cpu_bf16_units()}
 
 
@@ -392,11 +400,13 @@ def score_shipped(a, scorer: Scorer, threads: int) -> dict:
 
 
 def speed(a, sched, data) -> dict:
-    """Steps/s of each CPU knob (threads × channels_last × bf16 autocast) and DDIM samples/s with no_grad vs
+    """Steps/s of each CPU knob (threads × channels_last × bf16 autocast; bf16 only with ``--bf16`` where the
+    CPU's flags list no bf16 unit, since it is emulated there) and DDIM samples/s with no_grad vs
     inference_mode; rounds alternate the order so a changing load hits every knob alike."""
     res = {}
     for recipe in a.recipe_list:
-        knobs = [(t, cl, bf) for t in a.thread_list for cl in (False, True) for bf in (False, True)]
+        bf16s = (False, True) if a.bf16 or not de.env.cpu_bf16_emulated() else (False,)   # emulated: far slower
+        knobs = [(t, cl, bf) for t in a.thread_list for cl in (False, True) for bf in bf16s]
         trainers = {}
         for t, cl, bf in knobs:
             model, cfg, _ = build(recipe, a.batch, 10 ** 9, a.seed, a.width_list)

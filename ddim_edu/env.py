@@ -148,6 +148,7 @@ def describe() -> dict:
         "fast_mode": fast_mode(),
         "offline": offline(),
         "colab": in_colab(),
+        "cpu": cpu_model(),
         "cpu_threads": torch.get_num_threads(),
         "cpu_bf16": cpu_bf16_units(),
     }
@@ -162,15 +163,29 @@ BF16_EMULATED = ("bf16=True (--bf16) on a CPU whose flags list neither amx_bf16 
                  "AVX2 CPU (results/speedrun_cpu.md). Leave bf16 off (drop --bf16) on this CPU.")
 
 
+def _cpuinfo(key: str) -> str | None:
+    """The value of the first line of /proc/cpuinfo whose name is ``key`` (Linux), or None where there is no
+    such line or the file cannot be read. Never raises."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[-1].strip() for line in f if line.split(":", 1)[0].strip() == key), None)
+    except OSError:
+        return None
+
+
 def cpu_flags() -> list[str] | None:
     """The CPU's instruction-set flags as Linux writes them in /proc/cpuinfo (lower case, from its first
     ``flags`` line: x86), or None where there is no such line or the file cannot be read (ARM, whose
     line is ``Features``; macOS; Windows). Never raises."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[-1].split() for line in f if line.startswith("flags")), None)
-    except OSError:
-        return None
+    flags = _cpuinfo("flags")
+    return None if flags is None else flags.split()
+
+
+def cpu_model() -> str | None:
+    """The CPU's name as Linux writes it in /proc/cpuinfo (``model name``, e.g. ``"AMD EPYC"``; a virtual
+    machine may shorten it), or None where it cannot be read. For results files beside :func:`cpu_flags`,
+    which tell CPUs of one name apart (AVX2 only, or AVX-512 and bf16 units). Never raises."""
+    return _cpuinfo("model name")
 
 
 def cpu_bf16_units() -> list[str]:

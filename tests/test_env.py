@@ -43,6 +43,25 @@ def test_course_seed_reads_the_environment(monkeypatch):
             de.env.seed_everything()
 
 
+@pytest.mark.parametrize("text, model, flags", [
+    ("processor\t: 0\nmodel name\t: AMD EPYC 7R13 Processor\nflags\t\t: fpu avx2\nflags\t\t: other\n",
+     "AMD EPYC 7R13 Processor", ["fpu", "avx2"]),                 # the first line of each name
+    ("processor\t: 0\nmodel name\t:\nflags\t\t:\n", "", []),  # present but empty
+    ("processor\t: 0\nFeatures\t: fp asimd\nCPU part\t: 0xd0c\n", None, None),   # ARM: neither line
+    (None, None, None),                                         # no /proc/cpuinfo
+])
+def test_cpu_model_and_flags_read_their_own_cpuinfo_lines(monkeypatch, text, model, flags):
+    import io
+
+    def fake_open(path, *a, **k):
+        if text is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(text)
+    monkeypatch.setattr(de.env, "open", fake_open, raising=False)
+    assert de.env.cpu_model() == model and de.env.cpu_flags() == flags
+    assert de.env.describe()["cpu"] == model
+
+
 @pytest.mark.parametrize("text, units, emulated", [
     ("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile amx_bf16\n", ["amx_bf16", "avx512_bf16"],
      False),

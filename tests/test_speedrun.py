@@ -106,19 +106,24 @@ def test_speedrun_a_recipe_may_train_on_the_cosine_schedule(tmp_path):
 
 
 def test_speedrun_speed_mode_times_the_cpu_knobs(tmp_path, monkeypatch):
-    """Every knob timed, the file named with --tag, and no bf16 warning: it times bf16 on purpose, even on a CPU
-    whose flags (here an AVX2 one's) list no bf16 unit."""
+    """Every knob timed, the file named with --tag; on a CPU whose flags (here an AVX2 one's) list no bf16 unit,
+    bf16 only with --bf16, and then with no bf16 warning: it times bf16 on purpose. The file names the CPU."""
     import speedrun
     monkeypatch.setattr(de.env, "cpu_flags", lambda: ["fpu", "avx2", "fma"])
+    monkeypatch.setattr(de.env, "cpu_model", lambda: "Some CPU")
+    run = ["--speed", "--recipes", "small", "--batch", "4", "--threads", "1", "--speed-steps", "1", "--tag", "avx2",
+           "--out-dir", str(tmp_path)]
+    assert set(speedrun.main(run)["small"]["steps_per_s"]) == {f"threads=1,channels_last={cl},bf16=False"
+                                                                 for cl in (False, True)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = speedrun.main(["--speed", "--recipes", "small", "--batch", "4", "--threads", "1", "--speed-steps", "1",
-                             "--tag", "avx2", "--out-dir", str(tmp_path)])
+        res = speedrun.main([*run, "--bf16"])
     assert not [w for w in caught if "bf16" in str(w.message)]
     knobs = res["small"]["steps_per_s"]
     assert set(knobs) == {f"threads=1,channels_last={cl},bf16={bf}" for cl in (False, True) for bf in (False, True)}
     assert all(v > 0 for v in knobs.values()) and set(res["small"]["image_evals_per_s"]) == {"no_grad", "inference_mode"}
-    assert json.loads((tmp_path / "speed_small_b4_avx2.json").read_text())["batch"] == 4
+    saved = json.loads((tmp_path / "speed_small_b4_avx2.json").read_text())
+    assert saved["batch"] == 4 and saved["cpu_model"] == "Some CPU" and saved["cpu_simd"] == ["avx2"]
     assert res["small"]["cpu_bf16"] == []
     text = speedrun.main(["--table", "--out-dir", str(tmp_path), "--table-out", str(tmp_path / "t.md")])
     assert "CPU speed knobs" in text
