@@ -166,6 +166,10 @@ def test_speedrun_target_uses_the_2000_sample_kid_where_a_run_has_one():
     rerun = ("d2_minutes", point(40, 0.61, 10, 0.0061))  # a second run of 40 minutes, 3.05x on 500 samples: no
     text = speedrun.target(points + [rerun], kid_runs)
     assert "first met at 40min (d_minutes), by 1 of the 2 runs of that budget" in text
+    assert "laptop preset" not in text                                # none of these runs is the preset's
+    as_preset = [(f, {**r, "recipe": speedrun.SHIPPED_RECIPE}) for f, r in points[3:5] + [rerun]]
+    text = speedrun.target(as_preset + points[:3] + points[5:], kid_runs)
+    assert f"The laptop preset ({speedrun.SHIPPED_RECIPE}) met it in 1 of 2 runs of 40min, 1 of 1 runs of 50min" in text   # d2: 3.05x
 
 
 def test_speedrun_target_judges_the_against_run_of_a_kid_file_on_its_2000_samples():

@@ -1,8 +1,12 @@
-"""Two changes to the training pairs (x_t, target) screened on the laptop preset through speedrun.py. Neither
-helped, so neither is in the package (results/speedrun/grid4_notes.md, section "Other training pairs"):
+"""Changes screened on the laptop preset through speedrun.py that are not in the package: two to the training
+pairs (x_t, target), which did not help, and one to the network's input (results/speedrun/grid4_notes.md,
+sections "Other training pairs" and "Fourier features of the input"):
 
-    python benchmarks/screen_targets.py immiscible --minutes 10 --separate --threads 2 --tag avx2
-    python benchmarks/screen_targets.py stf --steps 2437 --threads 2 --tag avx2 [--stf-reference 1024]
+    python benchmarks/screen.py immiscible --minutes 10 --separate --threads 2 --tag avx2
+    python benchmarks/screen.py stf --steps 2437 --threads 2 --tag avx2 [--stf-reference 1024]
+    python benchmarks/screen.py fourier --steps 2437 --threads 2 --tag avx2
+    python benchmarks/screen.py kid --checkpoint runs/speedrun/A --against runs/speedrun/B --n 2000 ...
+    python benchmarks/screen.py loss_by_t --checkpoint runs/speedrun/A --checkpoint runs/speedrun/B
 
 ``immiscible`` (Li et al. 2024, "Immiscible Diffusion: Accelerating Diffusion Training with Noise
 Assignment"): each batch's noise draws are given to its images by the linear assignment that minimises
@@ -18,25 +22,39 @@ would need to make this x_t, weighted by how likely each makes it,
     ε̄_i = Σ_j w_ij (x_t,i − √ᾱ_t x0_j)/√(1−ᾱ_t),   w_ij ∝ exp(−‖x_t,i − √ᾱ_t x0_j‖² / (2(1−ᾱ_t))),
 
 a lower-variance estimate of the same optimum E[ε | x_t] (exactly it when the reference is the whole
-training set: the ε* of a mixture of point masses at the training digits, tests/test_screen_targets.py).
+training set: the ε* of a mixture of point masses at the training digits, tests/test_screen.py).
+
+``fourier`` (Kingma et al. 2021, "Variational Diffusion Models", appendix C): the first convolution also
+sees sin(2^k π x) and cos(2^k π x) of every input value, k = 5, 6, 7 (periods 1/16, 1/32 and 1/64 of the
+[−1, 1] range; a pixel's 8-bit step is 1/127.5), so the fine detail of x_t that the last, nearly clean steps
+must read (DDIM-50 evaluates ε at t = 0, where x_t's noise is 0.01) is as visible as its coarse shape. The
+network is still ε_θ(x_t, t) and the loss is the preset's. ``kid`` and ``loss_by_t`` are kid_table.py and
+loss_by_t.py with such runs loaded by this module (their first convolution is not the one their config.json
+describes).
 
 Every other argument goes to speedrun.py. The recipe trained is speedrun's SHIPPED_RECIPE (the laptop preset)
-under the name lowtimm / lowtstf; the draws of t and ε are those the preset's own run would make.
+under the name lowtimm / lowtstf / lowtfourier; the draws of t and ε are those the preset's own run would make.
 """
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import sys
+from pathlib import Path
 
 import torch
 
+import common
 import speedrun
 from common import de
 import ddim_edu.train.trainer as trainer
 from ddim_edu.train import loss as L
 from ddim_edu.validation import check_model_output
 
-NAMES = {"immiscible": "lowtimm", "stf": "lowtstf"}
+NAMES = {"immiscible": "lowtimm", "stf": "lowtstf", "fourier": "lowtfourier"}
+FOURIER_KS = (5, 6, 7)
+SCORERS = {"kid": "kid_table", "loss_by_t": "loss_by_t"}      # the scripts that score a run's folder
 
 
 def assign_noise(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -84,36 +102,87 @@ def stf_loss(data: torch.Tensor, n_ref: int, ref_gen: torch.Generator):
     return loss
 
 
+class FourierConv(torch.nn.Conv2d):
+    """A 3×3 convolution of [x, sin(2^k π x), cos(2^k π x) for k in ``ks``] that replaces ``conv``."""
+
+    def __init__(self, conv: torch.nn.Conv2d, ks=FOURIER_KS):
+        super().__init__(conv.in_channels * (1 + 2 * len(ks)), conv.out_channels, 3, padding=1)
+        self.register_buffer("freqs", torch.tensor([2.0 ** k * math.pi for k in ks]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = x[:, None] * self.freqs.view(1, -1, 1, 1, 1).to(x.dtype)           # [B, K, C, H, W]
+        return super().forward(torch.cat([x, f.sin().flatten(1, 2), f.cos().flatten(1, 2)], 1))
+
+
+def with_fourier(model):
+    """``model`` (a UNet) with :class:`FourierConv` as its first convolution."""
+    model.conv_in = FourierConv(model.conv_in)
+    return model
+
+
+def load(checkpoint, device, channels_last: bool = False, weights: str = "ema"):
+    """common.load, and the EMA weights of a ``fourier`` run's folder with its first convolution rebuilt first."""
+    config = json.loads((Path(checkpoint) / "config.json").read_text())
+    if config.get("speedrun", {}).get("recipe") != NAMES["fourier"]:
+        return common.load(checkpoint, device, channels_last, weights)
+    if weights != "ema":
+        raise SystemExit("screen.py kid: a fourier run is scored on its EMA weights only")
+    from safetensors.torch import load_file
+    from ddim_edu.nets.build import build_model
+    model = with_fourier(build_model(config["model"]))
+    model.load_state_dict(load_file(str(Path(checkpoint) / "model.safetensors")))
+    model = model.to(device).eval()
+    sched = de.NoiseSchedule.from_config(config["schedule"])
+    return (model.to(memory_format=torch.channels_last) if channels_last else model), sched, config
+
+
 @contextlib.contextmanager
 def installed(variant: str, n_ref: int = 1024):
-    """speedrun.py trains ``variant``'s loss under the recipe name NAMES[variant] inside the block."""
+    """speedrun.py trains ``variant`` under the recipe name NAMES[variant] inside the block."""
     train_kw, net_kw, _ = speedrun.RECIPES[speedrun.SHIPPED_RECIPE]
     text = {"immiscible": "the laptop preset with each batch's noise assigned to its images by a linear "
                           "assignment on squared distance (Immiscible Diffusion, Li et al. 2024)",
             "stf": f"the laptop preset with Stable Target Field targets (Xu et al. 2023): each x_t's target the "
-                   f"posterior-weighted eps over its batch and {n_ref} more training digits"}[variant]
-    old_loss, old_init = trainer.diffusion_loss, trainer.Trainer.__init__
+                   f"posterior-weighted eps over its batch and {n_ref} more training digits",
+            "fourier": f"the laptop preset with Fourier features sin/cos(2^k pi x), k in {FOURIER_KS}, of each input "
+                       f"value beside it in the first conv (VDM)"}[variant]
+    old_loss, old_init, old_build = trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build
 
     def init(self, *a, **k):                                  # the trainer's data is the STF reference
         old_init(self, *a, **k)
         trainer.diffusion_loss = stf_loss(self.data, n_ref, torch.Generator().manual_seed(12345))
 
+    def build(recipe, *a, **k):
+        model, cfg, net = old_build(recipe, *a, **k)
+        return (with_fourier(model) if recipe == NAMES["fourier"] else model), cfg, net
+
     speedrun.RECIPES[NAMES[variant]] = (train_kw, net_kw, text)
     if variant == "immiscible":
         trainer.diffusion_loss = immiscible_loss
-    else:
+    elif variant == "stf":
         trainer.Trainer.__init__ = init
+    else:
+        speedrun.build = build
     try:
         yield
     finally:
-        trainer.diffusion_loss, trainer.Trainer.__init__ = old_loss, old_init
+        trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build = old_loss, old_init, old_build
         speedrun.RECIPES.pop(NAMES[variant])
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in SCORERS:                 # kid_table.py / loss_by_t.py, fourier runs loaded here
+        import importlib
+        scorer = importlib.import_module(SCORERS[argv[0]])
+        old, scorer.load = scorer.load, load
+        try:
+            return scorer.main(argv[1:])
+        finally:
+            scorer.load = old
     if not argv or argv[0] not in NAMES:
-        raise SystemExit(f"usage: screen_targets.py {{{','.join(NAMES)}}} [--stf-reference N] SPEEDRUN-OPTIONS")
+        raise SystemExit(f"usage: screen.py {{{','.join(NAMES)}}} [--stf-reference N] SPEEDRUN-OPTIONS, "
+                         f"or screen.py {{{','.join(SCORERS)}}} OPTIONS-OF-THAT-SCRIPT")
     variant, rest, n_ref = argv[0], argv[1:], 1024
     if "--stf-reference" in rest:
         i = rest.index("--stf-reference")

@@ -1,5 +1,6 @@
-"""benchmarks/screen_targets.py: the two screened training pairs against independent references (the exact ε* of
-a mixture of point masses; every assignment of five draws), and end to end through speedrun.py on a tiny budget."""
+"""benchmarks/screen.py: the two screened training pairs against independent references (the exact ε* of a
+mixture of point masses; every assignment of five draws), the Fourier features against their definition, and
+each variant end to end through speedrun.py (and kid_table.py) on a tiny budget."""
 import itertools
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import ddim_edu as de
 from ddim_edu.diffusion.analytic import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-screen = pytest.importorskip("screen_targets")
+screen = pytest.importorskip("screen")
 
 
 @pytest.mark.parametrize("t", [0, 50, 300, 700, 999])
@@ -52,8 +53,8 @@ def test_assign_noise_finds_the_cheapest_of_all_pairings():
 
 
 @pytest.mark.skipif("mnist" not in de.available_pretrained(), reason="shipped MNIST weights missing")
-@pytest.mark.parametrize("variant", ["immiscible", "stf"])
-def test_screen_targets_trains_the_preset_with_its_pairs_and_restores_speedrun(tmp_path, variant):
+@pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier"])
+def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path, variant):
     import speedrun
     import ddim_edu.train.trainer as trainer
     loss_before = trainer.diffusion_loss
@@ -63,5 +64,26 @@ def test_screen_targets_trains_the_preset_with_its_pairs_and_restores_speedrun(t
     assert [r["recipe"] for r in rows] == [screen.NAMES[variant]] and rows[0]["steps"] == 2
     assert rows[0]["config"] == {**rows[0]["config"], **speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0], "batch_size": 4}
     assert trainer.diffusion_loss is loss_before and screen.NAMES[variant] not in speedrun.RECIPES
+    assert speedrun.build("laptop", None, 1, 0)[0].conv_in.in_channels == 4          # restored: 2x2 patches of 1
     with pytest.raises(SystemExit, match="usage"):
         screen.main(["nope"])
+    if variant == "fourier":                  # its folder loads with the first conv rebuilt, and kid_table scores it
+        run = tmp_path / "runs" / "lowtfourier_b4_h2_steps"
+        model = screen.load(run, "cpu")[0]
+        assert isinstance(model.conv_in, screen.FourierConv) and model.conv_in.in_channels == 4 * 7
+        screen.main(["kid", "--checkpoint", str(run), "--n", "4", "--steps", "2", "--etas", "0", "--threads", "1",
+                     "--out", str(tmp_path / "kid")])
+        assert (tmp_path / "kid.json").exists()
+
+
+def test_fourier_conv_sees_the_sines_and_cosines_of_its_input():
+    """FourierConv = a plain conv of [x, sin(2^k π x), cos(2^k π x)], written out by hand here."""
+    import math
+    conv = screen.FourierConv(torch.nn.Conv2d(2, 3, 3, padding=1))
+    x = torch.rand(2, 2, 5, 5) * 2 - 1
+    feats = [x] + [torch.sin(2 ** k * math.pi * x) for k in screen.FOURIER_KS] \
+        + [torch.cos(2 ** k * math.pi * x) for k in screen.FOURIER_KS]
+    # the channel order FourierConv uses: x's channels, then for each k its sines, then for each k its cosines
+    plain = torch.nn.functional.conv2d(torch.cat(feats, 1), conv.weight, conv.bias, padding=1)
+    torch.testing.assert_close(conv(x), plain)
+    assert conv.in_channels == 2 * 7 and "freqs" not in conv.state_dict()
