@@ -3,14 +3,15 @@ pairs (x_t, target), which did not help, and one to the network's input (results
 sections "Other training pairs" and "Fourier features of the input"):
 
     python benchmarks/screen.py immiscible --minutes 10 --separate --threads 2 --tag avx2
-    python benchmarks/screen.py stf --steps 2437 --threads 2 --tag avx2 [--stf-reference 1024]
+    python benchmarks/screen.py stf --minutes 10 --separate --threads 2 --tag avx2 [--stf-reference 1024]
     python benchmarks/screen.py fourier --steps 2437 --threads 2 --tag avx2
     python benchmarks/screen.py kid --checkpoint runs/speedrun/A --against runs/speedrun/B --n 2000 ...
     python benchmarks/screen.py loss_by_t --checkpoint runs/speedrun/A --checkpoint runs/speedrun/B
 
 ``immiscible`` (Li et al. 2024, "Immiscible Diffusion: Accelerating Diffusion Training with Noise
 Assignment"): each batch's noise draws are given to its images by the linear assignment that minimises
-Σ_i ‖x0_i − ε_π(i)‖² (scipy's linear_sum_assignment), so each image is noised towards a nearby draw. The
+Σ_i ‖x0_i − ε_π(i)‖² (scipy's linear_sum_assignment; squared distances, a variant of the paper's
+assignment on distances), so each image is noised towards a nearby draw. The
 target is still the ε that made x_t, but ε is no longer independent of x0, so the optimum is E[ε | x_t] of
 that coupling, not of DDPM's q (eq. 4).
 
@@ -21,13 +22,14 @@ would need to make this x_t, weighted by how likely each makes it,
 
     ε̄_i = Σ_j w_ij (x_t,i − √ᾱ_t x0_j)/√(1−ᾱ_t),   w_ij ∝ exp(−‖x_t,i − √ᾱ_t x0_j‖² / (2(1−ᾱ_t))),
 
-a lower-variance estimate of the same optimum E[ε | x_t] (exactly it when the reference is the whole
-training set: the ε* of a mixture of point masses at the training digits, tests/test_screen.py).
+a lower-variance estimate of the same optimum E[ε | x_t], self-normalised and so biased for a finite
+reference (exactly E[ε | x_t] when the reference is the whole training set: the ε* of a mixture of point
+masses at the training digits, tests/test_screen.py).
 
 ``fourier`` (Kingma et al. 2021, "Variational Diffusion Models", appendix C): the first convolution also
-sees sin(2^k π x) and cos(2^k π x) of every input value, k = 5, 6, 7 (periods 1/16, 1/32 and 1/64 of the
-[−1, 1] range; a pixel's 8-bit step is 1/127.5), so the fine detail of x_t that the last, nearly clean steps
-must read (DDIM-50 evaluates ε at t = 0, where x_t's noise is 0.01) is as visible as its coarse shape. The
+sees sin(2^k π x) and cos(2^k π x) of every input value, k = 5, 6, 7 (periods 1/16, 1/32 and 1/64 in x;
+a pixel's 8-bit step is 1/127.5), so the fine detail of x_t that the last, nearly clean steps
+must read (DDIM-50 evaluates ε at t = 0, where x_t's noise is 0.01) is visible to the first layer. The
 network is still ε_θ(x_t, t) and the loss is the preset's. ``kid`` and ``loss_by_t`` are kid_table.py and
 loss_by_t.py with such runs loaded by this module (their first convolution is not the one their config.json
 describes).
@@ -184,6 +186,8 @@ def main(argv=None):
         raise SystemExit(f"usage: screen.py {{{','.join(NAMES)}}} [--stf-reference N] SPEEDRUN-OPTIONS, "
                          f"or screen.py {{{','.join(SCORERS)}}} OPTIONS-OF-THAT-SCRIPT")
     variant, rest, n_ref = argv[0], argv[1:], 1024
+    if "--recipes" in rest:
+        raise SystemExit(f"screen.py {variant} trains the laptop preset as {NAMES[variant]}: leave out --recipes")
     if "--stf-reference" in rest:
         i = rest.index("--stf-reference")
         n_ref, rest = int(rest[i + 1]), rest[:i] + rest[i + 2:]

@@ -463,10 +463,18 @@ def change(r: dict) -> str:
 TARGET_CONFIDENT, TARGET_KID_RATIO = 0.60, 3.0   # the issue's target for your own run: share, KID ÷ shipped's
 
 
+def is_preset(r: dict) -> bool:
+    """Whether point row ``r`` is a run of the laptop preset as it ships: SHIPPED_RECIPE without --batch/--widths."""
+    train_kw, net_kw, _ = RECIPES[SHIPPED_RECIPE]
+    return (r.get("recipe") == SHIPPED_RECIPE and r.get("batch") == train_kw["batch_size"]
+            and r.get("net", {}).get("widths") == {**BASE_NET, **net_kw}["widths"])
+
+
 def target(points: list, kid_runs: list) -> str:
     """Which minute budgets meet the target (>= 60% of the 500 samples confident, ten classes, KID within
     3x of the shipped model's), and the first that does, with how many of that budget's runs met it where it
-    has several (every recipe), and how many runs of the laptop preset (SHIPPED_RECIPE) met it at each budget. ``points``: (run folder name, point row) pairs; ``kid_runs``: kid_table.py JSONs (2,000
+    has several (every recipe), and how many runs of the laptop preset (SHIPPED_RECIPE, with its own batch
+    and widths) met it at each budget. ``points``: (run folder name, point row) pairs; ``kid_runs``: kid_table.py JSONs (2,000
     samples). Where a run has one (as ``--checkpoint`` or as ``--against``), its KID is that file's and the
     shipped model's is on the same x_T; otherwise both are the 500-sample points'."""
     cell = lambda d: d["cells"]["eta=0,S=50"]  # noqa: E731
@@ -490,7 +498,7 @@ def target(points: list, kid_runs: list) -> str:
         budget = budget_name("minutes", r["budget"])
         tried[budget] = tried.get(budget, 0) + 1
         met += [(budget, folder)] if ok else []
-        if r.get("recipe") == SHIPPED_RECIPE:                 # the laptop preset's own runs, every CPU and seed
+        if is_preset(r):                                       # the laptop preset's own runs, every CPU and seed
             preset.setdefault(budget, []).append(ok)
         rows.append([folder, budget, r["steps"], f"{r['confident']:.1%}",
                      r["classes_present"], f"{k['kid']:.4f} ± {k['kid_se']:.4f} (n = {n})",
@@ -499,8 +507,8 @@ def target(points: list, kid_runs: list) -> str:
     if met and tried[met[0][0]] > 1:         # reruns of that budget (another seed, another day): how many met it
         first += f", by {sum(b == met[0][0] for b, _ in met)} of the {tried[met[0][0]]} runs of that budget"
     if preset:
-        first += (f". The laptop preset ({SHIPPED_RECIPE}) met it in " + ", ".join(
-            f"{sum(oks)} of {len(oks)} runs of {b}" for b, oks in preset.items()))
+        first += (f". The laptop preset ({SHIPPED_RECIPE}, on every CPU measured, each run's in its folder's name) "
+                  "met it in " + ", ".join(f"{sum(oks)} of {len(oks)} runs of {b}" for b, oks in preset.items()))
     return (f"Target for your own run: at least {TARGET_CONFIDENT:.0%} of the 500 samples confident, all ten "
             f"classes, KID within {TARGET_KID_RATIO:g}× of the shipped model's (goal 10 minutes, requirement 30). "
             f"KID on 2,000 samples where `kid_table.py` scored the run, against the shipped model's on the same "
@@ -561,8 +569,10 @@ def table(a) -> str:
               if f.name.startswith("speed_")]
     if speeds:
         text += "\nCPU speed knobs (steps/s, median of 3 alternating rounds; sampling in image evaluations/s):\n\n"
-        text += markdown_table(["recipe", "batch", "load", "date", "CPU bf16", "steps/s by knob", "sampling"], [
-            [name, s["batch"], s["load"], s["date"], " ".join(s.get("cpu_bf16", ["?"])) or "none",
+        cpu = lambda s: (f"{s.get('cpu_model') or 'x86'} ({' '.join(s['cpu_simd']) or 'no AVX2'})"  # noqa: E731
+                         if s.get("cpu_simd") is not None else s.get("cpu_model") or "not recorded")
+        text += markdown_table(["recipe", "batch", "load", "date", "CPU", "CPU bf16", "steps/s by knob", "sampling"], [
+            [name, s["batch"], s["load"], s["date"], cpu(s), " ".join(s.get("cpu_bf16", ["?"])) or "none",
              ", ".join(f"{k}: {v:.3g}" for k, v in s["steps_per_s"].items()),
              ", ".join(f"{k}: {v:.0f}" for k, v in s["image_evals_per_s"].items())] for name, s in speeds]) + "\n"
     out = Path(a.table_out)

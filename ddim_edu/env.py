@@ -168,7 +168,8 @@ def _cpuinfo(key: str) -> str | None:
     such line or the file cannot be read. Never raises."""
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[-1].strip() for line in f if line.split(":", 1)[0].strip() == key), None)
+            fields = (line.partition(":") for line in f)
+            return next((value.strip() for name, sep, value in fields if sep and name.strip() == key), None)
     except OSError:
         return None
 

@@ -47,6 +47,7 @@ def test_course_seed_reads_the_environment(monkeypatch):
     ("processor\t: 0\nmodel name\t: AMD EPYC 7R13 Processor\nflags\t\t: fpu avx2\nflags\t\t: other\n",
      "AMD EPYC 7R13 Processor", ["fpu", "avx2"]),                 # the first line of each name
     ("processor\t: 0\nmodel name\t:\nflags\t\t:\n", "", []),  # present but empty
+    ("flags\nmodel name AMD\nflagsx\t: avx2\n", None, None),   # no colon, or another name: not these lines
     ("processor\t: 0\nFeatures\t: fp asimd\nCPU part\t: 0xd0c\n", None, None),   # ARM: neither line
     (None, None, None),                                         # no /proc/cpuinfo
 ])

@@ -54,17 +54,25 @@ def test_assign_noise_finds_the_cheapest_of_all_pairings():
 
 @pytest.mark.skipif("mnist" not in de.available_pretrained(), reason="shipped MNIST weights missing")
 @pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier"])
-def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path, variant):
+def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path, variant, monkeypatch):
     import speedrun
     import ddim_edu.train.trainer as trainer
-    loss_before = trainer.diffusion_loss
+    before = (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build)
+    calls = []
+    for name in ("assign_noise", "stable_target"):            # the change is what the training steps ran
+        real = getattr(screen, name)
+        monkeypatch.setattr(screen, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
     rows = screen.main([variant, "--stf-reference", "8", "--steps", "2", "--batch", "4", "--n", "4",
                         "--sample-steps", "2", "--threads", "1", "--out-dir", str(tmp_path / "res"),
                         "--runs", str(tmp_path / "runs")])
     assert [r["recipe"] for r in rows] == [screen.NAMES[variant]] and rows[0]["steps"] == 2
     assert rows[0]["config"] == {**rows[0]["config"], **speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0], "batch_size": 4}
-    assert trainer.diffusion_loss is loss_before and screen.NAMES[variant] not in speedrun.RECIPES
-    assert speedrun.build("laptop", None, 1, 0)[0].conv_in.in_channels == 4          # restored: 2x2 patches of 1
+    assert set(calls) == {"immiscible": {"assign_noise"}, "stf": {"stable_target"}, "fourier": set()}[variant]
+    assert len(calls) in ((0,) if variant == "fourier" else (2,))                    # one call per training step
+    assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build) == before   # all restored
+    assert screen.NAMES[variant] not in speedrun.RECIPES
+    with pytest.raises(SystemExit, match="leave out --recipes"):
+        screen.main([variant, "--recipes", "lowtfloor05", "--steps", "1"])
     with pytest.raises(SystemExit, match="usage"):
         screen.main(["nope"])
     if variant == "fourier":                  # its folder loads with the first conv rebuilt, and kid_table scores it

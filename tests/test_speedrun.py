@@ -126,7 +126,7 @@ def test_speedrun_speed_mode_times_the_cpu_knobs(tmp_path, monkeypatch):
     assert saved["batch"] == 4 and saved["cpu_model"] == "Some CPU" and saved["cpu_simd"] == ["avx2"]
     assert res["small"]["cpu_bf16"] == []
     text = speedrun.main(["--table", "--out-dir", str(tmp_path), "--table-out", str(tmp_path / "t.md")])
-    assert "CPU speed knobs" in text
+    assert "CPU speed knobs" in text and "| Some CPU (avx2) |" in text
 
 
 def test_speedrun_reference_rows(tmp_path):
@@ -167,9 +167,12 @@ def test_speedrun_target_uses_the_2000_sample_kid_where_a_run_has_one():
     text = speedrun.target(points + [rerun], kid_runs)
     assert "first met at 40min (d_minutes), by 1 of the 2 runs of that budget" in text
     assert "laptop preset" not in text                                # none of these runs is the preset's
-    as_preset = [(f, {**r, "recipe": speedrun.SHIPPED_RECIPE}) for f, r in points[3:5] + [rerun]]
-    text = speedrun.target(as_preset + points[:3] + points[5:], kid_runs)
-    assert f"The laptop preset ({speedrun.SHIPPED_RECIPE}) met it in 1 of 2 runs of 40min, 1 of 1 runs of 50min" in text   # d2: 3.05x
+    preset = {"recipe": speedrun.SHIPPED_RECIPE, "batch": 64, "net": {"widths": [32, 64, 128]}}
+    as_preset = [(f, {**r, **preset}) for f, r in points[3:5] + [rerun]]
+    other_batch = ("f_minutes", {**point(60, 0.70, 10, 0.001), **preset, "batch": 32})   # --batch 32: not the preset
+    text = speedrun.target(as_preset + [other_batch] + points[:3] + points[5:], kid_runs)
+    assert "met it in 1 of 2 runs of 40min, 1 of 1 runs of 50min.**" in text          # d2: 3.05x; f: another batch
+    assert f"The laptop preset ({speedrun.SHIPPED_RECIPE}, on every CPU measured" in text
 
 
 def test_speedrun_target_judges_the_against_run_of_a_kid_file_on_its_2000_samples():
