@@ -40,7 +40,6 @@ under the name lowtimm / lowtstf / lowtfourier; the draws of t and ε are those 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 from pathlib import Path
@@ -51,7 +50,9 @@ import common
 import speedrun
 from common import de
 import ddim_edu.train.trainer as trainer
-from ddim_edu.train import loss as L
+from ddim_edu.nets.build import build_model
+from ddim_edu.train import checkpoints as ck, loss as L
+from ddim_edu.train.state_dicts import load_state_checked
 from ddim_edu.validation import check_model_output
 
 NAMES = {"immiscible": "lowtimm", "stf": "lowtstf", "fourier": "lowtfourier"}
@@ -63,7 +64,7 @@ def assign_noise(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """``noise`` [B, ...] reordered so that Σ_i ‖x0_i − noise_i‖² is least (Immiscible Diffusion's assignment)."""
     from scipy.optimize import linear_sum_assignment
     cost = torch.cdist(x0.double().flatten(1), noise.double().flatten(1)).pow(2)
-    rows, cols = linear_sum_assignment(cost.cpu().numpy())
+    _, cols = linear_sum_assignment(cost.cpu().numpy())
     return noise[torch.as_tensor(cols, device=noise.device)]
 
 
@@ -123,18 +124,19 @@ def with_fourier(model):
 
 
 def load(checkpoint, device, channels_last: bool = False, weights: str = "ema"):
-    """common.load, and the EMA weights of a ``fourier`` run's folder with its first convolution rebuilt first."""
-    config = json.loads((Path(checkpoint) / "config.json").read_text())
+    """common.load, and the EMA weights of a ``fourier`` run's folder (checksum checked, as ``load_model`` does)
+    with its first convolution rebuilt first."""
+    config = ck.read_json(Path(checkpoint) / ck.CONFIG_FILE)
     if config.get("speedrun", {}).get("recipe") != NAMES["fourier"]:
         return common.load(checkpoint, device, channels_last, weights)
     if weights != "ema":
         raise SystemExit("screen.py kid: a fourier run is scored on its EMA weights only")
-    from safetensors.torch import load_file
-    from ddim_edu.nets.build import build_model
+    config, state, path = ck.read_model_dir(checkpoint)
     model = with_fourier(build_model(config["model"]))
-    model.load_state_dict(load_file(str(Path(checkpoint) / "model.safetensors")))
-    model = model.to(device).eval()
+    load_state_checked(model, state, str(path))
     sched = de.NoiseSchedule.from_config(config["schedule"])
+    model.schedule_config = sched.to_config()            # as load_model: the samplers refuse another schedule
+    model = model.to(device).eval()
     return (model.to(memory_format=torch.channels_last) if channels_last else model), sched, config
 
 
