@@ -9,17 +9,29 @@ what a table of separate KIDs allows. :func:`kid_difference` estimates it direct
 two-sample delete-one jackknife of D = MMD²_u(A, R) − MMD²_u(B, R) that leaves out a pair
 (a_i, b_i) together, or one reference row (``evaluation.mmd``; Arvesen 1969 for the jackknife
 of U-statistics, Bińkowski et al. 2018, Sec. 4, for KID).
+
+With ``scale=c`` it is KID(A, R) − c·KID(B, R) instead, with the same paired jackknife: whether
+A's distance is within c times B's ("within 3× of the shipped model's") is D_c ≤ 0, and its
+standard error says whether the sample sizes can tell. c·KID(B, R) carries c times B's own error,
+so D_c's error is at least |c·se_B − se_A| (the jackknife variance is a quadratic form: Cauchy–
+Schwarz), and by the same algebra var(D_c) = (1 − c)·se_A² + (c² − c)·se_B² + c·se_D², with se_D
+the error of the plain difference (c = 1). Where B's KID is itself within about one standard
+error of 0, as the shipped model's is at 2,000 samples against the 500 held-out digits, that
+error is as large as the threshold c·KID(B, R).
 """
 from __future__ import annotations
 
+import math
+
+from ..validation import check_float
 from .kernel import Estimate, _features, _labels
 from .mmd import mmd2_difference
 
 __all__ = ["kid_difference"]
 
 
-def kid_difference(features_a, features_b, reference, *, labels_ref=None) -> Estimate:
-    """KID(A, R) − KID(B, R) for paired sample sets, ± its paired jackknife standard error.
+def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale: float = 1.0) -> Estimate:
+    """KID(A, R) − scale · KID(B, R) for paired sample sets, ± its paired jackknife standard error.
 
     ``features_a``, ``features_b``: features [n, d] (torch or numpy, any float dtype and device)
     of two sample sets whose i-th rows are paired (e.g. made from the same x_T), n >= 3.
@@ -27,13 +39,19 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None) -> Est
     labels [m] when it was drawn stratified (the course's held-out digits: pass them, as for
     :func:`~ddim_edu.evaluation.kernel.kernel_distance`), at least 3 rows a class. Computed on the
     CPU in float64. ``value`` equals ``kernel_distance(A, R).value − kernel_distance(B, R).value``
-    (same labels); negative means A is nearer the reference. ``stderr``: see the module
-    docstring (conservative, like the jackknife of a single KID). ``n``: pairs.
+    (same labels); negative means A is nearer the reference. ``scale``: a finite c >= 0 (default
+    1); ``value`` is then ``kernel_distance(A, R).value − c · kernel_distance(B, R).value``, and
+    c = 0 gives A's KID with its own jackknife error. ``stderr``: see the module docstring
+    (conservative, like the jackknife of a single KID). ``n``: pairs.
 
     Raises TypeError (not a tensor/array, integer dtype, float labels) or ValueError (not 2-D,
     fewer than 3 rows, nan/inf, feature dimensions that differ, A and B of different sizes,
-    labels of the wrong shape or a class with fewer than 3 rows), naming the argument.
+    labels of the wrong shape or a class with fewer than 3 rows, a scale that is negative or not
+    finite), naming the argument.
     """
+    scale = check_float("scale", scale, lo=0.0)
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be a finite number in [0.0, inf), got {scale}")
     a = _features("features_a", features_a, min_rows=3)
     b = _features("features_b", features_b, min_rows=3)
     ref = _features("reference", reference, min_rows=3)
@@ -45,5 +63,5 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None) -> Est
                          f"got shape {tuple(ref.shape)}")
     labels = _labels("labels_ref", labels_ref, ref.shape[0], "reference", min_rows=3,
                      why="the jackknife, which leaves one out of its within-class pairs")
-    value, stderr = mmd2_difference(a, b, ref, labels)
+    value, stderr = mmd2_difference(a, b, ref, labels, scale=scale)
     return Estimate(value=value, stderr=stderr, n=a.shape[0])

@@ -24,7 +24,9 @@ paired (made from the same x_T), the difference D = MMD²_u(A, R) − MMD²_u(B,
 within-set term, and its jackknife leaves out a pair (a_i, b_i) together, or a reference row:
 var(D) = (n − 1)/n Σ_i (D₋ᵢ − D̄₋)² + Σ_c (m_c − 1)/m_c Σ_{j∈c} (D₋ⱼ − D̄₋_c)². What the two
 sets share through their common x_T cancels in D₋ᵢ, so this error is far smaller than
-√(se_A² + se_B²) when the pairs are alike.
+√(se_A² + se_B²) when the pairs are alike. With a scale c on the second, D_c = MMD²_u(A, R) −
+c·MMD²_u(B, R) ("is A within c times B's distance?") keeps (1 − c)·W_R, R's within-set term, and
+the same jackknife applies; c = 0 gives MMD²_u(A, R) and its own error.
 """
 from __future__ import annotations
 
@@ -113,10 +115,11 @@ def mmd2(a: torch.Tensor, b: torch.Tensor, labels_a: torch.Tensor | None = None,
     return value, math.sqrt(var)
 
 
-def mmd2_difference(a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor, labels_ref: torch.Tensor | None = None):
-    """MMD²_u(a, ref) − MMD²_u(b, ref) for float64 features a, b [n, d] whose i-th rows are paired
-    and ref [m, d] (``labels_ref``: its classes when stratified), and the paired jackknife standard
-    error of the module docstring (nan when n or a class of ref has fewer than 3 rows)."""
+def mmd2_difference(a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor, labels_ref: torch.Tensor | None = None,
+                    scale: float = 1.0):
+    """MMD²_u(a, ref) − scale · MMD²_u(b, ref) for float64 features a, b [n, d] whose i-th rows are
+    paired and ref [m, d] (``labels_ref``: its classes when stratified), and the paired jackknife
+    standard error of the module docstring (nan when n or a class of ref has fewer than 3 rows)."""
     labels_ref = torch.zeros(ref.shape[0], dtype=torch.long) if labels_ref is None else labels_ref
     one_class = torch.zeros(a.shape[0], dtype=torch.long)
     ones = lambda x: torch.ones(x.shape[0], 1, dtype=torch.float64)
@@ -127,9 +130,12 @@ def mmd2_difference(a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor, labels_
     jack = a.shape[0] >= 3 and int(torch.unique(labels_ref, return_counts=True)[1].min()) >= 3
     wa, dwa = _within(a, one_class, jack)
     wb, dwb = _within(b, one_class, jack)
-    value = wa - wb - 2 * (float(h_a.mean()) - float(h_b.mean()))
+    wr, dwr = _within(ref, labels_ref, jack) if scale != 1.0 else (0.0, None)   # R's own term cancels at c = 1
+    value = wa - scale * wb + (1.0 - scale) * wr - 2 * (float(h_a.mean()) - scale * float(h_b.mean()))
     if not jack:
         return value, math.nan
-    pair_shift = (dwa - 2 * _cross_shift(h_a, one_class)) - (dwb - 2 * _cross_shift(h_b, one_class))
-    ref_shift = -2 * (_cross_shift(g_a, labels_ref) - _cross_shift(g_b, labels_ref))
+    pair_shift = (dwa - 2 * _cross_shift(h_a, one_class)) - scale * (dwb - 2 * _cross_shift(h_b, one_class))
+    ref_shift = -2 * (_cross_shift(g_a, labels_ref) - scale * _cross_shift(g_b, labels_ref))
+    if dwr is not None:
+        ref_shift = ref_shift + (1.0 - scale) * dwr
     return value, math.sqrt(_stratified_var(pair_shift, one_class) + _stratified_var(ref_shift, labels_ref))

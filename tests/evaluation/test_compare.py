@@ -42,6 +42,63 @@ def test_stderr_is_the_delete_one_jackknife_of_pairs_and_reference_rows():
     assert kid_difference(a, b, ref).stderr == pytest.approx(math.sqrt(var), rel=1e-10)
 
 
+def _kid_fixed_shares(x, ref, labels, shares):
+    """MMD²_u(x, ref) written out pair by pair, the reference's class shares given (held fixed when
+    a reference row is left out): x's mean over its distinct pairs, plus Σ w_c w_c' times the mean
+    over reference pairs with one row in c and one in c', minus twice Σ_c w_c · the mean of k over
+    x and the rows of c."""
+    k = lambda u, v: (u @ v.T / u.shape[1] + 1.0) ** 3                                   # noqa: E731
+    kxx = k(x, x)
+    value = float((kxx.sum() - kxx.diagonal().sum()) / (len(x) * (len(x) - 1)))
+    for c, wc in shares.items():
+        rc = ref[labels == c]
+        value -= 2 * wc * float(k(x, rc).mean())
+        for c2, wc2 in shares.items():
+            block = k(rc, ref[labels == c2])
+            pairs = block.numel() - (len(rc) if c == c2 else 0)
+            value += wc * wc2 * float(block.sum() - (block.diagonal().sum() if c == c2 else 0)) / pairs
+    return value
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5, 3.0])
+def test_scaled_difference_against_kernel_distance_and_a_jackknife_from_scratch(scale):
+    """KID(A) − c·KID(B) with a stratified reference: the value from two kernel_distance calls, the
+    error from leaving out each pair, and each reference row within its class (shares held fixed),
+    and recomputing everything."""
+    a, b, ref = paired_sets(5)
+    labels = torch.arange(15) % 3
+    est = kid_difference(a, b, ref, labels_ref=labels, scale=scale)
+    ka = kernel_distance(a, ref, subsets=0, labels_b=labels)
+    kb = kernel_distance(b, ref, subsets=0, labels_b=labels)
+    assert est.value == pytest.approx(ka.value - scale * kb.value, rel=1e-12, abs=1e-15)
+    shares = {c: 1 / 3 for c in range(3)}
+    D = lambda A, B, R, L: _kid_fixed_shares(A, R, L, shares) - scale * _kid_fixed_shares(B, R, L, shares)  # noqa: E731
+    assert D(a, b, ref, labels) == pytest.approx(est.value, rel=1e-12, abs=1e-15)
+    drop = lambda x, i: torch.cat([x[:i], x[i + 1:]])                                     # noqa: E731
+    n = len(a)
+    by_pair = np.array([D(drop(a, i), drop(b, i), ref, labels) for i in range(n)])
+    var = (n - 1) / n * ((by_pair - by_pair.mean()) ** 2).sum()
+    for c in range(3):
+        rows = torch.nonzero(labels == c).flatten().tolist()
+        out = np.array([D(a, b, drop(ref, j), drop(labels, j)) for j in rows])
+        var += (len(rows) - 1) / len(rows) * ((out - out.mean()) ** 2).sum()
+    assert est.stderr == pytest.approx(math.sqrt(var), rel=1e-10)
+    if scale == 0.0:                               # A's KID alone, with its own error
+        assert (est.value, est.stderr) == pytest.approx((ka.value, ka.stderr), rel=1e-10)
+
+
+def test_scaled_error_from_the_three_plain_errors():
+    """var(KID_A − c·KID_B) = (1 − c)·se_A² + (c² − c)·se_B² + c·se_D² (se_D: c = 1), and it is at
+    least |c·se_B − se_A|: what a table of se_A, se_B and se_D allows without the features."""
+    a, b, ref = paired_sets(6)
+    se_a, se_b = (kernel_distance(x, ref, subsets=0).stderr for x in (a, b))
+    se_d = kid_difference(a, b, ref).stderr
+    for c in (2.0, 3.0):
+        se = kid_difference(a, b, ref, scale=c).stderr
+        assert se == pytest.approx(math.sqrt((1 - c) * se_a ** 2 + (c * c - c) * se_b ** 2 + c * se_d ** 2), rel=1e-10)
+        assert se >= abs(c * se_b - se_a)
+
+
 def test_stderr_matches_the_spread_over_independent_draws_and_beats_the_unpaired_error():
     """400 independent draws of paired sets and a stratified reference (4 classes of 8): the
     jackknife error is about the standard deviation of the difference (conservative by ~10%),
@@ -101,3 +158,9 @@ def test_bad_input_is_refused_by_name():
         kid_difference(a, b, ref, labels_ref=torch.zeros(15))
     with pytest.raises(ValueError, match="labels_ref: every class needs at least 3 rows"):
         kid_difference(a, b, ref, labels_ref=torch.tensor([0] * 13 + [1] * 2))
+    with pytest.raises(ValueError, match=r"scale must be in \[0.0, inf\), got -1.0"):
+        kid_difference(a, b, ref, scale=-1)
+    with pytest.raises(ValueError, match="scale must be a finite number"):
+        kid_difference(a, b, ref, scale=float("inf"))
+    with pytest.raises(TypeError, match="scale must be a number"):
+        kid_difference(a, b, ref, scale="3")
