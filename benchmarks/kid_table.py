@@ -13,7 +13,9 @@ difference (``de.evaluation.kid_difference``: the i-th samples of the two cells 
 x_T), beside √(se₀² + se₁²), the error two separate KIDs would allow. With ``--against
 CHECKPOINT`` the same cells (same x_T and noise) are also sampled from a second model, each
 model with the noise schedule it was trained on, and this model minus that one is reported per
-cell, paired the same way. With ``--weights raw`` the model is a run folder's last optimiser
+cell, paired the same way; with ``--ratio C`` also this model's KID minus C times that one's
+(``kid_difference(scale=C)``: negative means within C× of it, e.g. the own-run target's 3× of the
+shipped model's), with the same paired error. With ``--weights raw`` the model is a run folder's last optimiser
 iterate (state.safetensors) instead of its EMA weights; ``--against`` always takes the EMA.
 Writes results/kid_mnist.json and .md (thread count, sample count and hardware included).
 """
@@ -45,8 +47,12 @@ def main(argv=None):
     p.add_argument("--device", default=None, help="default: CUDA when present, else the CPU")
     p.add_argument("--against", default=None, help="a second model's folder: its cells on the same x_T (with its "
                    "own noise schedule), and this model minus it, paired")
+    p.add_argument("--ratio", type=float, default=None, help="with --against: also this model's KID minus RATIO "
+                   "times the other's, paired (negative: within RATIO x of it)")
     p.add_argument("--out", default=str(ROOT / "results" / "kid_mnist"))
     a = p.parse_args(argv)
+    if a.ratio is not None and not a.against:
+        p.error("--ratio compares with the --against model: give --against too")
     torch.set_num_threads(a.threads)
     device = torch.device(a.device) if a.device else (de.env.device("cpu") if not torch.cuda.is_available()
                                                       else de.env.device())
@@ -76,6 +82,10 @@ def main(argv=None):
         return {"diff": d.value, "se": d.stderr, "z": d.value / d.stderr if d.stderr > 0 else math.nan,
                 "se_unpaired": math.hypot(ca["kid_se"], cb["kid_se"])}
 
+    def within_ratio(fa, fb):
+        d = de.evaluation.kid_difference(fa, fb, ref, labels_ref=held_out_labels, scale=a.ratio)
+        return {"ratio": a.ratio, "diff": d.value, "se": d.stderr, "z": d.value / d.stderr if d.stderr > 0 else math.nan}
+
     against = {}
     for eta in etas:
         for S in steps:
@@ -88,6 +98,9 @@ def main(argv=None):
                 d = against[key]
                 print(f"   {a.against}: {c_other}; this minus it {d['diff']:+.3e} ± {d['se']:.3e} (paired, "
                       f"{d['z']:+.1f} s.e.; unpaired ± {d['se_unpaired']:.3e})", flush=True)
+                if a.ratio is not None:
+                    d["minus_ratio"] = r = within_ratio(feats[key], f_other)
+                    print(f"   this minus {a.ratio:g}× it {r['diff']:+.3e} ± {r['se']:.3e} ({r['z']:+.1f} s.e.)", flush=True)
     floor = score(real)[1]
     diffs = {}
     for S in steps:
@@ -128,6 +141,13 @@ def main(argv=None):
                                   [[k, f"{d['cell']['kid'] * 1e3:.2f} ± {d['cell']['kid_se'] * 1e3:.2f}",
                                     f"{d['diff'] * 1e3:.2f} ± {d['se'] * 1e3:.2f}", f"{d['z']:.1f}",
                                     f"{d['se_unpaired'] * 1e3:.2f}"] for k, d in against.items()]))
+    if a.ratio is not None and against:
+        body += (f"\n\nThis model's KID minus {a.ratio:g}× that of `{a.against}` (KID ×10³, the same x_T, paired "
+                 f"standard error; negative: within {a.ratio:g}× of it). Its error is at least |{a.ratio:g}·se of "
+                 "the other − se of this one|: the other's own error, multiplied:\n\n"
+                 + markdown_table(["cell", f"this minus {a.ratio:g}× the other", "in standard errors"],
+                                  [[k, f"{d['minus_ratio']['diff'] * 1e3:.2f} ± {d['minus_ratio']['se'] * 1e3:.2f}",
+                                    f"{d['minus_ratio']['z']:.1f}"] for k, d in against.items()]))
     write_results(Path(a.out), "Kernel distance (KID) on MNIST" + (", η = 0 against η = 1" if diffs else ""), body, data)
     return data
 

@@ -230,6 +230,23 @@ def test_kid_table_paired_differences(tmp_path):
     assert "This model minus `" in (tmp_path / "k.md").read_text()
 
 
+def test_kid_table_ratio_against_the_difference_of_its_cells(tmp_path):
+    """--ratio 3: this model's KID minus 3× the --against model's, the two cells' own KIDs combined;
+    against the same weights it is −2× the cell's KID, with twice its error; without
+    --against it is refused."""
+    import kid_table
+    shipped = str(BENCH.parent / "checkpoints" / "mnist")
+    data = kid_table.main(["--n", "8", "--steps", "2", "--etas", "0", "--device", "cpu", "--against", shipped,
+                           "--ratio", "3", "--out", str(tmp_path / "k")])
+    cell, other = data["cells"]["eta=0,S=2"], data["minus_against"]["eta=0,S=2"]
+    r = other["minus_ratio"]
+    assert r["ratio"] == 3.0 and r["diff"] == pytest.approx(cell["kid"] - 3 * other["cell"]["kid"], rel=1e-9)
+    assert (r["diff"], r["se"]) == pytest.approx((-2 * cell["kid"], 2 * cell["kid_se"]), rel=1e-9)
+    assert "minus 3× that of" in (tmp_path / "k.md").read_text()
+    with pytest.raises(SystemExit):
+        kid_table.main(["--n", "8", "--ratio", "3", "--out", str(tmp_path / "x")])
+
+
 def test_kid_table_against_a_model_on_another_schedule(tmp_path):
     """--against samples each model with its own noise schedule: a UNet trained on the cosine schedule
     against the shipped (linear) model, whose cell is the one it scores alone on the same x_T."""
