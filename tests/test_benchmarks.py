@@ -1,6 +1,7 @@
 """Each benchmark script runs end to end on a tiny setting and writes its tables (the real
 numbers come from full runs recorded in results/, never from tests)."""
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -242,6 +243,7 @@ def test_kid_table_ratio_against_the_difference_of_its_cells(tmp_path):
     r = other["minus_ratio"]
     assert r["ratio"] == 3.0 and r["diff"] == pytest.approx(cell["kid"] - 3 * other["cell"]["kid"], rel=1e-9)
     assert (r["diff"], r["se"]) == pytest.approx((-2 * cell["kid"], 2 * cell["kid_se"]), rel=1e-9)
+    assert r["se"] == pytest.approx(math.hypot(r["se_samples"], r["se_reference"]), rel=1e-12)
     assert "minus 3× that of" in (tmp_path / "k.md").read_text()
     with pytest.raises(SystemExit):
         kid_table.main(["--n", "8", "--ratio", "3", "--out", str(tmp_path / "x")])

@@ -1,5 +1,5 @@
 """Measuring samples: the course's MNIST classifier and the metrics built on its features
-(classifier-FID, predicted labels), small-sample metrics with standard errors (KID, the paired difference of two KIDs, confident
+(classifier-FID, predicted labels), small-sample metrics with standard errors (KID, the paired difference of two KIDs or KID minus c times another, confident
 share, class histogram, class survival, the share of samples that copy a training image, a toy distribution's distance to its exact mixture), and the reconstruction error of Table 2 (loaded on first use,
 so ``python -m ddim_edu.evaluation.classifier`` runs the module once)."""
 from .._lazy import lazy_attributes
@@ -13,7 +13,7 @@ _OTHERS = {"ClassSurvival": ".survival", "class_survival": ".survival", "mean_es
            "survival": ".survival", "toy_distance": ".toy_distance",
            "CopyShare": ".memorisation", "copy_share": ".memorisation", "nearest_distances": ".memorisation",
            "memorisation": ".memorisation",
-           "kid_difference": ".compare", "compare": ".compare"}
+           "kid_difference": ".compare", "DifferenceEstimate": ".compare", "compare": ".compare"}
 __getattr__, __dir__ = lazy_attributes(__name__, {
     **{name: ".metrics" for name in _METRICS}, **{name: ".kernel" for name in _KERNEL}, **_OTHERS,
     "load_classifier": ".classifier", "MNISTClassifier": ".classifier",

@@ -22,15 +22,26 @@ error is as large as the threshold c·KID(B, R).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ..validation import check_float
 from .kernel import Estimate, _features, _labels
 from .mmd import mmd2_difference
 
-__all__ = ["kid_difference"]
+__all__ = ["kid_difference", "DifferenceEstimate"]
 
 
-def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale: float = 1.0) -> Estimate:
+@dataclass(frozen=True)
+class DifferenceEstimate(Estimate):
+    """A paired difference ``value ± stderr`` over ``n`` pairs, and the error's two parts:
+    ``stderr_samples`` from the paired sample rows (it shrinks as 1/√n with more samples) and
+    ``stderr_reference`` from the reference rows (fixed by the reference set's size);
+    stderr² = stderr_samples² + stderr_reference²."""
+    stderr_samples: float
+    stderr_reference: float
+
+
+def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale: float = 1.0) -> DifferenceEstimate:
     """KID(A, R) − scale · KID(B, R) for paired sample sets, ± its paired jackknife standard error.
 
     ``features_a``, ``features_b``: features [n, d] (torch or numpy, any float dtype and device)
@@ -42,7 +53,8 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale:
     (same labels); negative means A is nearer the reference. ``scale``: a finite c >= 0 (default
     1); ``value`` is then ``kernel_distance(A, R).value − c · kernel_distance(B, R).value``, and
     c = 0 gives A's KID with its own jackknife error. ``stderr``: see the module docstring
-    (conservative, like the jackknife of a single KID). ``n``: pairs.
+    (conservative, like the jackknife of a single KID), with its parts from the samples and from the
+    reference (:class:`DifferenceEstimate`). ``n``: pairs.
 
     Raises TypeError (not a tensor/array, integer dtype, float labels) or ValueError (not 2-D,
     fewer than 3 rows, nan/inf, feature dimensions that differ, A and B of different sizes,
@@ -63,5 +75,6 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale:
                          f"got shape {tuple(ref.shape)}")
     labels = _labels("labels_ref", labels_ref, ref.shape[0], "reference", min_rows=3,
                      why="the jackknife, which leaves one out of its within-class pairs")
-    value, stderr = mmd2_difference(a, b, ref, labels, scale=scale)
-    return Estimate(value=value, stderr=stderr, n=a.shape[0])
+    value, stderr, se_samples, se_ref = mmd2_difference(a, b, ref, labels, scale=scale, parts=True)
+    return DifferenceEstimate(value=value, stderr=stderr, n=a.shape[0], stderr_samples=se_samples,
+                              stderr_reference=se_ref)

@@ -116,10 +116,13 @@ def mmd2(a: torch.Tensor, b: torch.Tensor, labels_a: torch.Tensor | None = None,
 
 
 def mmd2_difference(a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor, labels_ref: torch.Tensor | None = None,
-                    scale: float = 1.0):
+                    scale: float = 1.0, parts: bool = False):
     """MMD²_u(a, ref) − scale · MMD²_u(b, ref) for float64 features a, b [n, d] whose i-th rows are
     paired and ref [m, d] (``labels_ref``: its classes when stratified), and the paired jackknife
-    standard error of the module docstring (nan when n or a class of ref has fewer than 3 rows)."""
+    standard error of the module docstring (nan when n or a class of ref has fewer than 3 rows).
+    With ``parts`` also the error's two parts, (value, stderr, from the pairs, from the reference
+    rows), stderr² being the sum of their squares: the first shrinks as 1/√n with more samples,
+    the second is the reference's and does not."""
     labels_ref = torch.zeros(ref.shape[0], dtype=torch.long) if labels_ref is None else labels_ref
     one_class = torch.zeros(a.shape[0], dtype=torch.long)
     ones = lambda x: torch.ones(x.shape[0], 1, dtype=torch.float64)
@@ -133,9 +136,11 @@ def mmd2_difference(a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor, labels_
     wr, dwr = _within(ref, labels_ref, jack) if scale != 1.0 else (0.0, None)   # R's own term cancels at c = 1
     value = wa - scale * wb + (1.0 - scale) * wr - 2 * (float(h_a.mean()) - scale * float(h_b.mean()))
     if not jack:
-        return value, math.nan
+        return (value, math.nan, math.nan, math.nan) if parts else (value, math.nan)
     pair_shift = (dwa - 2 * _cross_shift(h_a, one_class)) - scale * (dwb - 2 * _cross_shift(h_b, one_class))
     ref_shift = -2 * (_cross_shift(g_a, labels_ref) - scale * _cross_shift(g_b, labels_ref))
     if dwr is not None:
         ref_shift = ref_shift + (1.0 - scale) * dwr
-    return value, math.sqrt(_stratified_var(pair_shift, one_class) + _stratified_var(ref_shift, labels_ref))
+    var_pairs, var_ref = _stratified_var(pair_shift, one_class), _stratified_var(ref_shift, labels_ref)
+    stderr = math.sqrt(var_pairs + var_ref)
+    return (value, stderr, math.sqrt(var_pairs), math.sqrt(var_ref)) if parts else (value, stderr)

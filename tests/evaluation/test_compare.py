@@ -77,12 +77,14 @@ def test_scaled_difference_against_kernel_distance_and_a_jackknife_from_scratch(
     drop = lambda x, i: torch.cat([x[:i], x[i + 1:]])                                     # noqa: E731
     n = len(a)
     by_pair = np.array([D(drop(a, i), drop(b, i), ref, labels) for i in range(n)])
-    var = (n - 1) / n * ((by_pair - by_pair.mean()) ** 2).sum()
+    var_pairs, var_ref = (n - 1) / n * ((by_pair - by_pair.mean()) ** 2).sum(), 0.0
     for c in range(3):
         rows = torch.nonzero(labels == c).flatten().tolist()
         out = np.array([D(a, b, drop(ref, j), drop(labels, j)) for j in rows])
-        var += (len(rows) - 1) / len(rows) * ((out - out.mean()) ** 2).sum()
-    assert est.stderr == pytest.approx(math.sqrt(var), rel=1e-10)
+        var_ref += (len(rows) - 1) / len(rows) * ((out - out.mean()) ** 2).sum()
+    assert est.stderr == pytest.approx(math.sqrt(var_pairs + var_ref), rel=1e-10)
+    assert (est.stderr_samples, est.stderr_reference) == pytest.approx((math.sqrt(var_pairs), math.sqrt(var_ref)),
+                                                                       rel=1e-10)
     if scale == 0.0:                               # A's KID alone, with its own error
         assert (est.value, est.stderr) == pytest.approx((ka.value, ka.stderr), rel=1e-10)
 
