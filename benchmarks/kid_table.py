@@ -53,6 +53,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.ratio is not None and not a.against:
         p.error("--ratio compares with the --against model: give --against too")
+    if a.ratio is not None and not (math.isfinite(a.ratio) and a.ratio >= 0):
+        p.error(f"--ratio must be a finite number >= 0, got {a.ratio}")
     torch.set_num_threads(a.threads)
     device = torch.device(a.device) if a.device else (de.env.device("cpu") if not torch.cuda.is_available()
                                                       else de.env.device())

@@ -479,23 +479,24 @@ def target(points: list, kid_runs: list) -> str:
     samples). Where a run has one (as ``--checkpoint`` or as ``--against``), its KID is that file's and the
     shipped model's is on the same x_T; otherwise both are the 500-sample points'."""
     cell = lambda d: d["cells"]["eta=0,S=50"]  # noqa: E731
-    big = {Path(d["checkpoint"]).name: d for d in kid_runs if "eta=0,S=50" in d.get("cells", {})}
+    against_shipped = lambda d: Path(str(d.get("against"))).name == "mnist"  # noqa: E731
+    big = {Path(d["checkpoint"]).name: d for d in sorted(kid_runs, key=against_shipped)   # a file paired with the
+           if "eta=0,S=50" in d.get("cells", {})}                                          # shipped model wins
     for d in kid_runs:                   # the --against side of a file is a 2,000-sample score of that run too
         if d.get("against") and "eta=0,S=50" in d.get("minus_against", {}):
             big.setdefault(Path(d["against"]).name,
                            {"n": d["n"], "cells": {"eta=0,S=50": d["minus_against"]["eta=0,S=50"]["cell"]}})
     shipped = [d["minus_against"]["eta=0,S=50"]["cell"] for d in kid_runs
-               if Path(str(d.get("against"))).name == "mnist" and "eta=0,S=50" in d.get("minus_against", {})]
-    paired = {Path(d["checkpoint"]).name: (d["cells"]["eta=0,S=50"], d["minus_against"]["eta=0,S=50"])
-              for d in kid_runs if Path(str(d.get("against"))).name == "mnist"    # kid_table.py --against the shipped model
-              and "eta=0,S=50" in d.get("minus_against", {}) and "eta=0,S=50" in d["cells"]}
+               if against_shipped(d) and "eta=0,S=50" in d.get("minus_against", {})]
+    paired = {folder: d["minus_against"]["eta=0,S=50"] for folder, d in big.items()   # the very file the KID is from,
+              if against_shipped(d) and "eta=0,S=50" in d.get("minus_against", {})}  # scored against the shipped model
     ref = dict(points).get("shipped")
     rows, met, tried, preset, close = [], [], {}, {}, 0
     for folder, r in sorted(points, key=lambda fr: (fr[1].get("budget") or 0, fr[0])):
         if r.get("mode") != "minutes":
             continue
         k = cell(big[folder]) if folder in big and shipped else r
-        base = shipped[0] if folder in big and shipped else ref
+        base = (paired[folder]["cell"] if folder in paired else shipped[0]) if folder in big and shipped else ref
         n = big[folder]["n"] if k is not r else r["n"]
         ratio = k["kid"] / base["kid"] if base and base["kid"] > 0 else float("nan")
         ok = r["confident"] >= TARGET_CONFIDENT and r["classes_present"] == 10 and ratio <= TARGET_KID_RATIO
@@ -509,7 +510,7 @@ def target(points: list, kid_runs: list) -> str:
         rows.append([folder, budget, r["steps"], f"{r['confident']:.1%}",
                      r["classes_present"], f"{k['kid']:.4f} ± {k['kid_se']:.4f} (n = {n})",
                      f"{base['kid']:.4f}" if base else "?", f"{ratio:.1f}×",
-                     (f"{margin[0]:+.4f} " + (f"± {margin[1]:.4f}" if margin[2] else f"(error ≥ {margin[1]:.4f})"))
+                     (f"{signed(margin[0])} " + (f"± {margin[1]:.4f}" if margin[2] else f"(error ≥ {margin[1]:.4f})"))
                      if margin else "?",
                      "yes" if ok else "no"])
     first = f"first met at {met[0][0]} ({met[0][1]})" if met else "not met at any budget measured"
@@ -524,31 +525,37 @@ def target(points: list, kid_runs: list) -> str:
             f"x_T; otherwise both on 500, where the shipped model's KID is within one standard error of 0 and the "
             f"ratio is rough. **{first}.**\n\n"
             f"The KID part of the target is KID − {TARGET_KID_RATIO:g}× the shipped model's ≤ 0. Its standard error "
-            f"carries the shipped model's own error {TARGET_KID_RATIO:g} times: exact where `kid_table.py --against "
-            f"checkpoints/mnist` scored the run (±), otherwise only a lower bound is known, "
-            f"|{TARGET_KID_RATIO:g}·se of the shipped KID − se of the run's| (error ≥). {close} of the {len(rows)} runs "
-            "lie within one such error of the threshold: for them, met or not is within the noise of the measurement.\n\n"
+            f"carries the shipped model's own error {TARGET_KID_RATIO:g} times. Where the run's KID comes from a "
+            f"`kid_table.py --against checkpoints/mnist` file, its paired error is computed from that file (±); otherwise "
+            f"only a lower bound on it is known, |{TARGET_KID_RATIO:g}·se of the shipped KID − se of the run's| (error ≥). "
+            f"At least {close} of the {len(rows)} runs lie within one such error of the threshold: for them, met or not "
+            "is within the noise of the measurement.\n\n"
             + markdown_table(["run", "budget", "steps", "confident", "classes", "KID", "shipped KID", "ratio",
                               f"KID − {TARGET_KID_RATIO:g}× shipped", "target met"], rows))
 
 
-def verdict_margin(k: dict, base: dict | None, paired: tuple | None):
-    """(KID − 3× the shipped model's, its standard error or a lower bound on it, whether it is exact) for a
-    run's cell ``k`` and the shipped model's ``base`` ({kid, kid_se}). ``paired``: (the run's cell, its
-    kid_table.py ``minus_against`` entry) from a file that scored it against the shipped model on the same
-    x_T; the error is then exact, from the three jackknife errors: var = (1 − c)·se_run² + (c² − c)·se_shipped²
-    + c·se_difference² (c = 3; ``de.evaluation.kid_difference(scale=c)``, whose value kid_table.py --ratio
-    writes as ``minus_ratio``). Without it the error is at least |c·se_shipped − se_run| (Cauchy–Schwarz).
-    None without the shipped model's cell."""
+def signed(x: float) -> str:
+    """``x`` to four decimals with its sign, and no sign on a value that rounds to 0."""
+    text = f"{x:+.4f}"
+    return text[1:] if float(text) == 0 else text
+
+
+def verdict_margin(k: dict, base: dict | None, paired: dict | None):
+    """(KID − 3× the shipped model's, its standard error or a lower bound on it, whether it is the error itself)
+    for a run's cell ``k`` and the shipped model's ``base`` ({kid, kid_se}). ``paired``: the kid_table.py
+    ``minus_against`` entry of the file ``k`` comes from, when that file scored the run against the shipped
+    model on the same x_T (``base`` is then its ``cell``); the error is then its paired jackknife error:
+    ``minus_ratio``'s where kid_table.py --ratio 3 wrote one (``de.evaluation.kid_difference(scale=3)``), else
+    from the file's three errors, var = (1 − c)·se_run² + (c² − c)·se_shipped² + c·se_difference² (c = 3).
+    Otherwise only a lower bound is known, |c·se_shipped − se_run| (Cauchy–Schwarz). None without ``base``."""
     if not base:
         return None
     c = TARGET_KID_RATIO
-    if paired:
-        run, other = paired
-        if "minus_ratio" in other and other["minus_ratio"]["ratio"] == c:
-            return other["minus_ratio"]["diff"], other["minus_ratio"]["se"], True
-        var = (1 - c) * run["kid_se"] ** 2 + (c * c - c) * other["cell"]["kid_se"] ** 2 + c * other["se"] ** 2
-        return run["kid"] - c * other["cell"]["kid"], math.sqrt(max(var, 0.0)), True
+    if paired and paired.get("minus_ratio", {}).get("ratio") == c:
+        return paired["minus_ratio"]["diff"], paired["minus_ratio"]["se"], True
+    if paired and "se" in paired:
+        var = (1 - c) * k["kid_se"] ** 2 + (c * c - c) * paired["cell"]["kid_se"] ** 2 + c * paired["se"] ** 2
+        return k["kid"] - c * paired["cell"]["kid"], math.sqrt(max(var, 0.0)), True
     return k["kid"] - c * base["kid"], abs(c * base["kid_se"] - k["kid_se"]), False
 
 

@@ -234,7 +234,7 @@ def test_kid_table_paired_differences(tmp_path):
 def test_kid_table_ratio_against_the_difference_of_its_cells(tmp_path):
     """--ratio 3: this model's KID minus 3× the --against model's, the two cells' own KIDs combined;
     against the same weights it is −2× the cell's KID, with twice its error; without
-    --against it is refused."""
+    --against, or with a ratio that is negative or not finite, it is refused."""
     import kid_table
     shipped = str(BENCH.parent / "checkpoints" / "mnist")
     data = kid_table.main(["--n", "8", "--steps", "2", "--etas", "0", "--device", "cpu", "--against", shipped,
@@ -247,6 +247,10 @@ def test_kid_table_ratio_against_the_difference_of_its_cells(tmp_path):
     assert "minus 3× that of" in (tmp_path / "k.md").read_text()
     with pytest.raises(SystemExit):
         kid_table.main(["--n", "8", "--ratio", "3", "--out", str(tmp_path / "x")])
+    for bad in ("-1", "inf", "nan"):                     # refused before any sampling
+        with pytest.raises(SystemExit):
+            kid_table.main(["--n", "8", "--against", shipped, "--ratio", bad, "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_kid_table_against_a_model_on_another_schedule(tmp_path):

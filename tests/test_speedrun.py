@@ -2,6 +2,7 @@
 and incremental, and the table it writes (the real numbers come from full runs in results/)."""
 import dataclasses
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -155,7 +156,8 @@ def test_speedrun_target_uses_the_2000_sample_kid_where_a_run_has_one():
               ("shipped", shipped)]
     kid_runs = [{"checkpoint": "runs/speedrun/d_minutes", "n": 2000, "against": "../checkpoints/mnist",
                  "cells": {"eta=0,S=50": {"kid": 0.0025, "kid_se": 0.0005}},
-                 "minus_against": {"eta=0,S=50": {"cell": {"kid": 0.001, "kid_se": 0.0004}}}}]
+                 "minus_against": {"eta=0,S=50": {"cell": {"kid": 0.001, "kid_se": 0.0004}, "diff": 0.0015,
+                                                  "se": 0.0003}}}]
     text = speedrun.target(points, kid_runs)
     met = {line.split(" | ")[0].strip("| "): line.rstrip(" |").split(" | ")[-1] for line in text.splitlines()
            if line.startswith("| ") and "_minutes" in line}
@@ -175,6 +177,44 @@ def test_speedrun_target_uses_the_2000_sample_kid_where_a_run_has_one():
     assert f"The laptop preset ({speedrun.SHIPPED_RECIPE}, on every CPU measured" in text
 
 
+def test_verdict_margin_against_the_shipped_model():
+    """KID − 3× the shipped model's: kid_table.py --ratio 3's own paired error where the file has it; else
+    from the file's three errors, var = −2·se_run² + 6·se_shipped² + 3·se_diff²; else the lower bound
+    |3·se_shipped − se_run|; and no sign on a margin that rounds to 0."""
+    import speedrun
+    run, shipped = {"kid": 0.0030, "kid_se": 0.0009}, {"kid": 0.0007, "kid_se": 0.0007}
+    with_ratio = {"cell": shipped, "diff": 0.0023, "se": 0.0007,
+                  "minus_ratio": {"ratio": 3.0, "diff": 0.0009, "se": 0.0016}}
+    assert speedrun.verdict_margin(run, shipped, with_ratio) == (0.0009, 0.0016, True)
+    d, se, exact = speedrun.verdict_margin(run, shipped, {"cell": shipped, "diff": 0.0023, "se": 0.0007})
+    assert exact and d == pytest.approx(0.0009)
+    assert se == pytest.approx(math.sqrt(-2 * 0.0009 ** 2 + 6 * 0.0007 ** 2 + 3 * 0.0007 ** 2))
+    d, bound, exact = speedrun.verdict_margin(run, shipped, None)
+    assert not exact and (d, bound) == pytest.approx((0.0009, 0.0012)) and bound <= se
+    assert speedrun.verdict_margin(run, None, None) is None
+    assert (speedrun.signed(-0.00004), speedrun.signed(0.0009), speedrun.signed(-0.0011)) == ("0.0000", "+0.0009", "-0.0011")
+
+
+def test_speedrun_target_takes_the_margin_from_the_file_paired_with_the_shipped_model():
+    """A run with two kid files, one against another run and one against the shipped model: its KID, the
+    shipped model's and the margin all come from the second, and the runs within one error are counted."""
+    import speedrun
+    point = {"mode": "minutes", "budget": 30, "steps": 100, "n": 500, "confident": 0.65, "classes_present": 10,
+             "kid": 0.004, "kid_se": 0.001}
+    cell = {"kid": 0.0030, "kid_se": 0.0009}
+    shipped = {"kid": 0.0007, "kid_se": 0.0007}
+    files = [{"checkpoint": "runs/speedrun/run_minutes", "n": 2000, "against": "runs/speedrun/other_minutes",
+              "cells": {"eta=0,S=50": cell}, "minus_against": {"eta=0,S=50": {"cell": cell, "diff": 0.0, "se": 0.0}}},
+             {"checkpoint": "runs/speedrun/run_minutes", "n": 2000, "against": "../checkpoints/mnist",
+              "cells": {"eta=0,S=50": cell},
+              "minus_against": {"eta=0,S=50": {"cell": shipped, "diff": 0.0023, "se": 0.0007,
+                                               "minus_ratio": {"ratio": 3.0, "diff": 0.0009, "se": 0.0016}}}}]
+    for kid_runs in (files, files[::-1]):
+        text = speedrun.target([("run_minutes", point)], kid_runs)
+        assert "| 0.0030 ± 0.0009 (n = 2000) | 0.0007 | 4.3× | +0.0009 ± 0.0016 | no |" in text
+        assert "At least 1 of the 1 runs lie within one such error" in text
+
+
 def test_speedrun_target_judges_the_against_run_of_a_kid_file_on_its_2000_samples():
     """A run scored on 2,000 samples only as another run's --against is judged on that score, not on its
     500-sample point: 2x on 500 samples (met) becomes 4x on 2,000 (not met)."""
@@ -190,5 +230,6 @@ def test_speedrun_target_judges_the_against_run_of_a_kid_file_on_its_2000_sample
             "minus_against": {"eta=0,S=50": {"cell": {"kid": 0.0028, "kid_se": 0.0008}}}}
     assert "first met at 30min (base_minutes)" in speedrun.target(points, [with_shipped])      # 500 samples: 2x
     text = speedrun.target(points, [with_shipped, pair])
-    assert "| base_minutes | 30min | 100 | 65.0% | 10 | 0.0028 ± 0.0008 (n = 2000) | 0.0007 | 4.0× | no |" in text
+    assert ("| base_minutes | 30min | 100 | 65.0% | 10 | 0.0028 ± 0.0008 (n = 2000) | 0.0007 | 4.0× | "
+            "+0.0007 (error ≥ 0.0007) | no |") in text                 # 0.0028 − 3 × 0.0007; |3 × 0.0005 − 0.0008|
     assert "not met at any budget measured" in text

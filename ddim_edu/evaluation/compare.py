@@ -17,7 +17,7 @@ so D_c's error is at least |c·se_B − se_A| (the jackknife variance is a quadr
 Schwarz), and by the same algebra var(D_c) = (1 − c)·se_A² + (c² − c)·se_B² + c·se_D², with se_D
 the error of the plain difference (c = 1). Where B's KID is itself within about one standard
 error of 0, as the shipped model's is at 2,000 samples against the 500 held-out digits, that
-error is as large as the threshold c·KID(B, R).
+error is comparable to the threshold c·KID(B, R).
 """
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale:
     (conservative, like the jackknife of a single KID), with its parts from the samples and from the
     reference (:class:`DifferenceEstimate`). ``n``: pairs.
 
-    Raises TypeError (not a tensor/array, integer dtype, float labels) or ValueError (not 2-D,
+    Raises TypeError (not a tensor/array, integer dtype, float labels, a scale that is not a real
+    number) or ValueError (not 2-D,
     fewer than 3 rows, nan/inf, feature dimensions that differ, A and B of different sizes,
     labels of the wrong shape or a class with fewer than 3 rows, a scale that is negative or not
     finite), naming the argument.
