@@ -41,7 +41,6 @@ import copy
 import dataclasses
 import functools
 import json
-import math
 import os
 import platform
 import time
@@ -52,6 +51,7 @@ import torch
 
 from common import ROOT, de, fixed_noise, markdown_table, sample_batched, Timer
 from ddim_edu.evaluation import kernel
+from ddim_edu.evaluation.compare import scaled_difference_stderr
 from ddim_edu.nets.build import unet_from_widths
 from ddim_edu.train.schedules import DECAYS
 from ddim_edu.train.trainer import Trainer, TrainConfig
@@ -546,7 +546,7 @@ def verdict_margin(k: dict, base: dict | None, paired: dict | None):
     ``minus_against`` entry of the file ``k`` comes from, when that file scored the run against the shipped
     model on the same x_T (``base`` is then its ``cell``); the error is then its paired jackknife error:
     ``minus_ratio``'s where kid_table.py --ratio 3 wrote one (``de.evaluation.kid_difference(scale=3)``), else
-    from the file's three errors, var = (1 − c)·se_run² + (c² − c)·se_shipped² + c·se_difference² (c = 3).
+    from the file's three errors (``de.evaluation.scaled_difference_stderr``).
     Otherwise only a lower bound is known, |c·se_shipped − se_run| (Cauchy–Schwarz). None without ``base``."""
     if not base:
         return None
@@ -554,8 +554,8 @@ def verdict_margin(k: dict, base: dict | None, paired: dict | None):
     if paired and paired.get("minus_ratio", {}).get("ratio") == c:
         return paired["minus_ratio"]["diff"], paired["minus_ratio"]["se"], True
     if paired and "se" in paired:
-        var = (1 - c) * k["kid_se"] ** 2 + (c * c - c) * paired["cell"]["kid_se"] ** 2 + c * paired["se"] ** 2
-        return k["kid"] - c * paired["cell"]["kid"], math.sqrt(max(var, 0.0)), True
+        se = scaled_difference_stderr(k["kid_se"], paired["cell"]["kid_se"], paired["se"], c)
+        return k["kid"] - c * paired["cell"]["kid"], se, True
     return k["kid"] - c * base["kid"], abs(c * base["kid_se"] - k["kid_se"]), False
 
 

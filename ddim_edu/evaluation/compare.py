@@ -28,7 +28,7 @@ from ..validation import check_float
 from .kernel import Estimate, _features, _labels
 from .mmd import mmd2_difference
 
-__all__ = ["kid_difference", "DifferenceEstimate"]
+__all__ = ["kid_difference", "DifferenceEstimate", "scaled_difference_stderr"]
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,7 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale:
     labels of the wrong shape or a class with fewer than 3 rows, a scale that is negative or not
     finite), naming the argument.
     """
-    scale = check_float("scale", scale, lo=0.0)
-    if not math.isfinite(scale):
-        raise ValueError(f"scale must be a finite number in [0.0, inf), got {scale}")
+    scale = _check_scale(scale)
     a = _features("features_a", features_a, min_rows=3)
     b = _features("features_b", features_b, min_rows=3)
     ref = _features("reference", reference, min_rows=3)
@@ -79,3 +77,24 @@ def kid_difference(features_a, features_b, reference, *, labels_ref=None, scale:
     value, stderr, se_samples, se_ref = mmd2_difference(a, b, ref, labels, scale=scale, parts=True)
     return DifferenceEstimate(value=value, stderr=stderr, n=a.shape[0], stderr_samples=se_samples,
                               stderr_reference=se_ref)
+
+
+def scaled_difference_stderr(se_a: float, se_b: float, se_difference: float, scale: float) -> float:
+    """The paired error of KID(A, R) − scale · KID(B, R) from three errors a table already holds: A's
+    and B's own (``kernel_distance``) and that of their plain paired difference (``kid_difference``,
+    scale 1), all on the same pairs and reference. The jackknife variance is a quadratic form, so
+    var = (1 − c)·se_A² + (c² − c)·se_B² + c·se_D² (module docstring); it equals
+    ``kid_difference(..., scale=c).stderr`` up to rounding. Floats in, float out (same units as the
+    errors); a slightly negative variance from rounding gives 0. Raises TypeError / ValueError for an
+    error or scale that is not a finite real >= 0, naming it."""
+    c = _check_scale(scale)
+    se = [_check_scale(v, name) for v, name in ((se_a, "se_a"), (se_b, "se_b"), (se_difference, "se_difference"))]
+    var = (1 - c) * se[0] ** 2 + (c * c - c) * se[1] ** 2 + c * se[2] ** 2
+    return math.sqrt(max(var, 0.0))
+
+
+def _check_scale(value, name: str = "scale") -> float:
+    value = check_float(name, value, lo=0.0)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number in [0.0, inf), got {value}")
+    return value

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddim_edu.evaluation.compare import kid_difference
+from ddim_edu.evaluation.compare import kid_difference, scaled_difference_stderr
 from ddim_edu.evaluation.kernel import kernel_distance
 from ddim_edu.evaluation.mmd import mmd2
 
@@ -98,6 +98,11 @@ def test_scaled_error_from_the_three_plain_errors():
     for c in (2.0, 3.0):
         se = kid_difference(a, b, ref, scale=c).stderr
         assert se == pytest.approx(math.sqrt((1 - c) * se_a ** 2 + (c * c - c) * se_b ** 2 + c * se_d ** 2), rel=1e-10)
+        assert scaled_difference_stderr(se_a, se_b, se_d, c) == pytest.approx(se, rel=1e-10)
+    with pytest.raises(ValueError, match="se_b must be in"):
+        scaled_difference_stderr(se_a, -1.0, se_d, 3)
+    with pytest.raises(ValueError, match="scale must be a finite number"):
+        scaled_difference_stderr(se_a, se_b, se_d, float("inf"))
 
 
 @pytest.mark.parametrize("scale", [1.0, 3.0])
