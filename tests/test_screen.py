@@ -1,6 +1,6 @@
 """benchmarks/screen.py: the two screened training pairs against independent references (the exact ε* of a
-mixture of point masses; every assignment of five draws), the Fourier features against their definition, and
-each variant end to end through speedrun.py (and kid_table.py) on a tiny budget."""
+mixture of point masses; every assignment of five draws), the Fourier features against their definition, Lion's
+update against its rule written out, and each variant end to end through speedrun.py (and kid_table.py) on a tiny budget."""
 import itertools
 import sys
 from pathlib import Path
@@ -53,23 +53,26 @@ def test_assign_noise_finds_the_cheapest_of_all_pairings():
 
 
 @pytest.mark.skipif("mnist" not in de.available_pretrained(), reason="shipped MNIST weights missing")
-@pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier"])
+@pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier", "lion"])
 def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path, variant, monkeypatch):
     import speedrun
     import ddim_edu.train.trainer as trainer
-    before = (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build)
+    from ddim_edu.train import optim
+    before = (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw)
     calls = []
-    for name in ("assign_noise", "stable_target"):            # the change is what the training steps ran
+    for name in ("assign_noise", "stable_target", "make_lion"):    # the change is what the training run used
         real = getattr(screen, name)
         monkeypatch.setattr(screen, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    rows = screen.main([variant, "--stf-reference", "8", "--steps", "2", "--batch", "4", "--n", "4",
+    rows = screen.main([variant, "--stf-reference", "8", "--lion-lr", "3e-4", "--steps", "2", "--batch", "4", "--n", "4",
                         "--sample-steps", "2", "--threads", "1", "--out-dir", str(tmp_path / "res"),
                         "--runs", str(tmp_path / "runs")])
     assert [r["recipe"] for r in rows] == [screen.NAMES[variant]] and rows[0]["steps"] == 2
-    assert rows[0]["config"] == {**rows[0]["config"], **speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0], "batch_size": 4}
-    assert set(calls) == {"immiscible": {"assign_noise"}, "stf": {"stable_target"}, "fourier": set()}[variant]
-    assert len(calls) in ((0,) if variant == "fourier" else (2,))                    # one call per training step
-    assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build) == before   # all restored
+    lr = {"lr": 3e-4} if variant == "lion" else {}
+    assert rows[0]["config"] == {**rows[0]["config"], **speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0], "batch_size": 4, **lr}
+    assert set(calls) == {"immiscible": {"assign_noise"}, "stf": {"stable_target"}, "fourier": set(),
+                          "lion": {"make_lion"}}[variant]
+    assert len(calls) == {"fourier": 0, "lion": 1}.get(variant, 2)     # one call per training step; one optimiser
+    assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw) == before   # restored
     assert screen.NAMES[variant] not in speedrun.RECIPES
     with pytest.raises(SystemExit, match="leave out --recipes"):
         screen.main([variant, "--recipes", "lowtfloor05", "--steps", "1"])
@@ -82,6 +85,34 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
         screen.main(["kid", "--checkpoint", str(run), "--n", "4", "--steps", "2", "--etas", "0", "--threads", "1",
                      "--out", str(tmp_path / "kid")])
         assert (tmp_path / "kid.json").exists()
+
+
+def test_lion_steps_by_the_sign_of_its_interpolated_momentum():
+    """Thirty steps of make_lion's optimiser against Lion's update written out (Chen et al. 2023, Algorithm 2):
+    c = β1·m + (1 − β1)·g, θ ← θ − lr·(sign(c) + λ·θ), m ← β2·m + (1 − β2)·g."""
+    pytest.importorskip("lion_pytorch")
+    model = torch.nn.Linear(3, 2)
+    theta = [p.detach().clone() for p in model.parameters()]
+    m = [torch.zeros_like(p) for p in theta]
+    opt = screen.make_lion(model, {"lr": 0.01, "weight_decay": 0.1}, "cpu")
+    g = torch.Generator().manual_seed(3)
+    for _ in range(30):
+        grads = [torch.randn(p.shape, generator=g) for p in theta]
+        for p, gr in zip(model.parameters(), grads):
+            p.grad = gr.clone()
+        opt.step()
+        for i, gr in enumerate(grads):
+            c = 0.9 * m[i] + 0.1 * gr
+            theta[i] = theta[i] * (1 - 0.01 * 0.1) - 0.01 * torch.sign(c)
+            m[i] = 0.99 * m[i] + 0.01 * gr
+    for p, want in zip(model.parameters(), theta):
+        torch.testing.assert_close(p.detach(), want)
+
+
+def test_lion_lr_must_be_a_positive_number():
+    for bad in ("0", "-1e-4", "nan", "inf"):
+        with pytest.raises(SystemExit, match="--lion-lr must be a finite number > 0"):
+            screen.main(["lion", "--lion-lr", bad, "--steps", "1"])
 
 
 def test_fourier_conv_sees_the_sines_and_cosines_of_its_input():
