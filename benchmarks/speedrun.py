@@ -559,6 +559,14 @@ def verdict_margin(k: dict, base: dict | None, paired: dict | None):
     return k["kid"] - c * base["kid"], abs(c * base["kid_se"] - k["kid_se"]), False
 
 
+def lr_note(r: dict) -> str:
+    """", lr X" for a point trained at another learning rate than its recipe's (a screen.py recipe: the laptop
+    preset's, which it trains), so that the summary keeps such runs apart; "" otherwise."""
+    recipe_lr = (RECIPES.get(r["recipe"]) or RECIPES[SHIPPED_RECIPE])[0].get("lr", TrainConfig.lr)
+    lr = r["config"].get("lr", recipe_lr)
+    return "" if lr == recipe_lr else f", lr {lr:g}"
+
+
 def table(a) -> str:
     """results/speedrun_cpu.md from every JSON in --out-dir."""
     files = sorted(Path(a.out_dir).glob("*.json"))
@@ -575,8 +583,8 @@ def table(a) -> str:
                      + (f" (patch {r['net']['patch_size']})" if r['net'].get('patch_size', 1) > 1 else "")
                      + (f", {r['net']['mid_blocks']} in the middle" if r['net'].get('mid_blocks', 2) != 2 else ""))
     seed = lambda r: r["config"]["seed"]  # noqa: E731
-    run = lambda r: (r["recipe"] + (" (bf16)" if r["config"].get("bf16") else ""), net(r), r["batch"], seed(r),  # noqa: E731
-                     r["mode"], r["separate"])
+    run = lambda r: (r["recipe"] + lr_note(r) + (" (bf16)" if r["config"].get("bf16") else ""), net(r), r["batch"],  # noqa: E731
+                     seed(r), r["mode"], r["separate"])
     budget = lambda r: budget_name(r["mode"], r["budget"]) + (" (sep)" if r["separate"] else "")  # noqa: E731
     quality = lambda r: [f"{r['confident']:.1%} ± {r['confident_se']:.1%}", r["classes_present"],  # noqa: E731
                          f"{r['kid']:.4f} ± {r['kid_se']:.4f}", "—" if r["held_out_loss"] is None else r["held_out_loss"]]

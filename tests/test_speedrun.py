@@ -233,3 +233,15 @@ def test_speedrun_target_judges_the_against_run_of_a_kid_file_on_its_2000_sample
     assert ("| base_minutes | 30min | 100 | 65.0% | 10 | 0.0028 ± 0.0008 (n = 2000) | 0.0007 | 4.0× | "
             "+0.0007 (error ≥ 0.0007) | no |") in text                 # 0.0028 − 3 × 0.0007; |3 × 0.0005 − 0.0008|
     assert "not met at any budget measured" in text
+
+
+def test_the_summary_keeps_runs_at_another_learning_rate_apart():
+    """lr_note names a point's learning rate only where it is not its recipe's own; a screen.py recipe (not in
+    RECIPES) trains the laptop preset, whose rate is then the one to differ from."""
+    from speedrun import RECIPES, SHIPPED_RECIPE, lr_note
+    preset_lr = RECIPES[SHIPPED_RECIPE][0]["lr"]
+    assert lr_note({"recipe": "lowtlion", "config": {"lr": 6e-4}}) == ", lr 0.0006"
+    assert lr_note({"recipe": "lowtlion", "config": {"lr": preset_lr}}) == ""
+    assert lr_note({"recipe": "lapss3e3", "config": {"lr": 3e-3}}) == ""            # that recipe's own rate
+    assert lr_note({"recipe": "lapss3e3", "config": {"lr": preset_lr}}) == f", lr {preset_lr:g}"
+    assert lr_note({"recipe": "today", "config": {}}) == ""                            # no rate recorded
