@@ -1,6 +1,7 @@
-"""Changes screened on the laptop preset through speedrun.py that are not in the package: two to the training
-pairs (x_t, target), which did not help, and one to the network's input (results/speedrun/grid4_notes.md,
-sections "Other training pairs" and "Fourier features of the input"):
+"""Changes screened on the laptop preset through speedrun.py that are not in the package, none of which helped:
+two to the training pairs (x_t, target), one to the network's input and one to the optimiser
+(results/speedrun/grid4_notes.md, sections "Other training pairs", "Fourier features of the input" and "Lion in
+place of AdamW"):
 
     python benchmarks/screen.py immiscible --minutes 10 --separate --threads 2 --tag avx2
     python benchmarks/screen.py stf --minutes 10 --separate --threads 2 --tag avx2 [--stf-reference 1024]
@@ -39,12 +40,14 @@ an interpolation of its momentum and its gradient (β1 = 0.9), and the momentum 
 authors found it ahead of AdamW on diffusion models (the U-Net of Dhariwal & Nichol 2021 on ImageNet) with up
 to 2.3× less training compute, at a learning rate 3–10× smaller than AdamW's (``--lion-lr``, default 2e-4,
 the preset's 2e-3 over 10; its warm-up and cosine as the preset's), and its gain growing with the batch (the
-preset's is 64). Loss, network, draws and EMA are the preset's; no weight decay, as the preset. ``kid`` and ``loss_by_t`` are kid_table.py and
-loss_by_t.py with such runs loaded by this module (their first convolution is not the one their config.json
-describes).
+preset's is 64). Loss, network, draws and EMA are the preset's; no weight decay, as in the preset.
+
+``kid`` and ``loss_by_t`` are kid_table.py and loss_by_t.py with such runs loaded by this module (a ``fourier``
+run's first convolution is not the one its config.json describes).
 
 Every other argument goes to speedrun.py. The recipe trained is speedrun's SHIPPED_RECIPE (the laptop preset)
-under the name lowtimm / lowtstf / lowtfourier; the draws of t and ε are those the preset's own run would make.
+under the name lowtimm / lowtstf / lowtfourier / lowtlion; the draws of t and ε are those the preset's own run
+would make.
 """
 from __future__ import annotations
 
@@ -66,6 +69,7 @@ from ddim_edu.validation import check_model_output
 
 NAMES = {"immiscible": "lowtimm", "stf": "lowtstf", "fourier": "lowtfourier", "lion": "lowtlion"}
 FOURIER_KS = (5, 6, 7)
+LION_LR = 2e-4                                             # Lion's default rate here: the preset's 2e-3 over 10
 SCORERS = {"kid": "kid_table", "loss_by_t": "loss_by_t"}      # the scripts that score a run's folder
 
 
@@ -157,8 +161,9 @@ def make_lion(model: torch.nn.Module, options: dict, device) -> torch.optim.Opti
 
 
 @contextlib.contextmanager
-def installed(variant: str, n_ref: int = 1024, lion_lr: float = 2e-4):
-    """speedrun.py trains ``variant`` under the recipe name NAMES[variant] inside the block."""
+def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR):
+    """speedrun.py trains ``variant`` under the recipe name NAMES[variant] inside the block (``stf`` with ``n_ref``
+    reference digits beside the batch, ``lion`` at learning rate ``lion_lr``)."""
     train_kw, net_kw, _ = speedrun.RECIPES[speedrun.SHIPPED_RECIPE]
     text = {"immiscible": "the laptop preset with each batch's noise assigned to its images by a linear "
                           "assignment on squared distance (Immiscible Diffusion, Li et al. 2024)",
@@ -209,7 +214,7 @@ def main(argv=None):
     if not argv or argv[0] not in NAMES:
         raise SystemExit(f"usage: screen.py {{{','.join(NAMES)}}} [--stf-reference N] [--lion-lr LR] SPEEDRUN-OPTIONS, "
                          f"or screen.py {{{','.join(SCORERS)}}} OPTIONS-OF-THAT-SCRIPT")
-    variant, rest, n_ref, lion_lr = argv[0], argv[1:], 1024, 2e-4
+    variant, rest, n_ref, lion_lr = argv[0], argv[1:], 1024, LION_LR
     if "--recipes" in rest:
         raise SystemExit(f"screen.py {variant} trains the laptop preset as {NAMES[variant]}: leave out --recipes")
     if "--stf-reference" in rest:
@@ -217,9 +222,16 @@ def main(argv=None):
         n_ref, rest = int(rest[i + 1]), rest[:i] + rest[i + 2:]
     if "--lion-lr" in rest:
         i = rest.index("--lion-lr")
-        lion_lr, rest = float(rest[i + 1]), rest[:i] + rest[i + 2:]
+        value, rest = rest[i + 1:i + 2], rest[:i] + rest[i + 2:]
+        if variant != "lion":
+            raise SystemExit(f"screen.py {variant}: --lion-lr is an option of screen.py lion only")
+        try:
+            lion_lr = float(value[0])
+        except (IndexError, ValueError):
+            lion_lr = math.nan
         if not (math.isfinite(lion_lr) and lion_lr > 0):
-            raise SystemExit(f"screen.py lion: --lion-lr must be a finite number > 0, got {lion_lr}")
+            got = value[0] if value else None
+            raise SystemExit(f"screen.py lion: --lion-lr must be a finite number > 0, got {got!r}")
     with installed(variant, n_ref, lion_lr):
         return speedrun.main(["--recipes", NAMES[variant], *rest])
 

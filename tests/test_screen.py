@@ -1,6 +1,7 @@
 """benchmarks/screen.py: the two screened training pairs against independent references (the exact ε* of a
 mixture of point masses; every assignment of five draws), the Fourier features against their definition, Lion's
-update against its rule written out, and each variant end to end through speedrun.py (and kid_table.py) on a tiny budget."""
+update against its rule written out, and each variant end to end through speedrun.py (and kid_table.py) on a tiny
+budget."""
 import itertools
 import sys
 from pathlib import Path
@@ -58,21 +59,25 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
     import speedrun
     import ddim_edu.train.trainer as trainer
     from ddim_edu.train import optim
+    if variant == "lion":
+        pytest.importorskip("lion_pytorch")
     before = (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw)
     calls = []
     for name in ("assign_noise", "stable_target", "make_lion"):    # the change is what the training run used
         real = getattr(screen, name)
         monkeypatch.setattr(screen, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    rows = screen.main([variant, "--stf-reference", "8", "--lion-lr", "3e-4", "--steps", "2", "--batch", "4", "--n", "4",
+    lion_lr = ["--lion-lr", "3e-4"] if variant == "lion" else []
+    rows = screen.main([variant, "--stf-reference", "8", *lion_lr, "--steps", "2", "--batch", "4", "--n", "4",
                         "--sample-steps", "2", "--threads", "1", "--out-dir", str(tmp_path / "res"),
                         "--runs", str(tmp_path / "runs")])
     assert [r["recipe"] for r in rows] == [screen.NAMES[variant]] and rows[0]["steps"] == 2
     lr = {"lr": 3e-4} if variant == "lion" else {}
-    assert rows[0]["config"] == {**rows[0]["config"], **speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0], "batch_size": 4, **lr}
+    preset = speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0]
+    assert rows[0]["config"] == {**rows[0]["config"], **preset, "batch_size": 4, **lr}
     assert set(calls) == {"immiscible": {"assign_noise"}, "stf": {"stable_target"}, "fourier": set(),
                           "lion": {"make_lion"}}[variant]
     assert len(calls) == {"fourier": 0, "lion": 1}.get(variant, 2)     # one call per training step; one optimiser
-    assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw) == before   # restored
+    assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw) == before  # restored
     assert screen.NAMES[variant] not in speedrun.RECIPES
     with pytest.raises(SystemExit, match="leave out --recipes"):
         screen.main([variant, "--recipes", "lowtfloor05", "--steps", "1"])
@@ -109,10 +114,12 @@ def test_lion_steps_by_the_sign_of_its_interpolated_momentum():
         torch.testing.assert_close(p.detach(), want)
 
 
-def test_lion_lr_must_be_a_positive_number():
-    for bad in ("0", "-1e-4", "nan", "inf"):
+def test_lion_lr_must_be_a_positive_number_and_an_option_of_lion_only():
+    for bad in (["0"], ["-1e-4"], ["nan"], ["inf"], ["fast"], []):
         with pytest.raises(SystemExit, match="--lion-lr must be a finite number > 0"):
-            screen.main(["lion", "--lion-lr", bad, "--steps", "1"])
+            screen.main(["lion", "--steps", "1", "--lion-lr", *bad])
+    with pytest.raises(SystemExit, match="an option of screen.py lion only"):
+        screen.main(["stf", "--lion-lr", "1e-4", "--steps", "1"])
 
 
 def test_fourier_conv_sees_the_sines_and_cosines_of_its_input():
