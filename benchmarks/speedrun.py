@@ -43,6 +43,7 @@ import functools
 import json
 import os
 import platform
+import re
 import time
 import warnings
 from pathlib import Path
@@ -559,6 +560,16 @@ def verdict_margin(k: dict, base: dict | None, paired: dict | None):
     return k["kid"] - c * base["kid"], abs(c * base["kid_se"] - k["kid_se"]), False
 
 
+_KEY_PART = re.compile(r"^(b\d+|w[\d-]+|h(\d+|auto)|s\d+|bf16|sep\S+)$")   # the parts of a run's key but its tag
+
+
+def run_tag(stem: str, r: dict) -> str:
+    """The --tag of the run whose point file is named ``stem`` (no extension; "" for a run without one): the parts of
+    its key after the recipe that are not batch, widths, horizon, seed, bf16 or separate budget."""
+    key = stem[: -len(budget_name(r["mode"], r["budget"])) - 1]
+    return "_".join(t for t in key.split("_")[1:] if not _KEY_PART.match(t))
+
+
 def lr_note(r: dict) -> str:
     """", lr X" for a point trained at another learning rate than its recipe's (a screen.py recipe: the laptop
     preset's, which it trains), so that the summary keeps such runs apart; "" otherwise."""
@@ -572,6 +583,7 @@ def table(a) -> str:
     files = sorted(Path(a.out_dir).glob("*.json"))
     loaded = {f: json.loads(f.read_text()) for f in files if not f.name.startswith("speed_")}
     rows = [r for r in loaded.values() if "mode" in r]   # not a point: other measures of a run (kid2000_*.json)
+    tags = {id(r): run_tag(f.stem, r) for f, r in loaded.items() if "mode" in r and r["mode"] != "reference"}
     folder = lambda f, r: (f.stem[: -len(budget_name(r["mode"], r["budget"])) - 1] + "_" + r["mode"]  # noqa: E731
                            if r["mode"] != "reference" else r["recipe"])
     checked = target([(folder(f, r), r) for f, r in loaded.items() if "mode" in r],
@@ -583,8 +595,9 @@ def table(a) -> str:
                      + (f" (patch {r['net']['patch_size']})" if r['net'].get('patch_size', 1) > 1 else "")
                      + (f", {r['net']['mid_blocks']} in the middle" if r['net'].get('mid_blocks', 2) != 2 else ""))
     seed = lambda r: r["config"]["seed"]  # noqa: E731
-    run = lambda r: (r["recipe"] + lr_note(r) + (" (bf16)" if r["config"].get("bf16") else ""), net(r), r["batch"],  # noqa: E731
-                     seed(r), r["mode"], r["separate"])
+    run = lambda r: (r["recipe"] + lr_note(r) + (" (bf16)" if r["config"].get("bf16") else "")  # noqa: E731
+                     + (f" [{tags[id(r)]}]" if tags.get(id(r)) else ""), net(r), r["batch"], seed(r), r["mode"],
+                     r["separate"])
     budget = lambda r: budget_name(r["mode"], r["budget"]) + (" (sep)" if r["separate"] else "")  # noqa: E731
     quality = lambda r: [f"{r['confident']:.1%} ± {r['confident_se']:.1%}", r["classes_present"],  # noqa: E731
                          f"{r['kid']:.4f} ± {r['kid_se']:.4f}", "—" if r["held_out_loss"] is None else r["held_out_loss"]]

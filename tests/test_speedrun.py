@@ -245,3 +245,15 @@ def test_the_summary_keeps_runs_at_another_learning_rate_apart():
     assert lr_note({"recipe": "lapss3e3", "config": {"lr": 3e-3}}) == ""            # that recipe's own rate
     assert lr_note({"recipe": "lapss3e3", "config": {"lr": preset_lr}}) == f", lr {preset_lr:g}"
     assert lr_note({"recipe": "today", "config": {}}) == ""                            # no rate recorded
+
+
+def test_the_summary_keeps_runs_of_another_tag_apart():
+    """run_tag reads a point file's --tag back from its name: what is left of the run's key after the recipe, batch,
+    widths, horizon, seed, bf16 and separate budget (names as speedrun.py writes them, and as results/ holds them)."""
+    from speedrun import run_tag
+    steps, minutes = {"mode": "steps", "budget": 2437}, {"mode": "minutes", "budget": 30.0}
+    assert run_tag("lowtfloor05_b64_h2437_avx2t1_2437steps", steps) == "avx2t1"
+    assert run_tag("lowtfloor05_b64_h2437_2437steps", steps) == ""
+    assert run_tag("lapsslowt_b64_w16-64-128_hauto_bf16_sep30min_epyc_30min", minutes) == "epyc"
+    assert run_tag("lowtfloor05_b64_hauto_s2_bf16_sep30min_epyc1207_30min", minutes) == "epyc1207"
+    assert run_tag("lapss99_b64_hauto_s1_bf16_sep30min_30min", minutes) == ""
