@@ -39,7 +39,8 @@ Lion instead of AdamW, from the ``lion-pytorch`` package: each step moves every 
 an interpolation of its momentum and its gradient (β1 = 0.9), and the momentum decays with β2 = 0.99. Its
 authors found it ahead of AdamW on diffusion models (the U-Net of Dhariwal & Nichol 2021 on ImageNet) with up
 to 2.3× less training compute, at a learning rate 3–10× smaller than AdamW's (``--lion-lr``, default 2e-4,
-the preset's 2e-3 over 10; its warm-up and cosine as the preset's), and its gain growing with the batch (the
+the preset's 2e-3 over 10, and another rate is added to the run's --tag, so two rates never share a run
+folder; its warm-up and cosine as the preset's), and its gain growing with the batch (the
 preset's is 64). Loss, network, draws and EMA are the preset's; no weight decay, as in the preset.
 
 ``kid`` and ``loss_by_t`` are kid_table.py and loss_by_t.py with such runs loaded by this module (a ``fourier``
@@ -201,6 +202,19 @@ def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR):
         speedrun.RECIPES.pop(NAMES[variant])
 
 
+def with_tag(args: list, part: str) -> list:
+    """speedrun.py's ``args`` with ``part`` added to its --tag (the last part of a run's key), or as the tag."""
+    args = list(args)
+    for i, arg in enumerate(args):
+        if arg == "--tag" and i + 1 < len(args):
+            args[i + 1] = f"{args[i + 1]}_{part}" if args[i + 1] else part
+            return args
+        if arg.startswith("--tag="):
+            args[i] = f"{arg}_{part}" if arg != "--tag=" else f"--tag={part}"
+            return args
+    return args + ["--tag", part]
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in SCORERS:                 # kid_table.py / loss_by_t.py, fourier runs loaded here
@@ -212,8 +226,8 @@ def main(argv=None):
         finally:
             scorer.load = old
     if not argv or argv[0] not in NAMES:
-        raise SystemExit(f"usage: screen.py {{{','.join(NAMES)}}} [--stf-reference N] [--lion-lr LR] SPEEDRUN-OPTIONS, "
-                         f"or screen.py {{{','.join(SCORERS)}}} OPTIONS-OF-THAT-SCRIPT")
+        raise SystemExit(f"usage: screen.py {{{','.join(NAMES)}}} [--stf-reference N] [--lion-lr LR] "
+                         f"SPEEDRUN-OPTIONS, or screen.py {{{','.join(SCORERS)}}} OPTIONS-OF-THAT-SCRIPT")
     variant, rest, n_ref, lion_lr = argv[0], argv[1:], 1024, LION_LR
     if "--recipes" in rest:
         raise SystemExit(f"screen.py {variant} trains the laptop preset as {NAMES[variant]}: leave out --recipes")
@@ -232,6 +246,8 @@ def main(argv=None):
         if not (math.isfinite(lion_lr) and lion_lr > 0):
             got = value[0] if value else None
             raise SystemExit(f"screen.py lion: --lion-lr must be a finite number > 0, got {got!r}")
+    if variant == "lion" and lion_lr != LION_LR:     # another rate is another run: its key (folder, files) names it
+        rest = with_tag(rest, f"lr{lion_lr:.0e}")
     with installed(variant, n_ref, lion_lr):
         return speedrun.main(["--recipes", NAMES[variant], *rest])
 

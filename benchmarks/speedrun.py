@@ -572,7 +572,7 @@ def run_tag(stem: str, r: dict) -> str:
 
 def lr_note(r: dict) -> str:
     """", lr X" for a point trained at another learning rate than its recipe's (a screen.py recipe: the laptop
-    preset's, which it trains), so that the summary keeps such runs apart; "" otherwise."""
+    preset's, which it trains), for the summary's label; "" otherwise (its row is apart by its tag, run_tag)."""
     recipe_lr = (RECIPES.get(r["recipe"]) or RECIPES[SHIPPED_RECIPE])[0].get("lr", TrainConfig.lr)
     lr = r["config"].get("lr", recipe_lr)
     return "" if lr == recipe_lr else f", lr {lr:g}"

@@ -79,6 +79,10 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
     assert len(calls) == {"fourier": 0, "lion": 1}.get(variant, 2)     # one call per training step; one optimiser
     assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw) == before  # restored
     assert screen.NAMES[variant] not in speedrun.RECIPES
+    if variant == "lion":                                       # another rate than the default is in the run's key
+        assert (tmp_path / "runs" / "lowtlion_b4_h2_lr3e-04_steps").is_dir()
+        assert screen.with_tag(["--tag", "avx2", "--n", "4"], "lr3e-04") == ["--tag", "avx2_lr3e-04", "--n", "4"]
+        assert screen.with_tag(["--tag=avx2"], "lr3e-04") == ["--tag=avx2_lr3e-04"]
     with pytest.raises(SystemExit, match="leave out --recipes"):
         screen.main([variant, "--recipes", "lowtfloor05", "--steps", "1"])
     with pytest.raises(SystemExit, match="usage"):

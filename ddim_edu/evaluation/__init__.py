@@ -13,7 +13,8 @@ _OTHERS = {"ClassSurvival": ".survival", "class_survival": ".survival", "mean_es
            "survival": ".survival", "toy_distance": ".toy_distance",
            "CopyShare": ".memorisation", "copy_share": ".memorisation", "nearest_distances": ".memorisation",
            "memorisation": ".memorisation",
-           "kid_difference": ".compare", "DifferenceEstimate": ".compare", "scaled_difference_stderr": ".compare", "compare": ".compare"}
+           "kid_difference": ".compare", "DifferenceEstimate": ".compare", "scaled_difference_stderr": ".compare",
+           "compare": ".compare"}
 __getattr__, __dir__ = lazy_attributes(__name__, {
     **{name: ".metrics" for name in _METRICS}, **{name: ".kernel" for name in _KERNEL}, **_OTHERS,
     "load_classifier": ".classifier", "MNISTClassifier": ".classifier",
