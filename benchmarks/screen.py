@@ -1,14 +1,16 @@
-"""Changes screened on the laptop preset through speedrun.py that are not in the package, none of which helped:
-two to the training pairs (x_t, target), one to the network's input and one to the optimiser
-(results/speedrun/grid4_notes.md, sections "Other training pairs", "Fourier features of the input" and "Lion in
-place of AdamW"):
+"""Changes screened on the laptop preset through speedrun.py that are not in the package:
+two to the training pairs (x_t, target), two to the network and one to the optimiser
+(results/speedrun/grid4_notes.md, sections "Other training pairs", "Fourier features of the input", "Lion in
+place of AdamW" and "A Gaussian's exact ε under the UNet"):
 
     python benchmarks/screen.py immiscible --minutes 10 --separate --threads 2 --tag avx2
     python benchmarks/screen.py stf --minutes 10 --separate --threads 2 --tag avx2 [--stf-reference 1024]
     python benchmarks/screen.py fourier --steps 2437 --threads 2 --tag avx2
     python benchmarks/screen.py lion --steps 2437 --threads 1 --tag avx2lr2e4 [--lion-lr 2e-4]
+    python benchmarks/screen.py gauss --steps 2437 --threads 2 --tag avx2
+    python benchmarks/screen.py gausshi --steps 2437 --threads 2 --tag avx2
     python benchmarks/screen.py kid --checkpoint runs/speedrun/A --against runs/speedrun/B --n 2000 ...
-    python benchmarks/screen.py loss_by_t --checkpoint runs/speedrun/A --checkpoint runs/speedrun/B
+    python benchmarks/screen.py loss_by_t --checkpoint runs/speedrun/A --checkpoint gaussian
 
 ``immiscible`` (Li et al. 2024, "Immiscible Diffusion: Accelerating Diffusion Training with Noise
 Assignment"): each batch's noise draws are given to its images by the linear assignment that minimises
@@ -43,12 +45,22 @@ the preset's 2e-3 over 10, and another rate is added to the run's --tag, so two 
 folder; its warm-up and cosine as the preset's), and its gain growing with the batch (the
 preset's is 64). Loss, network, draws and EMA are the preset's; no weight decay, as in the preset.
 
+``gauss`` (the linear part of the denoiser in closed form): the network is ε*_N(x_t, t) + UNet(x_t, t), where
+ε*_N = √(1−ᾱ_t)(ᾱ_t Σ + (1−ᾱ_t) I)⁻¹(x_t − √ᾱ_t μ) is the exact E[ε | x_t] for digits drawn from N(μ, Σ), the
+mean and covariance of the 4,500 training digits (the best predictor of ε linear in x_t; the Gaussian
+approximation of Wang & Vastola 2023, "The Hidden Linear Structure in Score-Based Models"). Near x_T the
+Gaussian is almost the whole answer, and wherever the digits do not vary (the always-black border) it is exact
+at every t; the UNet, whose last conv starts at zero, learns only what the digits add. Still ε_θ(x_t, t), trained
+by the preset's loss; the samplers run on it unchanged. ``gausshi`` weights ε*_N by 1/(1 + (SNR_t/0.1)²): whole
+near x_T, half at SNR_t = 0.1 (t ≈ 480), under 3% below t = 300, where the Gaussian predicts ε far worse than a
+trained network. ``--checkpoint gaussian`` scores ε*_N alone.
+
 ``kid`` and ``loss_by_t`` are kid_table.py and loss_by_t.py with such runs loaded by this module (a ``fourier``
-run's first convolution is not the one its config.json describes).
+run's first convolution, and a ``gauss`` run's Gaussian, are not what its config.json describes).
 
 Every other argument goes to speedrun.py. The recipe trained is speedrun's SHIPPED_RECIPE (the laptop preset)
-under the name lowtimm / lowtstf / lowtfourier / lowtlion; the draws of t and ε are those the preset's own run
-would make.
+under the name lowtimm / lowtstf / lowtfourier / lowtlion / lowtgauss / lowtgausshi; the draws of t and ε are
+those the preset's own run would make.
 """
 from __future__ import annotations
 
@@ -63,12 +75,15 @@ import common
 import speedrun
 from common import de
 import ddim_edu.train.trainer as trainer
+from ddim_edu.nets import UNet
 from ddim_edu.nets.build import build_model
 from ddim_edu.train import checkpoints as ck, loss as L, optim
 from ddim_edu.train.state_dicts import load_state_checked
 from ddim_edu.validation import check_model_output
 
-NAMES = {"immiscible": "lowtimm", "stf": "lowtstf", "fourier": "lowtfourier", "lion": "lowtlion"}
+NAMES = {"immiscible": "lowtimm", "stf": "lowtstf", "fourier": "lowtfourier", "lion": "lowtlion",
+         "gauss": "lowtgauss", "gausshi": "lowtgausshi"}
+GAUSS_SNR_HALF = 0.1              # gausshi: the Gaussian's weight 1/(1 + (SNR_t/0.1)²) is 1/2 where SNR_t = 0.1
 FOURIER_KS = (5, 6, 7)
 LION_LR = 2e-4                                             # Lion's default rate here: the preset's 2e-3 over 10
 SCORERS = {"kid": "kid_table", "loss_by_t": "loss_by_t"}      # the scripts that score a run's folder
@@ -137,18 +152,99 @@ def with_fourier(model):
     return model
 
 
+def gaussian_fit(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean μ [D] of ``data`` [N, ...] (D values an example) and the eigenvalues λ [D] (ascending, negative
+    rounding clamped to 0) and eigenvectors U [D, D] (columns) of its covariance Σ = UΛUᵀ (divisor N − 1), float64."""
+    x = data.detach().double().flatten(1)
+    mu = x.mean(0)
+    lam, vecs = torch.linalg.eigh((x - mu).T @ (x - mu) / (x.shape[0] - 1))
+    return mu, vecs, lam.clamp_min(0)
+
+
+class GaussianSkipUNet(UNet):
+    """ε_θ(x_t, t) = ε*_N(x_t, t) + the UNet's output, where ε*_N is the exact E[ε | x_t] had the training digits
+    been drawn from N(μ, Σ), their own mean and covariance (:func:`with_gauss`):
+
+        ε*_N(x_t, t) = √(1−ᾱ_t) (ᾱ_t Σ + (1−ᾱ_t) I)⁻¹ (x_t − √ᾱ_t μ) = U diag(c_t) Uᵀ (x_t − √ᾱ_t μ),
+        c_t = √(1−ᾱ_t) / (ᾱ_t λ + 1 − ᾱ_t),
+
+    (x_t and ε jointly Gaussian: Cov(ε, x_t) = √(1−ᾱ_t) I, Cov(x_t) = ᾱ_t Σ + (1−ᾱ_t) I). The UNet learns what
+    the digits add to a Gaussian; it starts at ε*_N (its last conv is zero at initialisation)."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return super().forward(x, t) + self.gaussian_eps(x, t)
+
+    def gaussian_eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """ε*_N(x_t, t) for ``x`` [B, C, H, W] and integer ``t`` [B], in x's dtype."""
+        buf = {k: getattr(self, f"gauss_{k}").to(x.dtype) for k in ("mu", "U", "c", "sqrt_ab")}
+        y = x.reshape(x.shape[0], -1) - buf["sqrt_ab"][t, None] * buf["mu"]
+        return (((y @ buf["U"]) * buf["c"][t]) @ buf["U"].T).reshape(x.shape)
+
+
+def with_gauss(model, data: torch.Tensor, sched, snr_half: float | None = None):
+    """``model`` (a :class:`~ddim_edu.nets.UNet`) as a :class:`GaussianSkipUNet` whose Gaussian is fitted to
+    ``data`` [N, C, H, W] under ``sched``'s ᾱ; with ``snr_half``, ε*_N is weighted by g_t = 1/(1 + (SNR_t/snr_half)²)
+    (SNR_t = ᾱ_t/(1−ᾱ_t)): whole at the noisy end, gone at the clean end. Its buffers (computed in float64,
+    stored as float32) are not in the state dict: a run's saved weights are those of a plain UNet, and
+    :func:`load` fits them again."""
+    if type(model) is not UNet:
+        raise TypeError(f"with_gauss needs a plain UNet, got {type(model).__name__}")
+    mu, vecs, lam = gaussian_fit(data)
+    ab = sched.alpha_bar.double()[:, None]
+    c = (1 - ab).sqrt() / (ab * lam + 1 - ab)                              # [T, D]
+    if snr_half is not None:
+        c = c / (1 + (ab / (1 - ab) / snr_half) ** 2)
+    for name, value in (("mu", mu), ("U", vecs), ("c", c), ("sqrt_ab", ab[:, 0].sqrt())):
+        model.register_buffer(f"gauss_{name}", value.float(), persistent=False)
+    model.__class__ = GaussianSkipUNet
+    return model
+
+
+def train_digits() -> torch.Tensor:
+    """The 4,500 training digits speedrun.py trains on, [N, 1, 28, 28] in [−1, 1]."""
+    return de.data.load_mnist("train")[0]
+
+
+REBUILT = {NAMES["fourier"]: "its first convolution rebuilt",
+           NAMES["gauss"]: "its Gaussian fitted again to the training digits",
+           NAMES["gausshi"]: "its Gaussian fitted again to the training digits, weighted by SNR"}
+
+
+def rebuilt(recipe: str, model, sched):
+    """``model``, a plain UNet, changed as speedrun.py trained ``recipe`` (one of :data:`REBUILT`)."""
+    if recipe == NAMES["fourier"]:
+        return with_fourier(model)
+    return with_gauss(model, train_digits(), sched, GAUSS_SNR_HALF if recipe == NAMES["gausshi"] else None)
+
+
+GAUSSIAN_ONLY = "gaussian"        # screen.py loss_by_t --checkpoint gaussian: ε*_N alone, no network
+
+
+def shown(checkpoint) -> str:
+    """common.shown, and :data:`GAUSSIAN_ONLY`'s label."""
+    return "ε*_N alone: the training digits' Gaussian" if str(checkpoint) == GAUSSIAN_ONLY else common.shown(checkpoint)
+
+
 def load(checkpoint, device, channels_last: bool = False, weights: str = "ema"):
-    """common.load, and the EMA weights of a ``fourier`` run's folder (checksum checked, as ``load_model`` does)
-    with its first convolution rebuilt first."""
+    """common.load, and the EMA weights of a ``fourier`` or ``gauss`` run's folder (checksum checked, as
+    ``load_model`` does) with the network changed as in training first (:data:`REBUILT`); for
+    :data:`GAUSSIAN_ONLY`, ε*_N alone (a new preset UNet, whose last conv is zero, under ``gauss``'s Gaussian)."""
+    if str(checkpoint) == GAUSSIAN_ONLY:
+        sched = speedrun.recipe_schedule(speedrun.SHIPPED_RECIPE)
+        model = with_gauss(speedrun.build(speedrun.SHIPPED_RECIPE, None, 1, 0)[0], train_digits(), sched)
+        model.schedule_config = sched.to_config()
+        return model.to(device).eval(), sched, {"step": 0}
     config = ck.read_json(Path(checkpoint) / ck.CONFIG_FILE)
-    if config.get("speedrun", {}).get("recipe") != NAMES["fourier"]:
+    recipe = config.get("speedrun", {}).get("recipe")
+    if recipe not in REBUILT:
         return common.load(checkpoint, device, channels_last, weights)
     if weights != "ema":
-        raise SystemExit("screen.py kid: a fourier run is scored on its EMA weights only")
+        raise SystemExit(f"screen.py: a {recipe} run is scored on its EMA weights only")
     config, state, path = ck.read_model_dir(checkpoint)
-    model = with_fourier(build_model(config["model"]))
-    load_state_checked(model, state, str(path))
     sched = de.NoiseSchedule.from_config(config["schedule"])
+    model = build_model(config["model"])
+    model = rebuilt(recipe, model, sched)
+    load_state_checked(model, state, str(path))
     model.schedule_config = sched.to_config()            # as load_model: the samplers refuse another schedule
     model = model.to(device).eval()
     return (model.to(memory_format=torch.channels_last) if channels_last else model), sched, config
@@ -173,7 +269,11 @@ def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR):
             "fourier": f"the laptop preset with Fourier features sin/cos(2^k pi x), k in {FOURIER_KS}, of each input "
                        f"value beside it in the first conv (VDM)",
             "lion": f"the laptop preset with the Lion optimiser (Chen et al. 2023) at lr {lion_lr:g}, "
-                    f"beta (0.9, 0.99), not AdamW at 2e-3"}[variant]
+                    f"beta (0.9, 0.99), not AdamW at 2e-3",
+            "gauss": "the laptop preset with the exact eps of a Gaussian fitted to the training digits (their "
+                     "mean and covariance) added to the UNet's output",
+            "gausshi": f"the laptop preset with the exact eps of a Gaussian fitted to the training digits added to "
+                       f"the UNet's output, weighted by 1/(1 + (SNR_t/{GAUSS_SNR_HALF:g})^2)"}[variant]
     old_loss, old_init, old_build = trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build
     old_opt = optim.make_adamw
 
@@ -183,7 +283,7 @@ def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR):
 
     def build(recipe, *a, **k):
         model, cfg, net = old_build(recipe, *a, **k)
-        return (with_fourier(model) if recipe == NAMES["fourier"] else model), cfg, net
+        return (rebuilt(recipe, model, speedrun.recipe_schedule(recipe)) if recipe in REBUILT else model), cfg, net
 
     speedrun.RECIPES[NAMES[variant]] = ({**train_kw, "lr": lion_lr} if variant == "lion" else train_kw, net_kw, text)
     if variant == "immiscible":
@@ -220,11 +320,12 @@ def main(argv=None):
     if argv[:1] and argv[0] in SCORERS:                 # kid_table.py / loss_by_t.py, fourier runs loaded here
         import importlib
         scorer = importlib.import_module(SCORERS[argv[0]])
-        old, scorer.load = scorer.load, load
+        old = scorer.load, scorer.shown
+        scorer.load, scorer.shown = load, shown
         try:
             return scorer.main(argv[1:])
         finally:
-            scorer.load = old
+            scorer.load, scorer.shown = old
     if not argv or argv[0] not in NAMES:
         raise SystemExit(f"usage: screen.py {{{','.join(NAMES)}}} [--stf-reference N] [--lion-lr LR] "
                          f"SPEEDRUN-OPTIONS, or screen.py {{{','.join(SCORERS)}}} OPTIONS-OF-THAT-SCRIPT")

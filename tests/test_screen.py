@@ -54,7 +54,7 @@ def test_assign_noise_finds_the_cheapest_of_all_pairings():
 
 
 @pytest.mark.skipif("mnist" not in de.available_pretrained(), reason="shipped MNIST weights missing")
-@pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier", "lion"])
+@pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier", "lion", "gauss"])
 def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path, variant, monkeypatch):
     import speedrun
     import ddim_edu.train.trainer as trainer
@@ -75,8 +75,8 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
     preset = speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0]
     assert rows[0]["config"] == {**rows[0]["config"], **preset, "batch_size": 4, **lr}
     assert set(calls) == {"immiscible": {"assign_noise"}, "stf": {"stable_target"}, "fourier": set(),
-                          "lion": {"make_lion"}}[variant]
-    assert len(calls) == {"fourier": 0, "lion": 1}.get(variant, 2)     # one call per training step; one optimiser
+                          "lion": {"make_lion"}, "gauss": set()}[variant]
+    assert len(calls) == {"fourier": 0, "lion": 1, "gauss": 0}.get(variant, 2)  # one a training step; one optimiser
     assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw) == before  # restored
     assert screen.NAMES[variant] not in speedrun.RECIPES
     if variant == "lion":                                       # another rate than the default is in the run's key
@@ -87,10 +87,19 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
         screen.main([variant, "--recipes", "lowtfloor05", "--steps", "1"])
     with pytest.raises(SystemExit, match="usage"):
         screen.main(["nope"])
-    if variant == "fourier":                  # its folder loads with the first conv rebuilt, and kid_table scores it
-        run = tmp_path / "runs" / "lowtfourier_b4_h2_steps"
+    if variant in ("fourier", "gauss"):       # its folder loads with the network rebuilt, and kid_table scores it
+        run = tmp_path / "runs" / f"{screen.NAMES[variant]}_b4_h2_steps"
         model = screen.load(run, "cpu")[0]
-        assert isinstance(model.conv_in, screen.FourierConv) and model.conv_in.in_channels == 4 * 7
+        if variant == "fourier":
+            assert isinstance(model.conv_in, screen.FourierConv) and model.conv_in.in_channels == 4 * 7
+        else:                                 # a plain UNet's weights; the Gaussian fitted again, not stored
+            plain = de.train.checkpoints.load_model(run)[0]
+            assert type(model) is screen.GaussianSkipUNet and model.state_dict().keys() == plain.state_dict().keys()
+            x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 900])
+            with torch.no_grad():
+                torch.testing.assert_close(model(x, t), plain(x, t) + model.gaussian_eps(x, t))
+            with pytest.raises(SystemExit, match="EMA weights only"):
+                screen.load(run, "cpu", weights="raw")
         screen.main(["kid", "--checkpoint", str(run), "--n", "4", "--steps", "2", "--etas", "0", "--threads", "1",
                      "--out", str(tmp_path / "kid")])
         assert (tmp_path / "kid.json").exists()
@@ -137,3 +146,72 @@ def test_fourier_conv_sees_the_sines_and_cosines_of_its_input():
     plain = torch.nn.functional.conv2d(torch.cat(feats, 1), conv.weight, conv.bias, padding=1)
     torch.testing.assert_close(conv(x), plain)
     assert conv.in_channels == 2 * 7 and "freqs" not in conv.state_dict()
+
+
+def _tiny_unet():
+    return de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, groups=4)
+
+
+@pytest.mark.parametrize("t", [0, 40, 300, 999])
+def test_gaussian_eps_is_tweedies_for_data_with_those_moments(t):
+    """Data whose own mean is μ and covariance exactly σ²I: gaussian_eps is the ε* of the one-component mixture
+    N(μ, σ²I) (ddim_edu.diffusion.analytic, Tweedie's formula); with a full covariance it is
+    √(1−ᾱ)(ᾱΣ + (1−ᾱ)I)⁻¹(x_t − √ᾱμ), Σ from torch.cov and a linear solve, not the eigendecomposition."""
+    sched = de.NoiseSchedule.linear(1000)
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    z = z - z.mean(0)
+    z = z @ torch.linalg.inv(torch.linalg.cholesky(torch.cov(z.T))).T         # covariance exactly I
+    mu = torch.tensor([0.5, -1.0, 0.2, 0.0], dtype=torch.float64)
+    iso = (mu + 0.3 * z).view(50, 1, 2, 2)
+    x_t, ts = torch.randn(5, 1, 2, 2, generator=g), torch.full((5,), t)
+    ab = sched.alpha_bar[ts]
+    model = screen.with_gauss(_tiny_unet(), iso, sched)
+    exact = GaussianMixture(mu[None], 0.3).eps(x_t.flatten(1).double(), ab)
+    torch.testing.assert_close(model.gaussian_eps(x_t, ts).flatten(1).double(), exact, rtol=1e-4, atol=1e-5)
+
+    mix = torch.randn(2, 2, generator=g, dtype=torch.float64)                 # correlated pixels
+    full = torch.randn(60, 1, 2, 2, generator=g, dtype=torch.float64) @ mix
+    cov = torch.cov(full.flatten(1).T)
+    y = x_t.flatten(1).double() - ab.sqrt()[:, None] * full.flatten(1).mean(0)
+    a = ab[0]
+    exact = (1 - a).sqrt() * torch.linalg.solve(a * cov + (1 - a) * torch.eye(4, dtype=torch.float64), y.T).T
+    model = screen.with_gauss(_tiny_unet(), full, sched)
+    torch.testing.assert_close(model.gaussian_eps(x_t, ts).flatten(1).double(), exact, rtol=1e-4, atol=1e-5)
+
+
+def test_with_gauss_starts_at_the_gaussian_and_refuses_another_network():
+    """The UNet's last conv starts at zero, so the network starts as ε*_N; its buffers stay out of the state dict."""
+    sched = de.NoiseSchedule.linear(1000)
+    data = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    keys = _tiny_unet().state_dict().keys()
+    model = screen.with_gauss(_tiny_unet(), data, sched)
+    assert model.state_dict().keys() == keys
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([0, 500, 999])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, t), model.gaussian_eps(x, t))
+    with pytest.raises(TypeError, match="plain UNet"):
+        screen.with_gauss(model, data, sched)
+
+
+def test_gausshi_weights_the_gaussian_by_snr_and_loads_with_its_weight():
+    """gausshi's ε*_N is gauss's times g_t = 1/(1 + (SNR_t/0.1)²): 1/2 where SNR_t = 0.1, whole near x_T."""
+    sched = de.NoiseSchedule.linear(1000)
+    whole = screen.with_gauss(_tiny_unet(), screen.train_digits(), sched)     # what rebuilt() fits to
+    snr = sched.alpha_bar / (1 - sched.alpha_bar)
+    t = torch.tensor([int((snr - 0.1).abs().argmin()), 0, 999])
+    x = torch.randn(3, 1, 28, 28)
+    g = 1 / (1 + (snr[t] / 0.1) ** 2)
+    assert abs(float(g[0]) - 0.5) < 0.05 and float(g[1]) < 1e-6 and float(g[2]) > 0.999
+    for recipe in ("lowtgausshi", "lowtgauss"):
+        model = screen.rebuilt(recipe, _tiny_unet(), sched)
+        want = whole.gaussian_eps(x, t) * (g.float().view(3, 1, 1, 1) if recipe == "lowtgausshi" else 1)
+        torch.testing.assert_close(model.gaussian_eps(x, t), want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_gaussian_alone_loads_as_a_model_whose_network_adds_nothing():
+    model, sched, config = screen.load(screen.GAUSSIAN_ONLY, "cpu")
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 800])
+    with torch.no_grad():
+        assert torch.equal(model(x, t), model.gaussian_eps(x, t)) and config["step"] == 0
+    assert screen.shown(screen.GAUSSIAN_ONLY).startswith("ε*_N alone")
