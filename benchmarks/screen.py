@@ -11,6 +11,7 @@ place of AdamW" and "A Gaussian's exact ε under the UNet"):
     python benchmarks/screen.py gausshi --steps 2437 --threads 2 --tag avx2
     python benchmarks/screen.py kid --checkpoint runs/speedrun/A --against runs/speedrun/B --n 2000 ...
     python benchmarks/screen.py loss_by_t --checkpoint runs/speedrun/A --checkpoint gaussian
+    python benchmarks/screen.py swap_steps --checkpoint runs/speedrun/A --with gaussian --switch-at 600 --reverse
 
 ``immiscible`` (Li et al. 2024, "Immiscible Diffusion: Accelerating Diffusion Training with Noise
 Assignment"): each batch's noise draws are given to its images by the linear assignment that minimises
@@ -53,10 +54,11 @@ Gaussian is almost the whole answer, and wherever the digits do not vary (the al
 at every t; the UNet, whose last conv starts at zero, learns only what the digits add. Still ε_θ(x_t, t), trained
 by the preset's loss; the samplers run on it unchanged. ``gausshi`` weights ε*_N by 1/(1 + (SNR_t/0.1)²): whole
 near x_T, half at SNR_t = 0.1 (t ≈ 480), under 3% below t = 300, where the Gaussian predicts ε far worse than a
-trained network. ``--checkpoint gaussian`` scores ε*_N alone.
+trained network.
 
-``kid`` and ``loss_by_t`` are kid_table.py and loss_by_t.py with such runs loaded by this module (a ``fourier``
-run's first convolution, and a ``gauss`` run's Gaussian, are not what its config.json describes).
+``kid``, ``loss_by_t`` and ``swap_steps`` are kid_table.py, loss_by_t.py and swap_steps.py with such runs loaded by
+this module (a ``fourier`` run's first convolution, and a ``gauss`` run's Gaussian, are not what its config.json
+describes), and ``gaussian`` as a checkpoint: ε*_N alone.
 
 Every other argument goes to speedrun.py. The recipe trained is speedrun's SHIPPED_RECIPE (the laptop preset)
 under the name lowtimm / lowtstf / lowtfourier / lowtlion / lowtgauss / lowtgausshi; the draws of t and ε are
@@ -86,7 +88,7 @@ NAMES = {"immiscible": "lowtimm", "stf": "lowtstf", "fourier": "lowtfourier", "l
 GAUSS_SNR_HALF = 0.1              # gausshi: the Gaussian's weight 1/(1 + (SNR_t/0.1)²) is 1/2 where SNR_t = 0.1
 FOURIER_KS = (5, 6, 7)
 LION_LR = 2e-4                                             # Lion's default rate here: the preset's 2e-3 over 10
-SCORERS = {"kid": "kid_table", "loss_by_t": "loss_by_t"}      # the scripts that score a run's folder
+SCORERS = {"kid": "kid_table", "loss_by_t": "loss_by_t", "swap_steps": "swap_steps"}   # scripts that score a run
 
 
 def assign_noise(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -100,6 +100,10 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
                 torch.testing.assert_close(model(x, t), plain(x, t) + model.gaussian_eps(x, t))
             with pytest.raises(SystemExit, match="EMA weights only"):
                 screen.load(run, "cpu", weights="raw")
+            swap = screen.main(["swap_steps", "--checkpoint", str(run), "--with", "gaussian", "--switch-at", "600",
+                                "--reverse", "--n", "4", "--steps", "2", "--threads", "1", "--out", str(tmp_path / "sw")])
+            assert swap["with"].startswith("ε*_N alone") and set(swap["swapped"]) == {
+                "--with below 600", "--checkpoint below 600"}
         screen.main(["kid", "--checkpoint", str(run), "--n", "4", "--steps", "2", "--etas", "0", "--threads", "1",
                      "--out", str(tmp_path / "kid")])
         assert (tmp_path / "kid.json").exists()
