@@ -48,12 +48,12 @@ preset's is 64). Loss, network, draws and EMA are the preset's; no weight decay,
 
 ``gauss`` (the linear part of the denoiser in closed form): the network is ε*_N(x_t, t) + UNet(x_t, t), where
 ε*_N = √(1−ᾱ_t)(ᾱ_t Σ + (1−ᾱ_t) I)⁻¹(x_t − √ᾱ_t μ) is the exact E[ε | x_t] for digits drawn from N(μ, Σ), the
-mean and covariance of the 4,500 training digits (the best predictor of ε linear in x_t; the Gaussian
+mean and covariance of the 4,500 training digits (the best predictor of ε affine in x_t; the Gaussian
 approximation of Wang & Vastola 2023, "The Hidden Linear Structure in Score-Based Models"). Near x_T the
 Gaussian is almost the whole answer, and wherever the digits do not vary (the always-black border) it is exact
 at every t; the UNet, whose last conv starts at zero, learns only what the digits add. Still ε_θ(x_t, t), trained
 by the preset's loss; the samplers run on it unchanged. ``gausshi`` weights ε*_N by 1/(1 + (SNR_t/0.1)²): whole
-near x_T, half at SNR_t = 0.1 (t ≈ 480), under 3% below t = 300, where the Gaussian predicts ε far worse than a
+near x_T, half at SNR_t = 0.1 (t ≈ 485), under 3% below t = 300, where the Gaussian predicts ε far worse than a
 trained network.
 
 ``kid``, ``loss_by_t`` and ``swap_steps`` are kid_table.py, loss_by_t.py and swap_steps.py with such runs loaded by
@@ -155,8 +155,9 @@ def with_fourier(model):
 
 
 def gaussian_fit(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The mean μ [D] of ``data`` [N, ...] (D values an example) and the eigenvalues λ [D] (ascending, negative
-    rounding clamped to 0) and eigenvectors U [D, D] (columns) of its covariance Σ = UΛUᵀ (divisor N − 1), float64."""
+    """(μ, U, λ), float64: the mean μ [D] of ``data`` [N, ...] (D values an example), and the eigenvectors U [D, D]
+    (columns) and eigenvalues λ [D] (ascending, negative rounding clamped to 0) of its covariance Σ = UΛUᵀ
+    (divisor N − 1)."""
     x = data.detach().double().flatten(1)
     mu = x.mean(0)
     lam, vecs = torch.linalg.eigh((x - mu).T @ (x - mu) / (x.shape[0] - 1))
@@ -177,10 +178,12 @@ class GaussianSkipUNet(UNet):
         return super().forward(x, t) + self.gaussian_eps(x, t)
 
     def gaussian_eps(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """ε*_N(x_t, t) for ``x`` [B, C, H, W] and integer ``t`` [B], in x's dtype."""
-        buf = {k: getattr(self, f"gauss_{k}").to(x.dtype) for k in ("mu", "U", "c", "sqrt_ab")}
-        y = x.reshape(x.shape[0], -1) - buf["sqrt_ab"][t, None] * buf["mu"]
-        return (((y @ buf["U"]) * buf["c"][t]) @ buf["U"].T).reshape(x.shape)
+        """ε*_N(x_t, t) for ``x`` [B, C, H, W] and integer ``t`` [B], computed in float32 whatever x's dtype or an
+        autocast (c_t reaches 1/√β_1 = 100 where the digits do not vary), returned in x's dtype."""
+        buf = {k: getattr(self, f"gauss_{k}").float() for k in ("mu", "U", "c", "sqrt_ab")}
+        with torch.autocast(x.device.type, enabled=False):
+            y = x.reshape(x.shape[0], -1).float() - buf["sqrt_ab"][t, None] * buf["mu"]
+            return (((y @ buf["U"]) * buf["c"][t]) @ buf["U"].T).reshape(x.shape).to(x.dtype)
 
 
 def with_gauss(model, data: torch.Tensor, sched, snr_half: float | None = None):
@@ -207,9 +210,7 @@ def train_digits() -> torch.Tensor:
     return de.data.load_mnist("train")[0]
 
 
-REBUILT = {NAMES["fourier"]: "its first convolution rebuilt",
-           NAMES["gauss"]: "its Gaussian fitted again to the training digits",
-           NAMES["gausshi"]: "its Gaussian fitted again to the training digits, weighted by SNR"}
+REBUILT = (NAMES["fourier"], NAMES["gauss"], NAMES["gausshi"])   # runs whose network is not their config.json's
 
 
 def rebuilt(recipe: str, model, sched):
@@ -233,9 +234,12 @@ def load(checkpoint, device, channels_last: bool = False, weights: str = "ema"):
     :data:`GAUSSIAN_ONLY`, ε*_N alone (a new preset UNet, whose last conv is zero, under ``gauss``'s Gaussian)."""
     if str(checkpoint) == GAUSSIAN_ONLY:
         sched = speedrun.recipe_schedule(speedrun.SHIPPED_RECIPE)
-        model = with_gauss(speedrun.build(speedrun.SHIPPED_RECIPE, None, 1, 0)[0], train_digits(), sched)
+        with torch.random.fork_rng():                   # build() seeds torch's generator; the caller's stays as it was
+            net = speedrun.build(speedrun.SHIPPED_RECIPE, None, 1, 0)[0]
+        model = with_gauss(net, train_digits(), sched)
         model.schedule_config = sched.to_config()
-        return model.to(device).eval(), sched, {"step": 0}
+        model = model.to(device).eval()                 # no weights to choose: ``weights`` does not apply
+        return (model.to(memory_format=torch.channels_last) if channels_last else model), sched, {"step": 0}
     config = ck.read_json(Path(checkpoint) / ck.CONFIG_FILE)
     recipe = config.get("speedrun", {}).get("recipe")
     if recipe not in REBUILT:
@@ -319,7 +323,7 @@ def with_tag(args: list, part: str) -> list:
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in SCORERS:                 # kid_table.py / loss_by_t.py, fourier runs loaded here
+    if argv[:1] and argv[0] in SCORERS:                 # a scoring script, with this module's load() and shown()
         import importlib
         scorer = importlib.import_module(SCORERS[argv[0]])
         old = scorer.load, scorer.shown

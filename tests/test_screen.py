@@ -1,7 +1,7 @@
 """benchmarks/screen.py: the two screened training pairs against independent references (the exact ε* of a
 mixture of point masses; every assignment of five draws), the Fourier features against their definition, Lion's
-update against its rule written out, and each variant end to end through speedrun.py (and kid_table.py) on a tiny
-budget."""
+update against its rule written out, the Gaussian's ε*_N against Tweedie's formula and a linear solve, and each
+variant end to end through speedrun.py (and kid_table.py, swap_steps.py) on a tiny budget."""
 import itertools
 import sys
 from pathlib import Path
@@ -63,7 +63,7 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
         pytest.importorskip("lion_pytorch")
     before = (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw)
     calls = []
-    for name in ("assign_noise", "stable_target", "make_lion"):    # the change is what the training run used
+    for name in ("assign_noise", "stable_target", "make_lion", "with_gauss"):    # what the training run used
         real = getattr(screen, name)
         monkeypatch.setattr(screen, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
     lion_lr = ["--lion-lr", "3e-4"] if variant == "lion" else []
@@ -75,8 +75,8 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
     preset = speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0]
     assert rows[0]["config"] == {**rows[0]["config"], **preset, "batch_size": 4, **lr}
     assert set(calls) == {"immiscible": {"assign_noise"}, "stf": {"stable_target"}, "fourier": set(),
-                          "lion": {"make_lion"}, "gauss": set()}[variant]
-    assert len(calls) == {"fourier": 0, "lion": 1, "gauss": 0}.get(variant, 2)  # one a training step; one optimiser
+                          "lion": {"make_lion"}, "gauss": {"with_gauss"}}[variant]
+    assert len(calls) == {"fourier": 0, "lion": 1, "gauss": 1}.get(variant, 2)  # a call a step; one optimiser, net
     assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw) == before  # restored
     assert screen.NAMES[variant] not in speedrun.RECIPES
     if variant == "lion":                                       # another rate than the default is in the run's key
@@ -100,8 +100,9 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
                 torch.testing.assert_close(model(x, t), plain(x, t) + model.gaussian_eps(x, t))
             with pytest.raises(SystemExit, match="EMA weights only"):
                 screen.load(run, "cpu", weights="raw")
-            swap = screen.main(["swap_steps", "--checkpoint", str(run), "--with", "gaussian", "--switch-at", "600",
-                                "--reverse", "--n", "4", "--steps", "2", "--threads", "1", "--out", str(tmp_path / "sw")])
+            swap = screen.main(["swap_steps", "--checkpoint", str(run), "--with", "gaussian", "--switch-at",
+                                "600", "--reverse", "--n", "4", "--steps", "2", "--threads", "1",
+                                "--out", str(tmp_path / "sw")])
             assert swap["with"].startswith("ε*_N alone") and set(swap["swapped"]) == {
                 "--with below 600", "--checkpoint below 600"}
         screen.main(["kid", "--checkpoint", str(run), "--n", "4", "--steps", "2", "--etas", "0", "--threads", "1",
@@ -156,11 +157,11 @@ def _tiny_unet():
     return de.nets.UNet(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, groups=4)
 
 
-@pytest.mark.parametrize("t", [0, 40, 300, 999])
-def test_gaussian_eps_is_tweedies_for_data_with_those_moments(t):
+def test_gaussian_eps_is_tweedies_for_data_with_those_moments():
     """Data whose own mean is μ and covariance exactly σ²I: gaussian_eps is the ε* of the one-component mixture
     N(μ, σ²I) (ddim_edu.diffusion.analytic, Tweedie's formula); with a full covariance it is
-    √(1−ᾱ)(ᾱΣ + (1−ᾱ)I)⁻¹(x_t − √ᾱμ), Σ from torch.cov and a linear solve, not the eigendecomposition."""
+    √(1−ᾱ)(ᾱΣ + (1−ᾱ)I)⁻¹(x_t − √ᾱμ), Σ from torch.cov and a linear solve, not the eigendecomposition; where the
+    data do not vary (a constant pixel) it is the ε that made x_t, (x_t − √ᾱμ)/√(1−ᾱ). Each row its own t."""
     sched = de.NoiseSchedule.linear(1000)
     g = torch.Generator().manual_seed(3)
     z = torch.randn(50, 4, generator=g, dtype=torch.float64)
@@ -168,20 +169,22 @@ def test_gaussian_eps_is_tweedies_for_data_with_those_moments(t):
     z = z @ torch.linalg.inv(torch.linalg.cholesky(torch.cov(z.T))).T         # covariance exactly I
     mu = torch.tensor([0.5, -1.0, 0.2, 0.0], dtype=torch.float64)
     iso = (mu + 0.3 * z).view(50, 1, 2, 2)
-    x_t, ts = torch.randn(5, 1, 2, 2, generator=g), torch.full((5,), t)
-    ab = sched.alpha_bar[ts]
+    ts = torch.tensor([0, 40, 300, 999, 500])
+    x_t, ab = torch.randn(5, 1, 2, 2, generator=g), sched.alpha_bar[ts]
     model = screen.with_gauss(_tiny_unet(), iso, sched)
     exact = GaussianMixture(mu[None], 0.3).eps(x_t.flatten(1).double(), ab)
     torch.testing.assert_close(model.gaussian_eps(x_t, ts).flatten(1).double(), exact, rtol=1e-4, atol=1e-5)
 
     mix = torch.randn(2, 2, generator=g, dtype=torch.float64)                 # correlated pixels
     full = torch.randn(60, 1, 2, 2, generator=g, dtype=torch.float64) @ mix
-    cov = torch.cov(full.flatten(1).T)
-    y = x_t.flatten(1).double() - ab.sqrt()[:, None] * full.flatten(1).mean(0)
-    a = ab[0]
-    exact = (1 - a).sqrt() * torch.linalg.solve(a * cov + (1 - a) * torch.eye(4, dtype=torch.float64), y.T).T
-    model = screen.with_gauss(_tiny_unet(), full, sched)
-    torch.testing.assert_close(model.gaussian_eps(x_t, ts).flatten(1).double(), exact, rtol=1e-4, atol=1e-5)
+    full[:, 0, 1, 1] = -1.0                                                   # a pixel that never varies
+    cov, mean = torch.cov(full.flatten(1).T), full.flatten(1).mean(0)
+    y = x_t.flatten(1).double() - ab.sqrt()[:, None] * mean
+    exact = torch.stack([(1 - a).sqrt() * torch.linalg.solve(a * cov + (1 - a) * torch.eye(4, dtype=torch.float64), row)
+                         for a, row in zip(ab, y)])
+    got = screen.with_gauss(_tiny_unet(), full, sched).gaussian_eps(x_t, ts).flatten(1).double()
+    torch.testing.assert_close(got, exact, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got[:, 3], y[:, 3] / (1 - ab).sqrt(), rtol=1e-4, atol=1e-4)
 
 
 def test_with_gauss_starts_at_the_gaussian_and_refuses_another_network():
@@ -196,6 +199,10 @@ def test_with_gauss_starts_at_the_gaussian_and_refuses_another_network():
         torch.testing.assert_close(model(x, t), model.gaussian_eps(x, t))
     with pytest.raises(TypeError, match="plain UNet"):
         screen.with_gauss(model, data, sched)
+    for dtype in (torch.bfloat16, torch.float16, torch.float64):   # computed in float32, returned in x's dtype
+        got = model.gaussian_eps(x.to(dtype), t)
+        want = model.gaussian_eps(x.to(dtype).float(), t)
+        assert got.dtype == dtype and torch.equal(got, want.to(dtype))
 
 
 def test_gausshi_weights_the_gaussian_by_snr_and_loads_with_its_weight():
