@@ -1,7 +1,7 @@
 """Changes screened on the laptop preset through speedrun.py that are not in the package:
-two to the training pairs (x_t, target), two to the network and one to the optimiser
+two to the training pairs (x_t, target), two to the network, one to the optimiser and one added loss term
 (results/speedrun/grid4_notes.md, sections "Other training pairs", "Fourier features of the input", "Lion in
-place of AdamW" and "A Gaussian's exact ε under the UNet"):
+place of AdamW", "A Gaussian's exact ε under the UNet" and "A dispersive term on the middle block"):
 
     python benchmarks/screen.py immiscible --minutes 10 --separate --threads 2 --tag avx2
     python benchmarks/screen.py stf --minutes 10 --separate --threads 2 --tag avx2 [--stf-reference 1024]
@@ -9,6 +9,7 @@ place of AdamW" and "A Gaussian's exact ε under the UNet"):
     python benchmarks/screen.py lion --steps 2437 --threads 1 --tag avx2lr2e4 [--lion-lr 2e-4]
     python benchmarks/screen.py gauss --steps 2437 --threads 2 --tag avx2
     python benchmarks/screen.py gausshi --steps 2437 --threads 2 --tag avx2
+    python benchmarks/screen.py disperse --steps 2437 --threads 2 --tag avx2 [--disperse-weight 0.5]
     python benchmarks/screen.py kid --checkpoint runs/speedrun/A --against runs/speedrun/B --n 2000 ...
     python benchmarks/screen.py loss_by_t --checkpoint runs/speedrun/A --checkpoint gaussian
     python benchmarks/screen.py swap_steps --checkpoint runs/speedrun/A --with gaussian --switch-at 600 --reverse
@@ -56,12 +57,21 @@ by the preset's loss; the samplers run on it unchanged. ``gausshi`` weights ε*_
 near x_T, half at SNR_t = 0.1 (t ≈ 485), under 3% below t = 300, where the Gaussian predicts ε far worse than a
 trained network.
 
+``disperse`` (Wang & He 2025, "Diffuse and Disperse: Image Generation with Representation Regularization",
+the InfoNCE form of their Dispersive Loss): the loss is the preset's plus λ·log[(1/B²) Σ_ij exp(−‖z_i − z_j‖²/τ)],
+where z_i is the middle block's output for the batch's i-th x_t, flattened and scaled to unit length (GroupNorm
+follows, so its scale is free; unit length keeps the term from falling by inflating it), τ = 0.5 and λ =
+``--disperse-weight`` (default 0.5; another weight is added to the run's --tag). The term
+has no positive pairs: it only pushes the batch's hidden states apart, a self-contained stand-in for aligning
+them with a pretrained encoder (REPA). It leaves ε_θ(x_t, t), L_simple's target and the samplers as they are;
+it is outside DDIM's L_γ family (not a weighting over t), so the preset would keep it only for a large gain.
+
 ``kid``, ``loss_by_t`` and ``swap_steps`` are kid_table.py, loss_by_t.py and swap_steps.py with such runs loaded by
 this module (a ``fourier`` run's first convolution, and a ``gauss`` run's Gaussian, are not what its config.json
 describes), and ``gaussian`` as a checkpoint: ε*_N alone.
 
 Every other argument goes to speedrun.py. The recipe trained is speedrun's SHIPPED_RECIPE (the laptop preset)
-under the name lowtimm / lowtstf / lowtfourier / lowtlion / lowtgauss / lowtgausshi; the draws of t and ε are
+under the name lowtimm / lowtstf / lowtfourier / lowtlion / lowtgauss / lowtgausshi / lowtdisp; the draws of t and ε are
 those the preset's own run would make.
 """
 from __future__ import annotations
@@ -84,7 +94,8 @@ from ddim_edu.train.state_dicts import load_state_checked
 from ddim_edu.validation import check_model_output
 
 NAMES = {"immiscible": "lowtimm", "stf": "lowtstf", "fourier": "lowtfourier", "lion": "lowtlion",
-         "gauss": "lowtgauss", "gausshi": "lowtgausshi"}
+         "gauss": "lowtgauss", "gausshi": "lowtgausshi", "disperse": "lowtdisp"}
+DISPERSE_WEIGHT, DISPERSE_TAU = 0.5, 0.5   # disperse: λ and τ of the dispersive term
 GAUSS_SNR_HALF = 0.1              # gausshi: the Gaussian's weight 1/(1 + (SNR_t/0.1)²) is 1/2 where SNR_t = 0.1
 FOURIER_KS = (5, 6, 7)
 LION_LR = 2e-4                                             # Lion's default rate here: the preset's 2e-3 over 10
@@ -133,6 +144,32 @@ def stf_loss(data: torch.Tensor, n_ref: int, ref_gen: torch.Generator):
             per = per * L.loss_weights(sched, t, kw["weighting"], kw.get("min_snr_gamma", 5.0),
                                        kw.get("min_snr_floor", 0.0)).to(per.dtype)
         return per.mean()
+    return loss
+
+
+def dispersive_term(z: torch.Tensor, tau: float = DISPERSE_TAU) -> torch.Tensor:
+    """log[(1/B²) Σ_ij exp(−‖ẑ_i − ẑ_j‖²/τ)] (float32, a scalar) for hidden states ``z`` [B, ...], each flattened
+    and scaled to unit length (ẑ): 0 when all B coincide, lower as they spread apart (the pairs i = j keep it
+    above −log B). Wang & He 2025, the InfoNCE-based Dispersive Loss."""
+    zn = torch.nn.functional.normalize(z.float().flatten(1), dim=1)
+    d2 = (2 - 2 * zn @ zn.T).clamp_min(0)                               # ‖ẑ_i − ẑ_j‖² of unit vectors
+    return torch.logsumexp((-d2 / tau).flatten(), 0) - 2 * math.log(z.shape[0])
+
+
+def dispersive_loss(weight: float = DISPERSE_WEIGHT, tau: float = DISPERSE_TAU):
+    """The preset's loss plus ``weight`` × :func:`dispersive_term` of the middle block's output (the last module of
+    the UNet's ``mid``), caught by a forward hook for the one call the loss makes."""
+    def loss(model, x0, sched, generator=None, **kw):
+        mids = [m for name, m in model.named_modules() if name.split(".")[-1] == "mid"]
+        if len(mids) != 1:
+            raise TypeError(f"screen.py disperse needs a UNet with one middle block, got {type(model).__name__}")
+        caught = []
+        handle = mids[0][-1].register_forward_hook(lambda mod, inp, out: caught.append(out))
+        try:
+            base = L.diffusion_loss(model, x0, sched, generator, **kw)
+        finally:
+            handle.remove()
+        return base + weight * dispersive_term(caught[0], tau).to(base.dtype)
     return loss
 
 
@@ -264,9 +301,9 @@ def make_lion(model: torch.nn.Module, options: dict, device) -> torch.optim.Opti
 
 
 @contextlib.contextmanager
-def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR):
+def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR, weight: float = DISPERSE_WEIGHT):
     """speedrun.py trains ``variant`` under the recipe name NAMES[variant] inside the block (``stf`` with ``n_ref``
-    reference digits beside the batch, ``lion`` at learning rate ``lion_lr``)."""
+    reference digits beside the batch, ``lion`` at learning rate ``lion_lr``, ``disperse`` with λ = ``weight``)."""
     train_kw, net_kw, _ = speedrun.RECIPES[speedrun.SHIPPED_RECIPE]
     text = {"immiscible": "the laptop preset with each batch's noise assigned to its images by a linear "
                           "assignment on squared distance (Immiscible Diffusion, Li et al. 2024)",
@@ -279,7 +316,9 @@ def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR):
             "gauss": "the laptop preset with the exact eps of a Gaussian fitted to the training digits (their "
                      "mean and covariance) added to the UNet's output",
             "gausshi": f"the laptop preset with the exact eps of a Gaussian fitted to the training digits added to "
-                       f"the UNet's output, weighted by 1/(1 + (SNR_t/{GAUSS_SNR_HALF:g})^2)"}[variant]
+                       f"the UNet's output, weighted by 1/(1 + (SNR_t/{GAUSS_SNR_HALF:g})^2)",
+            "disperse": f"the laptop preset plus {weight:g} x the dispersive loss (Wang & He 2025, InfoNCE "
+                        f"form, tau {DISPERSE_TAU:g}) of the middle block's unit-length output"}[variant]
     old_loss, old_init, old_build = trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build
     old_opt = optim.make_adamw
 
@@ -298,6 +337,8 @@ def installed(variant: str, n_ref: int = 1024, lion_lr: float = LION_LR):
         trainer.Trainer.__init__ = init
     elif variant == "lion":
         optim.make_adamw = make_lion
+    elif variant == "disperse":
+        trainer.diffusion_loss = dispersive_loss(weight)
     else:
         speedrun.build = build
     try:
@@ -321,6 +362,24 @@ def with_tag(args: list, part: str) -> list:
     return args + ["--tag", part]
 
 
+def positive_option(rest: list, flag: str, variant: str, owner: str, default: float) -> tuple[float, list]:
+    """The value of ``flag`` in ``rest`` (``default`` when absent) and ``rest`` without it; SystemExit unless it is
+    a finite number > 0 given to screen.py ``owner``."""
+    if flag not in rest:
+        return default, rest
+    i = rest.index(flag)
+    value, rest = rest[i + 1:i + 2], rest[:i] + rest[i + 2:]
+    if variant != owner:
+        raise SystemExit(f"screen.py {variant}: {flag} is an option of screen.py {owner} only")
+    try:
+        got = float(value[0])
+    except (IndexError, ValueError):
+        got = math.nan
+    if not (math.isfinite(got) and got > 0):
+        raise SystemExit(f"screen.py {owner}: {flag} must be a finite number > 0, got {value[0] if value else None!r}")
+    return got, rest
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in SCORERS:                 # a scoring script, with this module's load() and shown()
@@ -334,28 +393,21 @@ def main(argv=None):
             scorer.load, scorer.shown = old
     if not argv or argv[0] not in NAMES:
         raise SystemExit(f"usage: screen.py {{{','.join(NAMES)}}} [--stf-reference N] [--lion-lr LR] "
+                         f"[--disperse-weight W] "
                          f"SPEEDRUN-OPTIONS, or screen.py {{{','.join(SCORERS)}}} OPTIONS-OF-THAT-SCRIPT")
-    variant, rest, n_ref, lion_lr = argv[0], argv[1:], 1024, LION_LR
+    variant, rest, n_ref = argv[0], argv[1:], 1024
     if "--recipes" in rest:
         raise SystemExit(f"screen.py {variant} trains the laptop preset as {NAMES[variant]}: leave out --recipes")
     if "--stf-reference" in rest:
         i = rest.index("--stf-reference")
         n_ref, rest = int(rest[i + 1]), rest[:i] + rest[i + 2:]
-    if "--lion-lr" in rest:
-        i = rest.index("--lion-lr")
-        value, rest = rest[i + 1:i + 2], rest[:i] + rest[i + 2:]
-        if variant != "lion":
-            raise SystemExit(f"screen.py {variant}: --lion-lr is an option of screen.py lion only")
-        try:
-            lion_lr = float(value[0])
-        except (IndexError, ValueError):
-            lion_lr = math.nan
-        if not (math.isfinite(lion_lr) and lion_lr > 0):
-            got = value[0] if value else None
-            raise SystemExit(f"screen.py lion: --lion-lr must be a finite number > 0, got {got!r}")
+    lion_lr, rest = positive_option(rest, "--lion-lr", variant, "lion", LION_LR)
+    weight, rest = positive_option(rest, "--disperse-weight", variant, "disperse", DISPERSE_WEIGHT)
     if variant == "lion" and lion_lr != LION_LR:     # another rate is another run: its key (folder, files) names it
         rest = with_tag(rest, f"lr{lion_lr:.0e}")
-    with installed(variant, n_ref, lion_lr):
+    if variant == "disperse" and weight != DISPERSE_WEIGHT:
+        rest = with_tag(rest, f"w{weight:.0e}")
+    with installed(variant, n_ref, lion_lr, weight):
         return speedrun.main(["--recipes", NAMES[variant], *rest])
 
 

@@ -1,6 +1,7 @@
 """benchmarks/screen.py: the two screened training pairs against independent references (the exact ε* of a
 mixture of point masses; every assignment of five draws), the Fourier features against their definition, Lion's
-update against its rule written out, the Gaussian's ε*_N against Tweedie's formula and a linear solve, and each
+update against its rule written out, the Gaussian's ε*_N against Tweedie's formula and a linear solve, the
+dispersive term against its pairwise kernel written out with torch.cdist, and each
 variant end to end through speedrun.py (and kid_table.py, swap_steps.py) on a tiny budget."""
 import itertools
 import sys
@@ -54,7 +55,7 @@ def test_assign_noise_finds_the_cheapest_of_all_pairings():
 
 
 @pytest.mark.skipif("mnist" not in de.available_pretrained(), reason="shipped MNIST weights missing")
-@pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier", "lion", "gauss"])
+@pytest.mark.parametrize("variant", ["immiscible", "stf", "fourier", "lion", "gauss", "disperse"])
 def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path, variant, monkeypatch):
     import speedrun
     import ddim_edu.train.trainer as trainer
@@ -63,10 +64,10 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
         pytest.importorskip("lion_pytorch")
     before = (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw)
     calls = []
-    for name in ("assign_noise", "stable_target", "make_lion", "with_gauss"):    # what the training run used
+    for name in ("assign_noise", "stable_target", "make_lion", "with_gauss", "dispersive_term"):  # what training used
         real = getattr(screen, name)
         monkeypatch.setattr(screen, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    lion_lr = ["--lion-lr", "3e-4"] if variant == "lion" else []
+    lion_lr = {"lion": ["--lion-lr", "3e-4"], "disperse": ["--disperse-weight", "0.1"]}.get(variant, [])
     rows = screen.main([variant, "--stf-reference", "8", *lion_lr, "--steps", "2", "--batch", "4", "--n", "4",
                         "--sample-steps", "2", "--threads", "1", "--out-dir", str(tmp_path / "res"),
                         "--runs", str(tmp_path / "runs")])
@@ -75,7 +76,7 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
     preset = speedrun.RECIPES[speedrun.SHIPPED_RECIPE][0]
     assert rows[0]["config"] == {**rows[0]["config"], **preset, "batch_size": 4, **lr}
     assert set(calls) == {"immiscible": {"assign_noise"}, "stf": {"stable_target"}, "fourier": set(),
-                          "lion": {"make_lion"}, "gauss": {"with_gauss"}}[variant]
+                          "lion": {"make_lion"}, "gauss": {"with_gauss"}, "disperse": {"dispersive_term"}}[variant]
     assert len(calls) == {"fourier": 0, "lion": 1, "gauss": 1}.get(variant, 2)  # a call a step; one optimiser, net
     assert (trainer.diffusion_loss, trainer.Trainer.__init__, speedrun.build, optim.make_adamw) == before  # restored
     assert screen.NAMES[variant] not in speedrun.RECIPES
@@ -83,6 +84,8 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
         assert (tmp_path / "runs" / "lowtlion_b4_h2_lr3e-04_steps").is_dir()
         assert screen.with_tag(["--tag", "avx2", "--n", "4"], "lr3e-04") == ["--tag", "avx2_lr3e-04", "--n", "4"]
         assert screen.with_tag(["--tag=avx2"], "lr3e-04") == ["--tag=avx2_lr3e-04"]
+    if variant == "disperse":                                   # so is another weight than the default
+        assert (tmp_path / "runs" / "lowtdisp_b4_h2_w1e-01_steps").is_dir() and "plus 0.1 x" in rows[0]["change"]
     with pytest.raises(SystemExit, match="leave out --recipes"):
         screen.main([variant, "--recipes", "lowtfloor05", "--steps", "1"])
     with pytest.raises(SystemExit, match="usage"):
@@ -132,12 +135,17 @@ def test_lion_steps_by_the_sign_of_its_interpolated_momentum():
         torch.testing.assert_close(p.detach(), want)
 
 
-def test_lion_lr_must_be_a_positive_number_and_an_option_of_lion_only():
+def test_lion_lr_and_disperse_weight_must_be_positive_numbers_and_options_of_their_variant_only():
     for bad in (["0"], ["-1e-4"], ["nan"], ["inf"], ["fast"], []):
         with pytest.raises(SystemExit, match="--lion-lr must be a finite number > 0"):
             screen.main(["lion", "--steps", "1", "--lion-lr", *bad])
     with pytest.raises(SystemExit, match="an option of screen.py lion only"):
         screen.main(["stf", "--lion-lr", "1e-4", "--steps", "1"])
+    for bad in (["0"], ["-0.5"], ["nan"], ["big"], []):
+        with pytest.raises(SystemExit, match="--disperse-weight must be a finite number > 0"):
+            screen.main(["disperse", "--steps", "1", "--disperse-weight", *bad])
+    with pytest.raises(SystemExit, match="an option of screen.py disperse only"):
+        screen.main(["lion", "--disperse-weight", "0.1", "--steps", "1"])
 
 
 def test_fourier_conv_sees_the_sines_and_cosines_of_its_input():
@@ -151,6 +159,43 @@ def test_fourier_conv_sees_the_sines_and_cosines_of_its_input():
     plain = torch.nn.functional.conv2d(torch.cat(feats, 1), conv.weight, conv.bias, padding=1)
     torch.testing.assert_close(conv(x), plain)
     assert conv.in_channels == 2 * 7 and "freqs" not in conv.state_dict()
+
+
+def test_dispersive_term_is_the_log_mean_of_its_pairwise_kernel():
+    """The term written out with torch.cdist over unit-length rows: log[(1/B²) Σ_ij exp(−‖ẑ_i − ẑ_j‖²/τ)]; 0 for
+    a batch of copies; log[(B + B(B − 1)e^{−2/τ})/B²] for orthogonal states; blind to each state's scale."""
+    import math
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 4, 3, 3, generator=g, dtype=torch.float64)
+    zn = z.flatten(1) / z.flatten(1).norm(dim=1, keepdim=True)
+    for tau in (0.5, 2.0):
+        want = torch.exp(-torch.cdist(zn, zn).pow(2) / tau).mean().log()
+        torch.testing.assert_close(screen.dispersive_term(z, tau).double(), want, rtol=1e-5, atol=1e-6)
+    scaled = z * torch.tensor([1e-3, 1, 10, 1e3, 2, 5], dtype=torch.float64)[:, None, None, None]
+    torch.testing.assert_close(screen.dispersive_term(scaled), screen.dispersive_term(z))
+    assert abs(screen.dispersive_term(z[:1].expand(5, -1, -1, -1)).item()) < 1e-6
+    want = math.log((5 + 20 * math.exp(-2 / 0.5)) / 25)
+    assert screen.dispersive_term(torch.eye(5).to(torch.bfloat16), 0.5).item() == pytest.approx(want, abs=1e-3)
+
+
+def test_dispersive_loss_adds_the_term_of_the_middle_blocks_output():
+    """With the same draws: the preset's loss plus λ·term of what the last middle block returned (caught here by
+    the test's own hook); no hook left behind; gradients reach the blocks before the middle; a network without
+    one middle block is refused."""
+    model = _tiny_unet()
+    sched = de.NoiseSchedule.linear(1000)
+    x0 = torch.rand(4, 1, 8, 8) * 2 - 1
+    seen = []
+    handle = model.mid[-1].register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+    got = screen.dispersive_loss(0.5, 0.5)(model, x0, sched, torch.Generator().manual_seed(7), weighting="min_snr")
+    handle.remove()
+    base = de.train.loss.diffusion_loss(model, x0, sched, torch.Generator().manual_seed(7), weighting="min_snr")
+    torch.testing.assert_close(got, base + 0.5 * screen.dispersive_term(seen[0], 0.5))
+    assert not model.mid[-1]._forward_hooks
+    got.backward()
+    assert model.down[0].conv1.weight.grad.abs().sum() > 0
+    with pytest.raises(TypeError, match="one middle block"):
+        screen.dispersive_loss()(torch.nn.Linear(2, 2), x0, sched)
 
 
 def _tiny_unet():
