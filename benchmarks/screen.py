@@ -59,8 +59,9 @@ trained network.
 
 ``disperse`` (Wang & He 2025, "Diffuse and Disperse: Image Generation with Representation Regularization",
 the InfoNCE form of their Dispersive Loss): the loss is the preset's plus λ·log[(1/B²) Σ_ij exp(−‖z_i − z_j‖²/τ)],
-where z_i is the middle block's output for the batch's i-th x_t, flattened and scaled to unit length (GroupNorm
-follows, so its scale is free; unit length keeps the term from falling by inflating it), τ = 0.5 and λ =
+where z_i is the middle block's output for the batch's i-th x_t, flattened and scaled to unit length (this
+screen's choice, not the paper's: the term cannot fall by merely inflating the states, and is their cosine form at
+τ/2), τ = 0.5 and λ =
 ``--disperse-weight`` (default 0.5; another weight is added to the run's --tag). The term
 has no positive pairs: it only pushes the batch's hidden states apart, a self-contained stand-in for aligning
 them with a pretrained encoder (REPA). It leaves ε_θ(x_t, t), L_simple's target and the samplers as they are;
@@ -151,9 +152,10 @@ def dispersive_term(z: torch.Tensor, tau: float = DISPERSE_TAU) -> torch.Tensor:
     """log[(1/B²) Σ_ij exp(−‖ẑ_i − ẑ_j‖²/τ)] (float32, a scalar) for hidden states ``z`` [B, ...], each flattened
     and scaled to unit length (ẑ): 0 when all B coincide, lower as they spread apart (the pairs i = j keep it
     above −log B). Wang & He 2025, the InfoNCE-based Dispersive Loss."""
-    zn = torch.nn.functional.normalize(z.float().flatten(1), dim=1)
-    d2 = (2 - 2 * zn @ zn.T).clamp_min(0)                               # ‖ẑ_i − ẑ_j‖² of unit vectors
-    return torch.logsumexp((-d2 / tau).flatten(), 0) - 2 * math.log(z.shape[0])
+    with torch.autocast(z.device.type, enabled=False):                   # float32 under any autocast
+        zn = torch.nn.functional.normalize(z.float().flatten(1), dim=1)
+        d2 = (2 - 2 * zn @ zn.T).clamp_min(0)                           # ‖ẑ_i − ẑ_j‖² of unit vectors
+        return torch.logsumexp((-d2 / tau).flatten(), 0) - 2 * math.log(z.shape[0])
 
 
 def dispersive_loss(weight: float = DISPERSE_WEIGHT, tau: float = DISPERSE_TAU):

@@ -176,6 +176,9 @@ def test_dispersive_term_is_the_log_mean_of_its_pairwise_kernel():
     assert abs(screen.dispersive_term(z[:1].expand(5, -1, -1, -1)).item()) < 1e-6
     want = math.log((5 + 20 * math.exp(-2 / 0.5)) / 25)
     assert screen.dispersive_term(torch.eye(5).to(torch.bfloat16), 0.5).item() == pytest.approx(want, abs=1e-3)
+    plain = screen.dispersive_term(z.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):       # computed in float32 under an autocast
+        torch.testing.assert_close(screen.dispersive_term(z.float()), plain)
 
 
 def test_dispersive_loss_adds_the_term_of_the_middle_blocks_output():
@@ -187,13 +190,16 @@ def test_dispersive_loss_adds_the_term_of_the_middle_blocks_output():
     x0 = torch.rand(4, 1, 8, 8) * 2 - 1
     seen = []
     handle = model.mid[-1].register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
-    got = screen.dispersive_loss(0.5, 0.5)(model, x0, sched, torch.Generator().manual_seed(7), weighting="min_snr")
+    got = screen.dispersive_loss(0.3, 2.0)(model, x0, sched, torch.Generator().manual_seed(7), weighting="min_snr")
     handle.remove()
     base = de.train.loss.diffusion_loss(model, x0, sched, torch.Generator().manual_seed(7), weighting="min_snr")
-    torch.testing.assert_close(got, base + 0.5 * screen.dispersive_term(seen[0], 0.5))
+    torch.testing.assert_close(got, base + 0.3 * screen.dispersive_term(seen[0], 2.0))
     assert not model.mid[-1]._forward_hooks
-    got.backward()
-    assert model.down[0].conv1.weight.grad.abs().sum() > 0
+    weight = model.down[0].conv1.weight                     # a block before the middle: the term's gradient reaches it
+    g_got = torch.autograd.grad(got, weight)[0]
+    g_base = torch.autograd.grad(de.train.loss.diffusion_loss(model, x0, sched, torch.Generator().manual_seed(7),
+                                                              weighting="min_snr"), weight)[0]
+    assert (g_got - g_base).abs().max() > 1e-4 * g_base.abs().max()
     with pytest.raises(TypeError, match="one middle block"):
         screen.dispersive_loss()(torch.nn.Linear(2, 2), x0, sched)
 
