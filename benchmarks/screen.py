@@ -61,8 +61,7 @@ trained network.
 the InfoNCE form of their Dispersive Loss): the loss is the preset's plus λ·log[(1/B²) Σ_ij exp(−‖z_i − z_j‖²/τ)],
 where z_i is the middle block's output for the batch's i-th x_t, flattened and scaled to unit length (this
 screen's choice, not the paper's: the term cannot fall by merely inflating the states, and is their cosine form at
-τ/2), τ = 0.5 and λ =
-``--disperse-weight`` (default 0.5; another weight is added to the run's --tag). The term
+τ/2), τ = 0.5 and λ = ``--disperse-weight`` (default 0.5; another weight is added to the run's --tag). The term
 has no positive pairs: it only pushes the batch's hidden states apart, a self-contained stand-in for aligning
 them with a pretrained encoder (REPA). It leaves ε_θ(x_t, t), L_simple's target and the samplers as they are;
 it is outside DDIM's L_γ family (not a weighting over t), so the preset would keep it only for a large gain.
@@ -72,8 +71,8 @@ this module (a ``fourier`` run's first convolution, and a ``gauss`` run's Gaussi
 describes), and ``gaussian`` as a checkpoint: ε*_N alone.
 
 Every other argument goes to speedrun.py. The recipe trained is speedrun's SHIPPED_RECIPE (the laptop preset)
-under the name lowtimm / lowtstf / lowtfourier / lowtlion / lowtgauss / lowtgausshi / lowtdisp; the draws of t and ε are
-those the preset's own run would make.
+under the name lowtimm / lowtstf / lowtfourier / lowtlion / lowtgauss / lowtgausshi / lowtdisp; the draws of t
+and ε are those the preset's own run would make.
 """
 from __future__ import annotations
 

@@ -67,8 +67,8 @@ def test_screen_trains_the_preset_with_its_change_and_restores_speedrun(tmp_path
     for name in ("assign_noise", "stable_target", "make_lion", "with_gauss", "dispersive_term"):  # what training used
         real = getattr(screen, name)
         monkeypatch.setattr(screen, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    lion_lr = {"lion": ["--lion-lr", "3e-4"], "disperse": ["--disperse-weight", "0.1"]}.get(variant, [])
-    rows = screen.main([variant, "--stf-reference", "8", *lion_lr, "--steps", "2", "--batch", "4", "--n", "4",
+    option = {"lion": ["--lion-lr", "3e-4"], "disperse": ["--disperse-weight", "0.1"]}.get(variant, [])
+    rows = screen.main([variant, "--stf-reference", "8", *option, "--steps", "2", "--batch", "4", "--n", "4",
                         "--sample-steps", "2", "--threads", "1", "--out-dir", str(tmp_path / "res"),
                         "--runs", str(tmp_path / "runs")])
     assert [r["recipe"] for r in rows] == [screen.NAMES[variant]] and rows[0]["steps"] == 2
